@@ -1,0 +1,40 @@
+# downloader: `make demo` and `make test` work on a fresh clone with only python3 installed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint typecheck pytest bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[fast,plot,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the package with its extras
+
+demo: $(STAMP) ## download a few hundred images from the embedded local origin and report throughput
+	$(BIN)/downloader demo
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check downloader tests fixtures
+	$(BIN)/ruff format --check downloader tests fixtures
+
+typecheck: $(STAMP) ## mypy --strict
+	$(BIN)/mypy
+
+pytest: $(STAMP) ## the test suite
+	$(BIN)/pytest
+
+test: lint typecheck pytest ## the whole gate: ruff, mypy --strict, pytest
+
+bench: $(STAMP) ## compare the backends on the embedded origin
+	$(BIN)/downloader bench --demo
+
+clean: ## remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

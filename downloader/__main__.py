@@ -1,0 +1,5 @@
+"""``python -m downloader``."""
+
+from downloader.cli import main
+
+main()

@@ -1,0 +1,129 @@
+"""The backend seam: one attempt at one URL, nothing more (no retries, no progress, no manifest).
+
+``Backend`` is the protocol the engine drives. Two of the three implementations hand body pieces to the
+event loop and share ``StreamingBackend.fetch`` (checks, then the aiofiles writer); ``threads`` does the
+whole URL in a worker thread with the same checks and the sink's sync writer. Every backend raises only
+``downloader.errors``. Modules load lazily, so naming a backend imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+
+from ..checks import BodyCheck, check_status
+from ..config import Config
+from ..models import Fetched
+from ..sink import AsyncWriter
+from ..sources import with_extension
+
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "aiohttp": ("downloader.backends.aio", "AiohttpBackend"),
+    "executor": ("downloader.backends.sync", "ExecutorBackend"),
+    "threads": ("downloader.backends.sync", "ThreadsBackend"),
+}
+
+
+def backend_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def create_backend(config: Config) -> Backend:
+    module, cls = _REGISTRY[config.backend]
+    backend: Backend = getattr(importlib.import_module(module), cls)(config)
+    return backend
+
+
+class Backend(Protocol):
+    """``async with backend:`` opens its session or pool; ``fetch`` makes one attempt at one URL and
+    leaves the body at ``out/rel`` (or at the ``--fix-ext`` variant), raising only ``DownloadError``."""
+
+    name: str
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def fetch(self, url: str, out: Path, rel: str) -> Fetched: ...
+
+
+@dataclass(slots=True)
+class Body:
+    """A response whose headers have arrived; ``chunks`` yields the body as it comes."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    size: int | None
+    chunks: AsyncIterator[bytes]
+
+
+class Transfer:
+    """The rules for one body, for sync and async callers alike: status, checks, final name, result."""
+
+    __slots__ = ("check", "config", "content_type", "out", "rel", "start", "status", "target", "ttfb")
+
+    def __init__(self, config: Config, out: Path, rel: str, start: float, status: int, reason: str,
+                 headers: Mapping[str, str], size: int | None) -> None:
+        self.ttfb = time.monotonic() - start
+        check_status(status, reason, headers)
+        self.check = BodyCheck(config, start, size)
+        self.config, self.out, self.rel, self.start, self.status = config, out, rel, start, status
+        self.content_type = headers.get("Content-Type")
+        self.target = out / rel
+
+    def final(self) -> Path:
+        """Where the finished body goes: the planned path, or with ``--fix-ext`` its real extension."""
+        if self.config.fix_ext and self.check.kind:
+            self.rel = with_extension(self.rel, self.check.kind)
+        return self.out / self.rel
+
+    def fetched(self) -> Fetched:
+        return Fetched(self.status, self.check.received, self.check.sha256, self.content_type, self.ttfb,
+                       self.rel)
+
+
+class StreamingBackend(ABC):
+    """A backend whose body pieces come back to the event loop; they are checked and written here."""
+
+    name = ""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @abstractmethod
+    def get(self, url: str) -> AbstractAsyncContextManager[Body]:
+        """Send the GET; yield once the headers are in. Library errors leave as ``DownloadError``."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    async def fetch(self, url: str, out: Path, rel: str) -> Fetched:
+        start = time.monotonic()
+        async with self.get(url) as body:
+            tr = Transfer(self.config, out, rel, start, body.status, body.reason, body.headers, body.size)
+            writer = AsyncWriter(tr.target, self.config.chunk_size)
+            try:
+                async for piece in body.chunks:
+                    tr.check.feed(piece)
+                    await writer.write(piece)
+                tr.check.finish()
+                await writer.commit(tr.final())
+            except BaseException:
+                await writer.abort()
+                raise
+        return tr.fetched()

@@ -1,0 +1,94 @@
+"""The ``aiohttp`` backend: everything on the event loop, bodies read as they arrive (``iter_any``)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+
+from .. import errors
+from . import Body, StreamingBackend
+
+
+def _ssl(config_insecure: bool, ca_bundle: str | None) -> ssl.SSLContext | bool:
+    if config_insecure:
+        return False
+    if ca_bundle:
+        return ssl.create_default_context(cafile=ca_bundle)
+    return True
+
+
+class AiohttpBackend(StreamingBackend):
+    name = "aiohttp"
+    _session: aiohttp.ClientSession
+
+    async def __aenter__(self) -> Self:
+        c = self.config
+        connector = aiohttp.TCPConnector(
+            limit=c.concurrency,
+            limit_per_host=c.per_host,
+            ttl_dns_cache=300,
+            ssl=_ssl(c.insecure, c.ca_bundle),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=c.timeout, sock_connect=c.connect_timeout, sock_read=c.read_timeout),
+            headers=c.request_headers(),
+            auto_decompress=False,
+            trust_env=c.trust_env,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._session.close()
+
+    @asynccontextmanager
+    async def get(self, url: str) -> AsyncIterator[Body]:
+        in_body = False
+        try:
+            async with self._session.get(url, max_redirects=self.config.max_redirects,
+                                         proxy=self.config.proxy) as resp:
+                in_body = True
+                yield Body(resp.status, resp.reason or "", resp.headers, resp.content_length,
+                           resp.content.iter_any())
+        except (errors.DownloadError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            raise translate(exc, in_body, self.config.read_timeout) from exc
+
+
+def translate(exc: Exception, in_body: bool, read_timeout: float) -> errors.DownloadError:
+    """aiohttp's exceptions as ``downloader.errors``, with a sentence a person can read."""
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return errors.RedirectError("too many redirects (a loop, or more than --max-redirects)")
+    if isinstance(exc, aiohttp.RedirectClientError):
+        return errors.RedirectError(f"redirect to a URL that is not http(s): {exc}")
+    if isinstance(exc, aiohttp.InvalidURL):
+        return errors.InvalidURL(f"invalid URL: {exc}")
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return errors.DNSError(f"cannot resolve host: {exc.os_error.strerror or exc}")
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError):
+        return errors.TLSError(f"TLS failure: {exc}")
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return errors.Timeout("connect timed out", connecting=True)
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return errors.Timeout(f"no data for {read_timeout:g} s (read timeout)")
+    if isinstance(exc, TimeoutError):
+        return errors.Timeout("attempt exceeded its total timeout")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return errors.Truncated(f"body incomplete: {exc}")
+    if in_body and isinstance(exc, aiohttp.ClientError | OSError):
+        return errors.Truncated(f"connection lost mid-body: {exc}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return errors.ConnectError(f"cannot connect: {exc.os_error.strerror or exc}")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return errors.ConnectError(f"connection failed: {exc or type(exc).__name__}")
+    return errors.DownloadError(f"unexpected {type(exc).__name__}: {exc}")

@@ -1,0 +1,239 @@
+"""The requests backends, each on a thread pool of its own (never the loop's default executor, which
+aiofiles uses):
+
+* ``executor``: the loop drives each download; only the blocking calls (the GET, each body piece) hop to
+  the pool through ``loop.run_in_executor``. Pieces come back to the loop and go to the aiofiles writer.
+* ``threads``: the classic thread-pool downloader; one worker does a whole URL (GET, stream, ``.part``,
+  rename) with plain file I/O; the loop awaits its future through ``asyncio.wrap_future``.
+
+requests has no total timeout and a cancelled coroutine does not stop a thread, so both read with
+``read1`` (return as soon as some bytes arrive), the shared ``BodyCheck`` enforces the total and
+minimum-speed rules piece by piece, and a cancelled download shuts its socket down so a blocked read
+returns at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+
+from .. import errors
+from ..config import Config
+from ..models import Fetched
+from ..sink import SyncWriter
+from . import Body, StreamingBackend, Transfer
+
+CANCEL_GRACE_S = 5.0
+"""How long a cancelled download waits for its worker to remove its ``.part``."""
+
+
+def make_session(config: Config) -> requests.Session:
+    session = requests.Session()
+    session.headers.clear()
+    session.headers.update(config.request_headers())
+    session.max_redirects = config.max_redirects
+    session.trust_env = config.trust_env
+    session.verify = False if config.insecure else (config.ca_bundle or True)
+    if config.insecure:
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    if config.proxy:
+        session.proxies = {"http": config.proxy, "https": config.proxy}
+    adapter = HTTPAdapter(pool_connections=32, pool_maxsize=config.concurrency, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def open_response(session: requests.Session, url: str, config: Config) -> requests.Response:
+    """The GET, headers only (``stream=True``); requests' exceptions leave as ``DownloadError``."""
+    try:
+        return session.get(url, stream=True, timeout=(config.connect_timeout, config.read_timeout))
+    except Exception as exc:
+        raise translate(exc, False, config) from exc
+
+
+def read_piece(resp: requests.Response, size: int, config: Config) -> bytes:
+    """Up to ``size`` bytes, returning as soon as any arrive; ``b""`` at the end of the body."""
+    try:
+        return resp.raw.read1(size, decode_content=False)
+    except Exception as exc:
+        raise translate(exc, True, config) from exc
+
+
+def content_length(resp: requests.Response) -> int | None:
+    value = resp.headers.get("Content-Length")
+    return int(value) if value and value.isdigit() else None
+
+
+def shutdown(resp: requests.Response) -> None:
+    """Unblock a thread that is reading ``resp`` and drop its connection."""
+    with contextlib.suppress(Exception):
+        resp.raw.shutdown()
+    with contextlib.suppress(Exception):
+        resp.close()
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__ or (cur.args[0] if cur.args and
+                                                   isinstance(cur.args[0], BaseException) else None)
+    return seen
+
+
+def translate(exc: Exception, in_body: bool, config: Config) -> errors.DownloadError:
+    """requests' and urllib3's exceptions as ``downloader.errors``."""
+    if isinstance(exc, errors.DownloadError):
+        return exc
+    if isinstance(exc, requests.TooManyRedirects):
+        return errors.RedirectError("too many redirects (a loop, or more than --max-redirects)")
+    if isinstance(exc, requests.exceptions.InvalidSchema):
+        return errors.RedirectError(f"redirect to a URL that is not http(s): {exc}")
+    if isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema):
+        return errors.InvalidURL(f"invalid URL: {exc}")
+    if isinstance(exc, requests.exceptions.SSLError | urllib3.exceptions.SSLError):
+        return errors.TLSError(f"TLS failure: {exc}")
+    if isinstance(exc, requests.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError):
+        return errors.Timeout("connect timed out", connecting=True)
+    if isinstance(exc, requests.ReadTimeout | urllib3.exceptions.ReadTimeoutError | TimeoutError):
+        return errors.Timeout(f"no data for {config.read_timeout:g} s (read timeout)")
+    if in_body:
+        return errors.Truncated(f"connection lost mid-body: {_last_words(exc)}")
+    if any(isinstance(e, urllib3.exceptions.NameResolutionError) for e in _chain(exc)):
+        return errors.DNSError(f"cannot resolve host: {_last_words(exc)}")
+    if isinstance(exc, requests.ConnectionError | OSError | urllib3.exceptions.HTTPError):
+        return errors.ConnectError(f"cannot connect: {_last_words(exc)}")
+    return errors.DownloadError(f"unexpected {type(exc).__name__}: {exc}")
+
+
+def _last_words(exc: BaseException) -> str:
+    """The innermost reason of a chained exception (urllib3 nests them deeply)."""
+    inner = _chain(exc)[-1]
+    text = getattr(inner, "strerror", None) or str(inner) or type(inner).__name__
+    return str(text)
+
+
+class _PoolBackend:
+    """What both requests backends own: a session and a pool of their own."""
+
+    name = ""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    async def __aenter__(self) -> Self:
+        self._pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"downloader-{self.name}")
+        self._session = make_session(self.config)
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        self._session.close()
+
+
+class ExecutorBackend(_PoolBackend, StreamingBackend):
+    """The loop drives; requests' blocking calls hop to the pool; aiofiles writes."""
+
+    name = "executor"
+
+    @asynccontextmanager
+    async def get(self, url: str) -> AsyncIterator[Body]:
+        loop = asyncio.get_running_loop()
+        pending = loop.run_in_executor(self._pool, open_response, self._session, url, self.config)
+        try:
+            resp = await pending
+        except asyncio.CancelledError:
+            pending.add_done_callback(_close_when_done)
+            raise
+        try:
+            yield Body(resp.status_code, resp.reason or "", resp.headers, content_length(resp),
+                       self._pieces(resp))
+        except BaseException:
+            shutdown(resp)
+            raise
+        finally:
+            resp.close()
+
+    async def _pieces(self, resp: requests.Response) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        size, config = self.config.chunk_size, self.config
+        while piece := await loop.run_in_executor(self._pool, read_piece, resp, size, config):
+            yield piece
+
+
+def _close_when_done(fut: asyncio.Future[requests.Response]) -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        fut.result().close()
+
+
+class _Token:
+    """Tells a worker thread it was cancelled, and unblocks its read."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.resp: requests.Response | None = None
+
+    def cancel(self) -> None:
+        self.event.set()
+        if self.resp is not None:
+            shutdown(self.resp)
+
+
+class ThreadsBackend(_PoolBackend):
+    """A worker thread does the whole URL; the engine awaits its future."""
+
+    name = "threads"
+
+    async def fetch(self, url: str, out: Path, rel: str) -> Fetched:
+        token = _Token()
+        future: Future[Fetched] = self._pool.submit(self._work, url, out, rel, token)
+        waiter = asyncio.wrap_future(future)
+        try:
+            return await asyncio.shield(waiter)
+        except asyncio.CancelledError:
+            token.cancel()
+            await asyncio.wait([waiter], timeout=CANCEL_GRACE_S)
+            raise
+
+    def _work(self, url: str, out: Path, rel: str, token: _Token) -> Fetched:
+        start = time.monotonic()
+        if token.event.is_set():
+            raise errors.Cancelled("cancelled before it started")
+        resp = token.resp = open_response(self._session, url, self.config)
+        try:
+            tr = Transfer(self.config, out, rel, start, resp.status_code, resp.reason or "", resp.headers,
+                          content_length(resp))
+            writer = SyncWriter(tr.target, self.config.chunk_size)
+            try:
+                while True:
+                    piece = read_piece(resp, self.config.chunk_size, self.config)
+                    if token.event.is_set():  # a shut-down socket reads as the end: never commit it
+                        raise errors.Cancelled("cancelled")
+                    if not piece:
+                        break
+                    tr.check.feed(piece)
+                    writer.write(piece)
+                tr.check.finish()
+                writer.commit(tr.final())
+            except BaseException:
+                writer.abort()
+                raise
+        finally:
+            resp.close()
+        return tr.fetched()

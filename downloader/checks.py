@@ -1,0 +1,144 @@
+"""Sans-I/O checks shared by every backend, sync or async: status codes, Retry-After, and a ``BodyCheck``
+fed each piece of a body (size, minimum speed, deadline, magic bytes, sha256).
+
+The magic-byte table is small enough to own: a dozen fixed prefixes, no dependency, no file I/O.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import time
+from collections.abc import Mapping
+
+from .config import Config
+from .errors import NotImage, RedirectError, Timeout, TooLarge, TooSlow, Truncated, http_error
+
+SNIFF_BYTES = 1024
+"""Enough for every binary signature and for finding ``<svg`` after an XML prolog."""
+
+_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, ".jpg"),
+    (b"\x89PNG\r\n\x1a\n", 0, ".png"),
+    (b"GIF87a", 0, ".gif"),
+    (b"GIF89a", 0, ".gif"),
+    (b"BM", 0, ".bmp"),
+    (b"II*\x00", 0, ".tif"),
+    (b"MM\x00*", 0, ".tif"),
+    (b"\x00\x00\x01\x00", 0, ".ico"),
+    (b"\x00\x00\x02\x00", 0, ".cur"),
+    (b"\xff\x0a", 0, ".jxl"),
+    (b"\x00\x00\x00\x0cJXL \r\n\x87\n", 0, ".jxl"),
+)
+_FTYP_BRANDS = {b"avif": ".avif", b"avis": ".avif", b"heic": ".heic", b"heix": ".heic", b"mif1": ".heic"}
+
+
+def sniff(head: bytes) -> str | None:
+    """The image type of a body from its first bytes, as an extension (``.jpg``), or None."""
+    for magic, offset, ext in _SIGNATURES:
+        if head.startswith(magic, offset):
+            return ext
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return ".webp"
+    if head[4:8] == b"ftyp" and head[8:12] in _FTYP_BRANDS:
+        return _FTYP_BRANDS[head[8:12]]
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<svg") or (text.startswith((b"<?xml", b"<!--", b"<!doctype svg")) and b"<svg" in text):
+        return ".svg"
+    return None
+
+
+def needs_more(head: bytes) -> bool:
+    """True while ``head`` is too short to decide (only markup needs more than a few bytes)."""
+    if len(head) >= SNIFF_BYTES:
+        return False
+    if len(head) < 12:
+        return True
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<" and sniff(head) is None
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds to wait: delta-seconds or an HTTP-date; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def check_status(status: int, reason: str, headers: Mapping[str, str]) -> None:
+    """Raise the right ``HTTPError`` for anything but 2xx (a 3xx here was not followed)."""
+    if 200 <= status < 300:
+        return
+    if 300 <= status < 400:
+        raise RedirectError(f"HTTP {status} redirect not followed (no usable Location)")
+    raise http_error(status, reason, parse_retry_after(headers.get("Retry-After")))
+
+
+class BodyCheck:
+    """Watches one body as it streams: raises the moment a rule is broken, hashes what it sees.
+
+    ``start`` is the attempt's start on ``time.monotonic``; the total timeout counts from there.
+    """
+
+    __slots__ = ("_deadline", "_hash", "_min_rate", "_win_bytes", "_win_start", "_window", "accept_any",
+                 "expected", "head", "kind", "max_size", "received")
+
+    def __init__(self, config: Config, start: float, expected: int | None) -> None:
+        self.max_size = config.max_size
+        if self.max_size and expected is not None and expected > self.max_size:
+            raise TooLarge(f"Content-Length {expected} exceeds --max-size {self.max_size}")
+        self.expected = expected
+        self.accept_any = config.accept == "any"
+        self._min_rate, self._window = config.min_speed
+        self._deadline = start + config.timeout
+        now = time.monotonic()
+        self._win_start, self._win_bytes = now, 0
+        self._hash = hashlib.sha256()
+        self.received = 0
+        self.head = b""
+        self.kind: str | None = None
+
+    def feed(self, piece: bytes) -> None:
+        self.received += len(piece)
+        if self.max_size and self.received > self.max_size:
+            raise TooLarge(f"body exceeds --max-size {self.max_size} bytes")
+        if self.kind is None and len(self.head) < SNIFF_BYTES:
+            self.head += piece[: SNIFF_BYTES - len(self.head)]
+            if not needs_more(self.head):
+                self._decide()
+        self._hash.update(piece)
+        self._clock()
+
+    def _clock(self) -> None:
+        now = time.monotonic()
+        if now > self._deadline:
+            raise Timeout("attempt exceeded its total timeout")
+        elapsed = now - self._win_start
+        if self._min_rate and elapsed >= self._window:
+            rate = (self.received - self._win_bytes) / elapsed
+            if rate < self._min_rate:
+                raise TooSlow(f"{rate:.0f} B/s over {elapsed:.0f} s, below --min-speed {self._min_rate} B/s")
+            self._win_start, self._win_bytes = now, self.received
+
+    def _decide(self) -> None:
+        self.kind = sniff(self.head) or ""
+        if not self.kind and not self.accept_any:
+            preview = self.head[:24].decode("latin-1").encode("unicode_escape").decode("ascii")
+            raise NotImage(f"body is not an image (starts with {preview!r})")
+
+    def finish(self) -> None:
+        """The body ended: check it is complete and, unless ``accept any``, an image."""
+        if self.expected is not None and self.received < self.expected:
+            raise Truncated(f"got {self.received} of {self.expected} bytes")
+        if self.kind is None:
+            self._decide()
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()

@@ -1,0 +1,333 @@
+"""The command line: ``downloader fetch``, ``demo``, ``bench`` and ``origin``.
+
+The only module that prints or exits. Exit codes: 0 all ok, 1 some URLs failed, 2 usage error,
+3 run aborted, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from . import __version__
+from .backends import backend_names
+from .config import DEFAULT_USER_AGENT, Config, parse_header, parse_min_speed, parse_size
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .models import Job, Stats
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# -- running a coroutine on the chosen loop --------------------------------------------------------------
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop for ``uvloop`` (and for ``auto`` when installed); None means asyncio's default."""
+    if name == "asyncio" or (name == "auto" and sys.platform == "win32"):
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if name == "uvloop":
+            raise click.UsageError("uvloop is not installed: pip install 'downloader[fast]'") from None
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run_loop(coro: Coroutine[Any, Any, T], loop: str) -> T:
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        return runner.run(coro)
+
+
+async def run_engine(engine: Engine, jobs: Iterable[Job]) -> Stats:
+    """Run with Ctrl-C/SIGTERM handled: the first stops cleanly, a second exits at once."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    installed = []
+
+    def on_signal() -> None:
+        if engine.stats.interrupted:
+            click.echo("interrupted again: exiting now", err=True)
+            os._exit(EXIT_INTERRUPTED)
+        click.echo("\ninterrupted: finishing cleanly (Ctrl-C again to quit at once)", err=True)
+        engine.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in signals:
+            try:
+                loop.add_signal_handler(sig, on_signal)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+                pass
+    try:
+        return await engine.run(jobs)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+def exit_code(stats: Stats) -> int:
+    if stats.interrupted:
+        return EXIT_INTERRUPTED
+    if stats.aborted:
+        return EXIT_ABORTED
+    return EXIT_OK if stats.all_ok else EXIT_FAILED
+
+
+def guarded(func: F) -> F:
+    """Errors become one line and an exit code; ``--debug`` shows the traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .errors import RunAborted
+
+        debug = bool(kwargs.get("debug"))
+        logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
+        try:
+            return func(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except ValueError as exc:
+            if debug:
+                raise
+            raise click.UsageError(str(exc)) from None
+        except RunAborted as exc:
+            if debug:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_ABORTED)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as exc:
+            if debug:
+                raise
+            click.echo(f"error: {type(exc).__name__}: {exc} (--debug shows where)", err=True)
+            sys.exit(EXIT_ABORTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+# -- options ----------------------------------------------------------------------------------------------
+
+
+def _parse(parser: Callable[[str], T]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            if isinstance(value, tuple):
+                return tuple(parser(v) for v in value)
+            return parser(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
+def run_options(func: F) -> F:
+    """Options every command that downloads shares (names and defaults: DESIGN.md's flag table)."""
+    options = [
+        click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("downloads"),
+                     show_default=True, help="Output folder."),
+        click.option("-c", "--concurrency", type=click.IntRange(min=1), default=64, show_default=True,
+                     help="Downloads in flight."),
+        click.option("--backend", type=click.Choice(backend_names()), default="aiohttp", show_default=True,
+                     help="Download strategy."),
+        click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
+                     show_default=True, help="Seconds to connect."),
+        click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+                     show_default=True, help="Seconds of silence allowed within a body."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
+                     help="Seconds for one attempt, whole."),
+        click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=600.0,
+                     show_default=True, help="Seconds for one URL, all attempts and waits."),
+        click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
+                     help="Retries after a retryable failure (connection, timeout, 408, 429, 5xx)."),
+        click.option("--backoff", type=click.FloatRange(min=0), default=0.5, show_default=True,
+                     help="Base of the exponential backoff (seconds, jittered)."),
+        click.option("--retry-after-max", type=click.FloatRange(min=0), default=120.0, show_default=True,
+                     help="A longer Retry-After fails the URL as rate_limited."),
+        click.option("--min-speed", default="1024:30", show_default=True, callback=_parse(parse_min_speed),
+                     help="BYTES:SECONDS; slower bodies fail as too_slow (0: off)."),
+        click.option("--max-size", default="100MB", show_default=True, callback=_parse(parse_size),
+                     help="Larger bodies fail as too_large (0: no limit)."),
+        click.option("--max-redirects", type=click.IntRange(min=0), default=10, show_default=True),
+        click.option("--per-host", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Connections per host:port (0: no cap)."),
+        click.option("--host-down-after", type=click.IntRange(min=0), default=5, show_default=True,
+                     help="Consecutive connect failures before a host's other URLs fail fast (0: never)."),
+        click.option("--accept", type=click.Choice(["images", "any"]), default="images", show_default=True,
+                     help="images: the first bytes must be an image; any: keep every body."),
+        click.option("--fix-ext", is_flag=True, help="Give each file the extension of its real type."),
+        click.option("--names", type=click.Choice(["hashed", "plain"]), default="hashed", show_default=True,
+                     help="hashed: name.<url-digest>.ext, never colliding; plain: the URL's basename."),
+        click.option("--overwrite", is_flag=True, help="Download again what an earlier run completed."),
+        click.option("--user-agent", default=DEFAULT_USER_AGENT, show_default=True),
+        click.option("-H", "--header", "headers", multiple=True, callback=_parse(parse_header),
+                     help="Extra request header 'Name: value' (repeatable)."),
+        click.option("--proxy", default=None, help="Proxy URL (else HTTP(S)_PROXY from the environment)."),
+        click.option("--insecure", is_flag=True, help="Do not verify TLS certificates."),
+        click.option("--ca-bundle", type=click.Path(dir_okay=False, exists=True), default=None,
+                     help="PEM file of trusted certificate authorities."),
+        click.option("--loop", type=click.Choice(["auto", "uvloop", "asyncio"]), default="auto",
+                     show_default=True, help="Event loop (auto: uvloop when installed)."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; only errors."),
+        click.option("--debug", is_flag=True, help="Show tracebacks and debug logs."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+_NOT_CONFIG = {"quiet", "debug", "loop", "list_file", "count", "latency", "keep"}
+
+
+def build_config(params: dict[str, Any]) -> Config:
+    return Config(**{k: v for k, v in params.items() if k not in _NOT_CONFIG})
+
+
+def count_lines(path: str) -> int | None:
+    """A cheap total for the bar: newline count of a plain file up to 256 MB, else None."""
+    if path == "-" or path.endswith(".gz"):
+        return None
+    try:
+        if os.path.getsize(path) > 256 << 20:
+            return None
+        with open(path, "rb") as fh:
+            return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
+    except OSError:
+        return None
+
+
+def finish(stats: Stats, quiet: bool) -> None:
+    from .report import summary
+
+    if not quiet:
+        click.echo(summary(stats))
+    sys.exit(exit_code(stats))
+
+
+# -- commands ---------------------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="downloader")
+def main() -> None:
+    """Download large lists of image URLs concurrently, fast, politely and without losing anything.
+
+    \b
+    Examples:
+      downloader demo                                   # a local origin, a few hundred images
+      downloader fetch urls.txt -o out/                 # one URL per line
+      cat urls.txt | downloader fetch - -o out/ -c 128 --backend threads
+      downloader bench --demo                           # compare the backends
+    """
+
+
+@main.command()
+@click.argument("list_file", metavar="LIST")
+@run_options
+@guarded
+def fetch(list_file: str, **params: Any) -> None:
+    """Download every URL in LIST (a file, or - for stdin) into OUT.
+
+    LIST holds one URL per line; blank lines and # comments are skipped. Files are written as NAME.part and
+    renamed when complete; OUT/manifest.jsonl gets one row per URL and OUT/stats.json the totals. Rerunning
+    the same command skips what is already complete.
+
+    \b
+    Examples:
+      downloader fetch urls.txt -o out/
+      downloader fetch urls.txt -o out/ -c 128 --backend threads --timeout 30
+      downloader fetch - -o out/ -q < urls.txt
+    """
+    from .engine import Engine
+    from .report import reporter_for
+    from .sources import jobs_from_lines, open_text, read_lines
+
+    config = build_config(params)
+    if list_file != "-" and not os.path.isfile(list_file):
+        raise click.UsageError(f"no such list file: {list_file}")
+    reporter = reporter_for(sys.stderr, params["quiet"], count_lines(list_file) if not params["quiet"] else None)
+    engine = Engine(config, reporter=reporter)
+    with open_text(list_file) as stream:
+        stats = run_loop(run_engine(engine, jobs_from_lines(read_lines(stream), config.names)), params["loop"])
+    finish(stats, params["quiet"])
+
+
+@main.command()
+@click.option("-n", "--count", type=click.IntRange(min=1), default=300, show_default=True,
+              help="How many URLs to download.")
+@click.option("--latency", type=click.FloatRange(min=0), default=0.02, show_default=True,
+              help="Simulated server latency per response, in seconds.")
+@run_options
+@guarded
+def demo(count: int, latency: float, **params: Any) -> None:
+    """Download COUNT images from an embedded local origin and report throughput.
+
+    The origin serves the images in fixtures/ on 127.0.0.1 (a random port) with a little latency, so no
+    internet is needed. Without -o the files go to a temporary folder that is removed afterwards.
+
+    \b
+    Examples:
+      downloader demo
+      downloader demo -n 2000 -c 128 --backend threads --latency 0.05
+    """
+    from .engine import Engine
+    from .origin import Origin
+    from .report import reporter_for
+    from .sources import jobs_from_urls
+
+    keep = params["out"] != Path("downloads")
+    with tempfile.TemporaryDirectory(prefix="downloader-demo-") as tmp:
+        params["out"] = params["out"] if keep else Path(tmp)
+        config = build_config(params)
+
+        async def go() -> Stats:
+            async with Origin(latency=latency) as origin:
+                if not params["quiet"]:
+                    click.echo(f"origin: {origin.base} serving {len(origin.images)} images, "
+                               f"{latency * 1000:.0f} ms latency; {count} URLs → {config.out}")
+                engine = Engine(config, reporter=reporter_for(sys.stderr, params["quiet"], count))
+                return await run_engine(engine, jobs_from_urls(origin.urls(count), config.names))
+
+        stats = run_loop(go(), params["loop"])
+    finish(stats, params["quiet"])
+
+
+@main.command(hidden=False)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True)
+@click.option("--latency", type=click.FloatRange(min=0), default=0.02, show_default=True)
+@click.option("--loop", type=click.Choice(["auto", "uvloop", "asyncio"]), default="auto")
+@click.option("--debug", is_flag=True)
+@guarded
+def origin(host: str, port: int, latency: float, loop: str, debug: bool) -> None:
+    """Serve the fixture images on HOST:PORT until interrupted (a local origin for trials).
+
+    Any path /img/<anything>/<fixture name> serves that fixture.
+    """
+    from .origin import Origin, serve_forever
+
+    served = Origin(latency=latency, host=host, port=port)
+    click.echo(f"serving {len(served.images)} images on http://{host}:{port}/img/<n>/<name>", err=True)
+    run_loop(serve_forever(served), loop)
+
+

@@ -1,0 +1,297 @@
+"""The engine: bounded concurrency, per-attempt and per-URL time limits, retries with backoff, host
+back-off, duplicate and resume checks, and one ``Result`` per input row, fanned out from each task's
+done callback to the manifest, the statistics, the reporter and the caller's callbacks.
+
+A slot is taken before a task exists and given back in its done callback, and input is pulled only when a
+slot is free, so memory is O(concurrency), never O(URLs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .backends import Backend, create_backend
+from .config import Config
+from .errors import (
+    Cancelled,
+    DownloadError,
+    HostDown,
+    RateLimited,
+    RunAborted,
+    Timeout,
+    WriteError,
+)
+from .keys import DigestSet, digest64
+from .models import Fetched, Job, Reporter, Result, Stats, Status
+from .sink import Manifest, prepare_out, read_manifest, write_stats
+from .sources import jobs_from_urls
+
+log = logging.getLogger("downloader")
+
+OnDone = Callable[[Result], object]
+MANIFEST = "manifest.jsonl"
+STATS = "stats.json"
+ATTEMPT_GRACE_S = 1.0
+"""Beyond ``--timeout`` before the engine itself cancels an attempt (the backends enforce it first)."""
+
+
+@dataclass(slots=True)
+class _Host:
+    """What the engine remembers about a host that misbehaved; forgotten once it behaves."""
+
+    not_before: float = 0.0
+    conn_failures: int = 0
+    down: bool = False
+
+
+def host_of(key: str) -> str:
+    return urlsplit(key).netloc
+
+
+def load_done(out: Path) -> tuple[DigestSet, DigestSet]:
+    """Digests of URLs an earlier run completed (the latest row ok and its file on disk), and of those whose
+    latest row failed."""
+    done, failed = DigestSet(), DigestSet()
+    for row in read_manifest(out / MANIFEST):
+        d = digest64(row.get("key") or row["url"])
+        status, path = row.get("status"), row.get("path")
+        if status in ("ok", "skipped") and isinstance(path, str) and (out / path).is_file():
+            done.add(d)
+            failed.discard(d)
+        elif status == "failed":
+            done.discard(d)
+            failed.add(d)
+    return done, failed
+
+
+class Engine:
+    def __init__(self, config: Config, backend: Backend | None = None, *,
+                 on_done: Sequence[OnDone] = (), reporter: Reporter | None = None) -> None:
+        self.config = config
+        self.backend = backend or create_backend(config)
+        self.on_done = list(on_done)
+        self.reporter = reporter or Reporter()
+        self.stats = Stats(backend=self.backend.name, concurrency=config.concurrency)
+        self._tasks: dict[asyncio.Task[Result], Job] = {}
+        self._hosts: dict[str, _Host] = {}
+        self._seen = DigestSet()
+        self._done = DigestSet()
+        self._stopping = False
+        self._manifest: Manifest | None = None
+
+    # -- the run ---------------------------------------------------------------------------------------
+
+    async def run(self, jobs: Iterable[Job]) -> Stats:
+        """Download every job; returns the statistics. Raises ``RunAborted`` if the output is unusable."""
+        out = self.config.out
+        try:
+            prepare_out(out)
+        except OSError as exc:
+            raise RunAborted(f"output folder {out} is not writable: {exc.strerror or exc}") from None
+        if not self.config.overwrite:
+            self._done = load_done(out)[0]
+        self._manifest = Manifest(out / MANIFEST)
+        slots = asyncio.Semaphore(self.config.concurrency)
+        started = time.monotonic()
+        try:
+            async with self.backend:
+                await self._feed(jobs, slots)
+                while self._tasks:
+                    await asyncio.wait(list(self._tasks))
+        finally:
+            self.stats.wall_s = time.monotonic() - started
+            self._manifest.close()
+            self.reporter.close()
+            write_stats(out / STATS, self.stats)
+        return self.stats
+
+    async def _feed(self, jobs: Iterable[Job], slots: asyncio.Semaphore) -> None:
+        for job in jobs:
+            if self._stopping:
+                break
+            settled = self._settle(job)
+            if settled is not None:
+                self._finish(settled)
+                continue
+            await slots.acquire()
+            if self._stopping:
+                slots.release()
+                self._finish(self._failure(job, Cancelled("run stopped before this URL started"), 0, 0.0))
+                break
+            task = asyncio.create_task(self.fetch_one(job))
+            self._tasks[task] = job
+            task.add_done_callback(lambda t, s=slots: self._done_cb(t, s))
+
+    def stop(self, reason: str | None = None) -> None:
+        """Take no new URLs and cancel those in flight (their ``.part`` files are removed)."""
+        if reason and not self.stats.aborted:
+            self.stats.aborted = reason
+        else:
+            self.stats.interrupted = True
+        self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _settle(self, job: Job) -> Result | None:
+        """A result without a request: an invalid row, a duplicate, or a URL an earlier run completed."""
+        if job.error:
+            return Result(job.url, job.line, Status.INVALID, kind=job.error_kind, error=job.error,
+                          extra=job.extra)
+        if not self._seen.add(job.digest):
+            return Result(job.url, job.line, Status.DUPLICATE, path=job.path, extra=job.extra)
+        if job.digest in self._done:
+            return Result(job.url, job.line, Status.SKIPPED, path=job.path, extra=job.extra)
+        return None
+
+    def _done_cb(self, task: asyncio.Task[Result], slots: asyncio.Semaphore) -> None:
+        job = self._tasks.pop(task)
+        slots.release()
+        if task.cancelled():
+            result = self._failure(job, Cancelled("cancelled: the run was interrupted"), 0, 0.0)
+        elif (exc := task.exception()) is not None:
+            log.error("internal error on %s", job.url, exc_info=exc)
+            result = self._failure(job, DownloadError(f"internal error: {exc!r}"), 0, 0.0)
+        else:
+            result = task.result()
+        self._finish(result)
+
+    def _finish(self, result: Result) -> None:
+        assert self._manifest is not None
+        self._manifest.write(result)
+        self.stats.add(result)
+        self.reporter.update(result)
+        for callback in self.on_done:
+            try:
+                callback(result)
+            except Exception:
+                log.exception("on_done callback failed for %s", result.url)
+
+    # -- one URL ---------------------------------------------------------------------------------------
+
+    async def fetch_one(self, job: Job) -> Result:
+        """All attempts at one URL within ``--deadline``; never raises for a bad URL."""
+        start = time.monotonic()
+        attempts = 0
+        err: DownloadError = Timeout(f"URL deadline of {self.config.deadline:g} s exceeded")
+        try:
+            async with asyncio.timeout(self.config.deadline):
+                while True:
+                    attempts += 1
+                    try:
+                        fetched = await self._attempt(job)
+                    except DownloadError as exc:
+                        err = exc
+                    else:
+                        return Result(job.url, job.line, Status.OK, path=fetched.path, http_status=fetched.http_status,
+                                      bytes=fetched.bytes, sha256=fetched.sha256, content_type=fetched.content_type,
+                                      attempts=attempts, elapsed_s=time.monotonic() - start, ttfb_s=fetched.ttfb_s,
+                                      extra=job.extra)
+                    delay, err = self._retry_delay(job, err, attempts, start)
+                    if delay is None:
+                        break
+                    await asyncio.sleep(delay)
+        except TimeoutError:
+            err = Timeout(f"URL deadline of {self.config.deadline:g} s exceeded after {attempts} attempt(s)")
+        if isinstance(err, WriteError) and err.fatal:
+            self.stop(f"output is not writable: {err}")
+        return self._failure(job, err, attempts, time.monotonic() - start)
+
+    async def _attempt(self, job: Job) -> Fetched:
+        host = host_of(job.key)
+        await self._host_gate(host)
+        try:
+            async with asyncio.timeout(self.config.timeout + ATTEMPT_GRACE_S):
+                fetched = await self.backend.fetch(job.key, self.config.out, job.path)
+        except TimeoutError:
+            err: DownloadError = Timeout(f"attempt exceeded its total timeout of {self.config.timeout:g} s")
+            self._host_failed(host, err)
+            raise err from None
+        except DownloadError as exc:
+            self._host_failed(host, exc)
+            raise
+        state = self._hosts.get(host)
+        if state is not None:
+            state.conn_failures = 0
+            if state.not_before <= time.monotonic():
+                del self._hosts[host]
+        return fetched
+
+    async def _host_gate(self, host: str) -> None:
+        state = self._hosts.get(host)
+        if state is None:
+            return
+        if state.down:
+            raise HostDown(f"{host} failed to connect {state.conn_failures} times in a row; not tried")
+        wait = state.not_before - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def _host_failed(self, host: str, err: DownloadError) -> None:
+        if not err.host_level:
+            return
+        state = self._hosts.setdefault(host, _Host())
+        state.conn_failures += 1
+        limit = self.config.host_down_after
+        if limit and state.conn_failures >= limit:
+            state.down = True
+
+    def _retry_delay(self, job: Job, err: DownloadError, attempts: int,
+                     start: float) -> tuple[float | None, DownloadError]:
+        """Seconds to wait before the next attempt, or None to give up; and the error to report."""
+        c = self.config
+        if not err.retryable or attempts > c.retries:
+            return None, err
+        if err.retry_after is not None and err.retry_after > c.retry_after_max:
+            return None, RateLimited(err.http_status or 429, f"Retry-After {err.retry_after:g} s exceeds "
+                                     f"--retry-after-max {c.retry_after_max:g} s")
+        if err.retry_after is not None:
+            delay = err.retry_after
+        else:
+            delay = c.backoff * 2 ** (attempts - 1) * random.uniform(0.5, 1.5)
+        if err.http_status == 429 or err.retry_after is not None:
+            state = self._hosts.setdefault(host_of(job.key), _Host())
+            state.not_before = max(state.not_before, time.monotonic() + delay)
+        if time.monotonic() + delay - start > c.deadline:
+            return None, err
+        return delay, err
+
+    def _failure(self, job: Job, err: DownloadError, attempts: int, elapsed: float) -> Result:
+        return Result(job.url, job.line, Status.FAILED, path=None, kind=err.kind, http_status=err.http_status,
+                      attempts=attempts, elapsed_s=elapsed, error=str(err), extra=job.extra)
+
+
+# -- the library API -----------------------------------------------------------------------------------
+
+
+async def adownload(urls: Iterable[str], out: str | os.PathLike[str] = "downloads", *,
+                    on_done: OnDone | Sequence[OnDone] | None = None, backend: Backend | None = None,
+                    **options: Any) -> Stats:
+    """Download ``urls`` into ``out``; returns the statistics. Works inside an already running loop.
+
+    ``options`` are ``Config`` fields (``concurrency=32``, ``timeout=30``, ``backend="threads"``...);
+    ``on_done`` is called with each ``Result`` as it arrives.
+    """
+    config = Config.from_options(out, **options)
+    callbacks: list[OnDone] = [] if on_done is None else [on_done] if callable(on_done) else list(on_done)
+    engine = Engine(config, backend, on_done=callbacks)
+    return await engine.run(jobs_from_urls(urls, config.names))
+
+
+def download(urls: Iterable[str], out: str | os.PathLike[str] = "downloads", *,
+             on_done: OnDone | Sequence[OnDone] | None = None, **options: Any) -> Stats:
+    """The synchronous form of ``adownload``; it runs its own event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(adownload(urls, out, on_done=on_done, **options))
+    raise RuntimeError("download() cannot run inside a running event loop (a notebook, an async app): "
+                       "use `await downloader.adownload(...)` there")

@@ -1,0 +1,166 @@
+"""One shallow error tree; each class knows its manifest ``kind`` and whether a retry may help.
+
+::
+
+    DownloadError                      one URL failed (recorded, the run goes on)
+     ├── InvalidURL         invalid_url     not http(s), no host, absurd length
+     ├── InvalidInput       invalid_input   a malformed input row
+     ├── DNSError           dns             retryable
+     ├── ConnectError       connect         retryable (refused, reset before a response)
+     ├── TLSError           tls
+     ├── Timeout            timeout         retryable (connect, read or total)
+     ├── TooSlow            too_slow        retryable (below --min-speed)
+     ├── Truncated          truncated       retryable (fewer bytes than announced, reset mid-body)
+     ├── HTTPError          http_4xx / http_5xx; retryable for 408, 429 and 5xx
+     │    └── RateLimited   rate_limited    429, or a Retry-After beyond the cap
+     ├── RedirectError      redirect        too many, a loop, or to a scheme other than http(s)
+     ├── TooLarge           too_large
+     ├── NotImage           not_image       the bytes are not an image
+     ├── HostDown           host_down       the host failed to connect too often in a row
+     ├── WriteError         write           the file could not be written
+     ├── Cancelled          cancelled       the run was interrupted
+     └── (base)             internal        a bug: an exception no backend mapped
+    RunAborted                             the whole run stops (exit 3): output not writable, disk full
+
+Backends translate their library's exceptions into these at the door, so the engine sees only this tree.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+KINDS = (
+    "invalid_url",
+    "invalid_input",
+    "dns",
+    "connect",
+    "tls",
+    "timeout",
+    "too_slow",
+    "truncated",
+    "http_4xx",
+    "http_5xx",
+    "rate_limited",
+    "redirect",
+    "too_large",
+    "not_image",
+    "host_down",
+    "write",
+    "cancelled",
+    "internal",
+)
+"""The closed set of failure kinds written to the manifest."""
+
+
+class DownloadError(Exception):
+    """One URL failed; ``str(err)`` is the human sentence for the manifest."""
+
+    kind: ClassVar[str] = "internal"
+    retryable: bool = False
+    host_level: bool = False
+    """The host itself could not be reached (counts towards ``host_down``)."""
+    http_status: int | None = None
+    retry_after: float | None = None
+
+
+class InvalidURL(DownloadError):
+    kind = "invalid_url"
+
+
+class InvalidInput(DownloadError):
+    kind = "invalid_input"
+
+
+class DNSError(DownloadError):
+    kind = "dns"
+    retryable = True
+    host_level = True
+
+
+class ConnectError(DownloadError):
+    kind = "connect"
+    retryable = True
+    host_level = True
+
+
+class TLSError(DownloadError):
+    kind = "tls"
+
+
+class Timeout(DownloadError):
+    kind = "timeout"
+    retryable = True
+
+    def __init__(self, message: str, *, connecting: bool = False) -> None:
+        super().__init__(message)
+        self.host_level = connecting
+
+
+class TooSlow(DownloadError):
+    kind = "too_slow"
+    retryable = True
+
+
+class Truncated(DownloadError):
+    kind = "truncated"
+    retryable = True
+
+
+class HTTPError(DownloadError):
+    """A non-2xx answer. 408, 429 and 5xx may succeed later; other 4xx will not."""
+
+    kind = "http_4xx"
+
+    def __init__(self, status: int, reason: str = "", retry_after: float | None = None) -> None:
+        super().__init__(f"HTTP {status}{' ' + reason if reason else ''}")
+        self.http_status = status
+        self.retry_after = retry_after
+        self.retryable = status in (408, 429) or status >= 500
+
+    @property
+    def server_side(self) -> bool:
+        return self.http_status is not None and self.http_status >= 500
+
+
+class ServerError(HTTPError):
+    kind = "http_5xx"
+
+
+class RateLimited(HTTPError):
+    kind = "rate_limited"
+
+
+class RedirectError(DownloadError):
+    kind = "redirect"
+
+
+class TooLarge(DownloadError):
+    kind = "too_large"
+
+
+class NotImage(DownloadError):
+    kind = "not_image"
+
+
+class HostDown(DownloadError):
+    kind = "host_down"
+
+
+class WriteError(DownloadError):
+    kind = "write"
+    fatal: bool = False
+    """Every further write would fail too (disk full, read-only): the run stops."""
+
+
+class Cancelled(DownloadError):
+    kind = "cancelled"
+
+
+class RunAborted(Exception):
+    """The whole run must stop (exit code 3): every further write would fail too."""
+
+
+def http_error(status: int, reason: str = "", retry_after: float | None = None) -> HTTPError:
+    """The error for a non-2xx status, with the right kind."""
+    cls = RateLimited if status == 429 else ServerError if status >= 500 else HTTPError
+    return cls(status, reason, retry_after)

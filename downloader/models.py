@@ -1,0 +1,208 @@
+"""Plain data that flows through the pipeline: ``Job`` in, ``Result`` out, ``Stats`` summed. No I/O."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DUPLICATE = "duplicate"
+    INVALID = "invalid"
+
+
+@dataclass(slots=True)
+class Job:
+    """One input row. ``key`` is the normalised URL; ``path`` is relative to the output folder.
+
+    ``error`` is set when the row cannot be fetched at all (bad URL or malformed row); such a job still
+    becomes exactly one manifest row.
+    """
+
+    url: str
+    line: int
+    key: str = ""
+    digest: int = 0
+    path: str = ""
+    error: str | None = None
+    error_kind: str | None = None
+    extra: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Fetched:
+    """What one successful attempt produced."""
+
+    http_status: int
+    bytes: int
+    sha256: str
+    content_type: str | None
+    ttfb_s: float
+    path: str
+
+
+@dataclass(slots=True)
+class Result:
+    """The outcome of one input row: one manifest row."""
+
+    url: str
+    line: int
+    status: Status
+    path: str | None = None
+    kind: str | None = None
+    http_status: int | None = None
+    bytes: int = 0
+    sha256: str | None = None
+    content_type: str | None = None
+    attempts: int = 0
+    elapsed_s: float = 0.0
+    ttfb_s: float | None = None
+    error: str | None = None
+    extra: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (Status.OK, Status.SKIPPED, Status.DUPLICATE)
+
+    def row(self) -> dict[str, Any]:
+        """The manifest row (DESIGN.md, "Manifest"); carried input columns come last."""
+        row: dict[str, Any] = {
+            "url": self.url,
+            "line": self.line,
+            "path": self.path,
+            "status": str(self.status),
+            "kind": self.kind,
+            "http_status": self.http_status,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "content_type": self.content_type,
+            "attempts": self.attempts,
+            "elapsed_s": round(self.elapsed_s, 6),
+            "ttfb_s": None if self.ttfb_s is None else round(self.ttfb_s, 6),
+            "error": self.error,
+        }
+        if self.extra:
+            for k, v in self.extra.items():
+                row.setdefault(k, v)
+        return row
+
+
+class Reporter:
+    """Progress as results arrive; this base says nothing (the tqdm bar lives in ``report.py``)."""
+
+    def update(self, result: Result) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class Histogram:
+    """Latency quantiles in constant memory: log buckets 1 % wide, from 10 µs up.
+
+    A list of every latency would grow with the URL list; 1 % buckets are finer than anyone reads.
+    """
+
+    _FLOOR = 1e-5
+    _STEP = math.log(1.01)
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.n = 0
+
+    def add(self, seconds: float) -> None:
+        b = 0 if seconds <= self._FLOOR else int(math.log(seconds / self._FLOOR) / self._STEP) + 1
+        self.counts[b] = self.counts.get(b, 0) + 1
+        self.n += 1
+
+    def quantile(self, q: float) -> float | None:
+        if not self.n:
+            return None
+        rank = max(1, math.ceil(q * self.n))
+        seen = 0
+        for b in sorted(self.counts):
+            seen += self.counts[b]
+            if seen >= rank:
+                return self._FLOOR * math.exp(self._STEP * (b - 0.5)) if b else self._FLOOR
+        return None  # pragma: no cover - unreachable: counts sum to n
+
+
+@dataclass
+class Stats:
+    """Running totals for a run; ``as_dict`` is ``stats.json``."""
+
+    backend: str = ""
+    concurrency: int = 0
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    duplicate: int = 0
+    invalid: int = 0
+    bytes: int = 0
+    wall_s: float = 0.0
+    aborted: str | None = None
+    interrupted: bool = False
+    failures: dict[str, int] = field(default_factory=dict)
+    latency: Histogram = field(default_factory=Histogram)
+
+    def add(self, r: Result) -> None:
+        if r.status is Status.OK:
+            self.ok += 1
+            self.bytes += r.bytes
+            self.latency.add(r.elapsed_s)
+        elif r.status is Status.SKIPPED:
+            self.skipped += 1
+        elif r.status is Status.DUPLICATE:
+            self.duplicate += 1
+        else:
+            if r.status is Status.INVALID:
+                self.invalid += 1
+            else:
+                self.failed += 1
+            kind = r.kind or "unknown"
+            self.failures[kind] = self.failures.get(kind, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return self.ok + self.failed + self.skipped + self.duplicate + self.invalid
+
+    @property
+    def all_ok(self) -> bool:
+        return not (self.failed or self.invalid)
+
+    @property
+    def files_per_s(self) -> float:
+        return self.ok / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.bytes / 1e6 / self.wall_s if self.wall_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        q = self.latency.quantile
+        return {
+            "backend": self.backend,
+            "concurrency": self.concurrency,
+            "ok": self.ok,
+            "failed": self.failed,
+            "invalid": self.invalid,
+            "skipped": self.skipped,
+            "duplicate": self.duplicate,
+            "bytes": self.bytes,
+            "wall_s": round(self.wall_s, 4),
+            "files_per_s": round(self.files_per_s, 2),
+            "mb_per_s": round(self.mb_per_s, 3),
+            "latency_s": {name: _round(q(v)) for name, v in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))},
+            "failures": dict(sorted(self.failures.items())),
+            "aborted": self.aborted,
+            "interrupted": self.interrupted,
+        }
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 5)

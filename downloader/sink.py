@@ -1,0 +1,225 @@
+"""Where bytes land: bodies go to ``NAME.part`` beside the target and are renamed into place only when
+complete, so a final name never holds a partial or wrong body. Also the manifest and ``stats.json``.
+
+Two writers obey the same rules: ``AsyncWriter`` (aiofiles, for the event-loop backends) and
+``SyncWriter`` (plain file I/O, for a worker thread). A body up to ``SMALL_BODY`` bytes is buffered and
+written, renamed and closed in one thread hop; a larger one is streamed in ``chunk_size`` writes.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import aiofiles.os
+from aiofiles.threadpool.binary import AsyncBufferedIOBase
+
+from .errors import WriteError
+from .models import Result, Stats
+
+SMALL_BODY = 1 << 20
+FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+"""Write errors after which every further write would fail too: the run stops (exit 3)."""
+
+
+def part_of(final: Path) -> Path:
+    return final.with_name(final.name + ".part")
+
+
+def write_error(exc: OSError, path: Path) -> WriteError:
+    """A ``WriteError`` with one clear sentence; ``fatal`` when the whole output is unusable."""
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    err = WriteError(f"cannot write {path.name}: {reason}")
+    err.fatal = exc.errno in FATAL_ERRNOS
+    return err
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError:  # pragma: no cover - nothing more can be done; the .part is ignored by reruns
+        pass
+
+
+def write_whole(part: Path, final: Path, pieces: Iterable[bytes]) -> None:
+    """Write ``pieces`` to ``part`` and rename it to ``final``; on any error remove ``part``."""
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with open(part, "wb") as fh:
+            fh.writelines(pieces)
+        os.replace(part, final)
+    except OSError as exc:
+        _unlink_quietly(part)
+        raise write_error(exc, final) from None
+
+
+def _replace(part: Path, final: Path) -> None:
+    try:
+        os.replace(part, final)
+    except OSError as exc:
+        _unlink_quietly(part)
+        raise write_error(exc, final) from None
+
+
+class SyncWriter:
+    """The writer for a worker thread: same ``.part`` and rename rules as ``AsyncWriter``."""
+
+    def __init__(self, target: Path, chunk_size: int) -> None:
+        self.part = part_of(target)
+        self._chunk = max(chunk_size, 1)
+        self._buf: list[bytes] = []
+        self._size = 0
+        self._fh: Any = None
+
+    def write(self, piece: bytes) -> None:
+        self._buf.append(piece)
+        self._size += len(piece)
+        if self._size >= SMALL_BODY or (self._fh is not None and self._size >= self._chunk):
+            self._spill()
+
+    def _spill(self) -> None:
+        try:
+            if self._fh is None:
+                self.part.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.part, "wb")  # noqa: SIM115 - closed in commit/abort
+            self._fh.write(b"".join(self._buf))
+        except OSError as exc:
+            self.abort()
+            raise write_error(exc, self.part) from None
+        self._buf.clear()
+        self._size = 0
+
+    def commit(self, final: Path) -> None:
+        if self._fh is None:
+            write_whole(self.part, final, self._buf)
+            return
+        self._spill()
+        self._fh.close()
+        self._fh = None
+        _replace(self.part, final)
+
+    def abort(self) -> None:
+        self._buf.clear()
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        _unlink_quietly(self.part)
+
+
+_write_whole_async = aiofiles.os.wrap(write_whole)  # type: ignore[no-untyped-call]
+_replace_async = aiofiles.os.wrap(_replace)  # type: ignore[no-untyped-call]
+_unlink_async = aiofiles.os.wrap(_unlink_quietly)  # type: ignore[no-untyped-call]
+_mkdir_async = aiofiles.os.wrap(os.makedirs)  # type: ignore[no-untyped-call]
+
+
+class AsyncWriter:
+    """aiofiles writer: one hop for a small body, ``chunk_size`` writes for a large one, no flushes."""
+
+    def __init__(self, target: Path, chunk_size: int) -> None:
+        self.part = part_of(target)
+        self._chunk = max(chunk_size, 1)
+        self._buf: list[bytes] = []
+        self._size = 0
+        self._fh: AsyncBufferedIOBase | None = None
+
+    async def write(self, piece: bytes) -> None:
+        self._buf.append(piece)
+        self._size += len(piece)
+        if self._size >= SMALL_BODY or (self._fh is not None and self._size >= self._chunk):
+            await self._spill()
+
+    async def _spill(self) -> None:
+        try:
+            if self._fh is None:
+                await _mkdir_async(self.part.parent, exist_ok=True)
+                self._fh = await aiofiles.open(self.part, "wb")
+            await self._fh.write(b"".join(self._buf))
+        except OSError as exc:
+            await self.abort()
+            raise write_error(exc, self.part) from None
+        self._buf.clear()
+        self._size = 0
+
+    async def commit(self, final: Path) -> None:
+        if self._fh is None:
+            await _write_whole_async(self.part, final, self._buf)
+            return
+        await self._spill()
+        await self._fh.close()
+        self._fh = None
+        await _replace_async(self.part, final)
+
+    async def abort(self) -> None:
+        self._buf.clear()
+        if self._fh is not None:
+            fh, self._fh = self._fh, None
+            await fh.close()
+        await _unlink_async(self.part)
+
+
+class Manifest:
+    """``manifest.jsonl``, appended. Rows are batched and written from the loop thread: a buffered append
+    of a few KB to the page cache costs less than the thread hop aiofiles would add per row."""
+
+    FLUSH_ROWS = 256
+    FLUSH_SECONDS = 1.0
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._rows: list[str] = []
+        self._last = time.monotonic()
+
+    def write(self, result: Result) -> None:
+        self._rows.append(json.dumps(result.row(), ensure_ascii=False, separators=(",", ":")))
+        if len(self._rows) >= self.FLUSH_ROWS or time.monotonic() - self._last > self.FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._rows:
+            self._fh.write("\n".join(self._rows) + "\n")
+            self._rows.clear()
+        self._fh.flush()
+        self._last = time.monotonic()
+
+    def close(self) -> None:
+        self.flush()
+        self._fh.close()
+
+
+def read_manifest(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of an earlier manifest, skipping a torn last line or anything that is not a JSON object."""
+    try:
+        fh = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("url"), str):
+                yield row
+
+
+def write_stats(path: Path, stats: Stats) -> None:
+    tmp = part_of(path)
+    tmp.write_text(json.dumps(stats.as_dict(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def prepare_out(out: Path) -> None:
+    """Create the output folder and prove it is writable; raises ``OSError`` when it is not."""
+    out.mkdir(parents=True, exist_ok=True)
+    probe = out / ".downloader-write-test"
+    probe.write_bytes(b"")
+    probe.unlink()

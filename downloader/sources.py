@@ -1,0 +1,152 @@
+"""URL lists in, ``Job`` objects out, lazily: memory does not grow with the length of the list.
+
+Also the two pure functions every rerun relies on: ``normalise`` (the URL's identity for duplicates and
+resume) and ``relative_path`` (where its file goes).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import io
+import re
+import sys
+import unicodedata
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO
+from urllib.parse import unquote, urlsplit
+
+from .errors import InvalidURL
+from .keys import digest64
+from .models import Job
+
+MAX_URL_LENGTH = 8192
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HOST = re.compile(r"^[\w.\-~%!$&'()*+,;=]+$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# Names: characters no common file system accepts, and names Windows reserves whatever the extension.
+_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]+')
+_RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") for i in range(10)}
+_EXT = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+MAX_STEM_BYTES = 96
+
+
+def open_text(source: str | Path) -> IO[str]:
+    """Open a list for reading as text: ``-`` is stdin, ``*.gz`` is decompressed on the fly."""
+    if str(source) == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace")
+    path = Path(source)
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace")
+    return path.open(encoding="utf-8-sig", errors="replace")
+
+
+def read_lines(stream: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each URL line; blank lines and ``#`` comments skipped, whitespace stripped."""
+    for number, raw in enumerate(stream, 1):
+        text = raw.strip()
+        if text and not text.startswith("#"):
+            yield number, text
+
+
+def normalise(url: str) -> str:
+    """The URL's identity: lower-case scheme and host, no default port, no fragment; path and query
+    kept as given (inner spaces become ``%20``). Raises ``InvalidURL`` with a reason."""
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidURL(f"URL longer than {MAX_URL_LENGTH} characters")
+    if _CONTROL.search(url):
+        raise InvalidURL("URL holds control characters")
+    try:
+        parts = urlsplit(url.replace(" ", "%20"))
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidURL(f"not a valid URL: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        raise InvalidURL(f"scheme {scheme!r} is not http or https" if scheme else "not a URL (no http://)")
+    host = parts.hostname or ""
+    if not host:
+        raise InvalidURL("URL has no host")
+    if ":" in host:
+        host = f"[{host}]"
+    elif not _HOST.match(host):
+        raise InvalidURL(f"not a valid host name: {host!r}")
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    if "@" in parts.netloc:
+        netloc = parts.netloc.rpartition("@")[0] + "@" + netloc
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{scheme}://{netloc}{parts.path or '/'}{query}"
+
+
+def url_hash(digest: int) -> str:
+    """A URL's digest (``keys.digest64``) as 13 file-name-safe base32 characters."""
+    return base64.b32encode(digest.to_bytes(8)).decode("ascii").rstrip("=").lower()
+
+
+def safe_component(text: str, fallback: str = "file") -> str:
+    """One path component that Linux, macOS and Windows all accept, at most ``MAX_STEM_BYTES`` bytes."""
+    text = unicodedata.normalize("NFC", text)
+    text = _UNSAFE.sub("_", text).strip(" .")
+    encoded = text.encode("utf-8")[:MAX_STEM_BYTES]
+    text = encoded.decode("utf-8", "ignore").rstrip(" .")
+    if not text:
+        return fallback
+    if text.split(".", 1)[0].lower() in _RESERVED:
+        text = "_" + text
+    return text
+
+
+def split_name(key: str) -> tuple[str, str]:
+    """The URL's basename split into (stem, extension); the extension only if it looks like one."""
+    path = urlsplit(key).path
+    base = unquote(path.rsplit("/", 1)[-1], errors="replace")
+    stem, dot, ext = base.rpartition(".")
+    if dot and stem and _EXT.match("." + ext):
+        return stem, "." + ext
+    return base, ""
+
+
+def relative_path(key: str, names: str = "hashed", digest: int | None = None) -> str:
+    """Where a URL's file goes, relative to the output folder. Pure: a rerun finds the same path.
+
+    ``hashed`` appends a digest of the whole URL so ``/a/x.jpg``, ``/b/x.jpg`` and ``x.jpg?s=2`` never
+    share a file, also on case-insensitive file systems.
+    """
+    stem, ext = split_name(key)
+    if names == "plain":
+        return safe_component(stem + ext, fallback="index")
+    if digest is None:
+        digest = digest64(key)
+    return f"{safe_component(stem, fallback='index')}.{url_hash(digest)}{ext}"
+
+
+def with_extension(path: str, ext: str) -> str:
+    """``path`` with its (URL-derived) extension replaced by ``ext`` (for ``--fix-ext``)."""
+    head, slash, name = path.rpartition("/")
+    stem, dot, old = name.rpartition(".")
+    if dot and stem and _EXT.match("." + old):
+        name = stem
+    return f"{head}{slash}{name}{ext}"
+
+
+def make_job(line: int, text: str, names: str = "hashed") -> Job:
+    """A ``Job`` for one input line; a bad URL becomes a job that carries its error instead."""
+    try:
+        key = normalise(text)
+    except InvalidURL as exc:
+        return Job(url=text, line=line, error=str(exc), error_kind=exc.kind)
+    digest = digest64(key)
+    return Job(url=text, line=line, key=key, digest=digest, path=relative_path(key, names, digest))
+
+
+def jobs_from_lines(lines: Iterable[tuple[int, str]], names: str = "hashed") -> Iterator[Job]:
+    for line, text in lines:
+        yield make_job(line, text, names)
+
+
+def jobs_from_urls(urls: Iterable[str], names: str = "hashed") -> Iterator[Job]:
+    """Jobs for a library caller's iterable of URL strings; line numbers count every item from 1."""
+    for line, text in enumerate(urls, 1):
+        yield make_job(line, str(text).strip(), names)
