@@ -43,7 +43,9 @@ def sniff(head: bytes) -> str | None:
     if head[4:8] == b"ftyp" and head[8:12] in _FTYP_BRANDS:
         return _FTYP_BRANDS[head[8:12]]
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith(b"<svg") or (text.startswith((b"<?xml", b"<!--", b"<!doctype svg")) and b"<svg" in text):
+    if text.startswith(b"<svg") or (
+        text.startswith((b"<?xml", b"<!--", b"<!doctype svg")) and b"<svg" in text
+    ):
         return ".svg"
     return None
 
@@ -86,8 +88,20 @@ class BodyCheck:
     ``start`` is the attempt's start on ``time.monotonic``; the total timeout counts from there.
     """
 
-    __slots__ = ("_deadline", "_hash", "_min_rate", "_win_bytes", "_win_start", "_window", "accept_any",
-                 "expected", "head", "kind", "max_size", "received")
+    __slots__ = (
+        "_deadline",
+        "_hash",
+        "_min_rate",
+        "_win_bytes",
+        "_win_start",
+        "_window",
+        "accept_any",
+        "expected",
+        "head",
+        "kind",
+        "max_size",
+        "received",
+    )
 
     def __init__(self, config: Config, start: float, expected: int | None) -> None:
         self.max_size = config.max_size

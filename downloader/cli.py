@@ -14,7 +14,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -98,7 +98,9 @@ def guarded(func: F) -> F:
         from .errors import RunAborted
 
         debug = bool(kwargs.get("debug"))
-        logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s"
+        )
         try:
             return func(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -144,50 +146,147 @@ def _parse(parser: Callable[[str], T]) -> Callable[[click.Context, click.Paramet
 def run_options(func: F) -> F:
     """Options every command that downloads shares (names and defaults: DESIGN.md's flag table)."""
     options = [
-        click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("downloads"),
-                     show_default=True, help="Output folder."),
-        click.option("-c", "--concurrency", type=click.IntRange(min=1), default=64, show_default=True,
-                     help="Downloads in flight."),
-        click.option("--backend", type=click.Choice(backend_names()), default="aiohttp", show_default=True,
-                     help="Download strategy."),
-        click.option("--connect-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
-                     show_default=True, help="Seconds to connect."),
-        click.option("--read-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
-                     show_default=True, help="Seconds of silence allowed within a body."),
-        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=120.0, show_default=True,
-                     help="Seconds for one attempt, whole."),
-        click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=600.0,
-                     show_default=True, help="Seconds for one URL, all attempts and waits."),
-        click.option("--retries", type=click.IntRange(min=0), default=3, show_default=True,
-                     help="Retries after a retryable failure (connection, timeout, 408, 429, 5xx)."),
-        click.option("--backoff", type=click.FloatRange(min=0), default=0.5, show_default=True,
-                     help="Base of the exponential backoff (seconds, jittered)."),
-        click.option("--retry-after-max", type=click.FloatRange(min=0), default=120.0, show_default=True,
-                     help="A longer Retry-After fails the URL as rate_limited."),
-        click.option("--min-speed", default="1024:30", show_default=True, callback=_parse(parse_min_speed),
-                     help="BYTES:SECONDS; slower bodies fail as too_slow (0: off)."),
-        click.option("--max-size", default="100MB", show_default=True, callback=_parse(parse_size),
-                     help="Larger bodies fail as too_large (0: no limit)."),
+        click.option(
+            "-o",
+            "--out",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("downloads"),
+            show_default=True,
+            help="Output folder.",
+        ),
+        click.option(
+            "-c",
+            "--concurrency",
+            type=click.IntRange(min=1),
+            default=64,
+            show_default=True,
+            help="Downloads in flight.",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(backend_names()),
+            default="aiohttp",
+            show_default=True,
+            help="Download strategy.",
+        ),
+        click.option(
+            "--connect-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=10.0,
+            show_default=True,
+            help="Seconds to connect.",
+        ),
+        click.option(
+            "--read-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=30.0,
+            show_default=True,
+            help="Seconds of silence allowed within a body.",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=120.0,
+            show_default=True,
+            help="Seconds for one attempt, whole.",
+        ),
+        click.option(
+            "--deadline",
+            type=click.FloatRange(min=0, min_open=True),
+            default=600.0,
+            show_default=True,
+            help="Seconds for one URL, all attempts and waits.",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(min=0),
+            default=3,
+            show_default=True,
+            help="Retries after a retryable failure (connection, timeout, 408, 429, 5xx).",
+        ),
+        click.option(
+            "--backoff",
+            type=click.FloatRange(min=0),
+            default=0.5,
+            show_default=True,
+            help="Base of the exponential backoff (seconds, jittered).",
+        ),
+        click.option(
+            "--retry-after-max",
+            type=click.FloatRange(min=0),
+            default=120.0,
+            show_default=True,
+            help="A longer Retry-After fails the URL as rate_limited.",
+        ),
+        click.option(
+            "--min-speed",
+            default="1024:30",
+            show_default=True,
+            callback=_parse(parse_min_speed),
+            help="BYTES:SECONDS; slower bodies fail as too_slow (0: off).",
+        ),
+        click.option(
+            "--max-size",
+            default="100MB",
+            show_default=True,
+            callback=_parse(parse_size),
+            help="Larger bodies fail as too_large (0: no limit).",
+        ),
         click.option("--max-redirects", type=click.IntRange(min=0), default=10, show_default=True),
-        click.option("--per-host", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Connections per host:port (0: no cap)."),
-        click.option("--host-down-after", type=click.IntRange(min=0), default=5, show_default=True,
-                     help="Consecutive connect failures before a host's other URLs fail fast (0: never)."),
-        click.option("--accept", type=click.Choice(["images", "any"]), default="images", show_default=True,
-                     help="images: the first bytes must be an image; any: keep every body."),
+        click.option(
+            "--per-host",
+            type=click.IntRange(min=0),
+            default=0,
+            show_default=True,
+            help="Connections per host:port (0: no cap).",
+        ),
+        click.option(
+            "--host-down-after",
+            type=click.IntRange(min=0),
+            default=5,
+            show_default=True,
+            help="Consecutive connect failures before a host's other URLs fail fast (0: never).",
+        ),
+        click.option(
+            "--accept",
+            type=click.Choice(["images", "any"]),
+            default="images",
+            show_default=True,
+            help="images: the first bytes must be an image; any: keep every body.",
+        ),
         click.option("--fix-ext", is_flag=True, help="Give each file the extension of its real type."),
-        click.option("--names", type=click.Choice(["hashed", "plain"]), default="hashed", show_default=True,
-                     help="hashed: name.<url-digest>.ext, never colliding; plain: the URL's basename."),
+        click.option(
+            "--names",
+            type=click.Choice(["hashed", "plain"]),
+            default="hashed",
+            show_default=True,
+            help="hashed: name.<url-digest>.ext, never colliding; plain: the URL's basename.",
+        ),
         click.option("--overwrite", is_flag=True, help="Download again what an earlier run completed."),
         click.option("--user-agent", default=DEFAULT_USER_AGENT, show_default=True),
-        click.option("-H", "--header", "headers", multiple=True, callback=_parse(parse_header),
-                     help="Extra request header 'Name: value' (repeatable)."),
+        click.option(
+            "-H",
+            "--header",
+            "headers",
+            multiple=True,
+            callback=_parse(parse_header),
+            help="Extra request header 'Name: value' (repeatable).",
+        ),
         click.option("--proxy", default=None, help="Proxy URL (else HTTP(S)_PROXY from the environment)."),
         click.option("--insecure", is_flag=True, help="Do not verify TLS certificates."),
-        click.option("--ca-bundle", type=click.Path(dir_okay=False, exists=True), default=None,
-                     help="PEM file of trusted certificate authorities."),
-        click.option("--loop", type=click.Choice(["auto", "uvloop", "asyncio"]), default="auto",
-                     show_default=True, help="Event loop (auto: uvloop when installed)."),
+        click.option(
+            "--ca-bundle",
+            type=click.Path(dir_okay=False, exists=True),
+            default=None,
+            help="PEM file of trusted certificate authorities.",
+        ),
+        click.option(
+            "--loop",
+            type=click.Choice(["auto", "uvloop", "asyncio"]),
+            default="auto",
+            show_default=True,
+            help="Event loop (auto: uvloop when installed).",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; only errors."),
         click.option("--debug", is_flag=True, help="Show tracebacks and debug logs."),
     ]
@@ -265,18 +364,33 @@ def fetch(list_file: str, **params: Any) -> None:
     config = build_config(params)
     if list_file != "-" and not os.path.isfile(list_file):
         raise click.UsageError(f"no such list file: {list_file}")
-    reporter = reporter_for(sys.stderr, params["quiet"], count_lines(list_file) if not params["quiet"] else None)
+    reporter = reporter_for(
+        sys.stderr, params["quiet"], count_lines(list_file) if not params["quiet"] else None
+    )
     engine = Engine(config, reporter=reporter)
     with open_text(list_file) as stream:
-        stats = run_loop(run_engine(engine, jobs_from_lines(read_lines(stream), config.names)), params["loop"])
+        stats = run_loop(
+            run_engine(engine, jobs_from_lines(read_lines(stream), config.names)), params["loop"]
+        )
     finish(stats, params["quiet"])
 
 
 @main.command()
-@click.option("-n", "--count", type=click.IntRange(min=1), default=300, show_default=True,
-              help="How many URLs to download.")
-@click.option("--latency", type=click.FloatRange(min=0), default=0.02, show_default=True,
-              help="Simulated server latency per response, in seconds.")
+@click.option(
+    "-n",
+    "--count",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="How many URLs to download.",
+)
+@click.option(
+    "--latency",
+    type=click.FloatRange(min=0),
+    default=0.02,
+    show_default=True,
+    help="Simulated server latency per response, in seconds.",
+)
 @run_options
 @guarded
 def demo(count: int, latency: float, **params: Any) -> None:
@@ -303,8 +417,10 @@ def demo(count: int, latency: float, **params: Any) -> None:
         async def go() -> Stats:
             async with Origin(latency=latency) as origin:
                 if not params["quiet"]:
-                    click.echo(f"origin: {origin.base} serving {len(origin.images)} images, "
-                               f"{latency * 1000:.0f} ms latency; {count} URLs → {config.out}")
+                    click.echo(
+                        f"origin: {origin.base} serving {len(origin.images)} images, "
+                        f"{latency * 1000:.0f} ms latency; {count} URLs → {config.out}"
+                    )
                 engine = Engine(config, reporter=reporter_for(sys.stderr, params["quiet"], count))
                 return await run_engine(engine, jobs_from_urls(origin.urls(count), config.names))
 
@@ -329,5 +445,3 @@ def origin(host: str, port: int, latency: float, loop: str, debug: bool) -> None
     served = Origin(latency=latency, host=host, port=port)
     click.echo(f"serving {len(served.images)} images on http://{host}:{port}/img/<n>/<name>", err=True)
     run_loop(serve_forever(served), loop)
-
-

@@ -119,7 +119,15 @@ class Config:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
-        for name in ("retries", "backoff", "retry_after_max", "max_size", "max_redirects", "per_host", "host_down_after"):
+        for name in (
+            "retries",
+            "backoff",
+            "retry_after_max",
+            "max_size",
+            "max_redirects",
+            "per_host",
+            "host_down_after",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} cannot be negative, not {getattr(self, name)!r}")
         if self.accept not in ("images", "any"):

@@ -9,6 +9,7 @@ slot is free, so memory is O(concurrency), never O(URLs).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import random
@@ -74,8 +75,14 @@ def load_done(out: Path) -> tuple[DigestSet, DigestSet]:
 
 
 class Engine:
-    def __init__(self, config: Config, backend: Backend | None = None, *,
-                 on_done: Sequence[OnDone] = (), reporter: Reporter | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        backend: Backend | None = None,
+        *,
+        on_done: Sequence[OnDone] = (),
+        reporter: Reporter | None = None,
+    ) -> None:
         self.config = config
         self.backend = backend or create_backend(config)
         self.on_done = list(on_done)
@@ -129,7 +136,7 @@ class Engine:
                 break
             task = asyncio.create_task(self.fetch_one(job))
             self._tasks[task] = job
-            task.add_done_callback(lambda t, s=slots: self._done_cb(t, s))
+            task.add_done_callback(functools.partial(self._done_cb, slots=slots))
 
     def stop(self, reason: str | None = None) -> None:
         """Take no new URLs and cancel those in flight (their ``.part`` files are removed)."""
@@ -144,15 +151,16 @@ class Engine:
     def _settle(self, job: Job) -> Result | None:
         """A result without a request: an invalid row, a duplicate, or a URL an earlier run completed."""
         if job.error:
-            return Result(job.url, job.line, Status.INVALID, kind=job.error_kind, error=job.error,
-                          extra=job.extra)
+            return Result(
+                job.url, job.line, Status.INVALID, kind=job.error_kind, error=job.error, extra=job.extra
+            )
         if not self._seen.add(job.digest):
             return Result(job.url, job.line, Status.DUPLICATE, path=job.path, extra=job.extra)
         if job.digest in self._done:
             return Result(job.url, job.line, Status.SKIPPED, path=job.path, extra=job.extra)
         return None
 
-    def _done_cb(self, task: asyncio.Task[Result], slots: asyncio.Semaphore) -> None:
+    def _done_cb(self, task: asyncio.Task[Result], *, slots: asyncio.Semaphore) -> None:
         job = self._tasks.pop(task)
         slots.release()
         if task.cancelled():
@@ -191,10 +199,20 @@ class Engine:
                     except DownloadError as exc:
                         err = exc
                     else:
-                        return Result(job.url, job.line, Status.OK, path=fetched.path, http_status=fetched.http_status,
-                                      bytes=fetched.bytes, sha256=fetched.sha256, content_type=fetched.content_type,
-                                      attempts=attempts, elapsed_s=time.monotonic() - start, ttfb_s=fetched.ttfb_s,
-                                      extra=job.extra)
+                        return Result(
+                            job.url,
+                            job.line,
+                            Status.OK,
+                            path=fetched.path,
+                            http_status=fetched.http_status,
+                            bytes=fetched.bytes,
+                            sha256=fetched.sha256,
+                            content_type=fetched.content_type,
+                            attempts=attempts,
+                            elapsed_s=time.monotonic() - start,
+                            ttfb_s=fetched.ttfb_s,
+                            extra=job.extra,
+                        )
                     delay, err = self._retry_delay(job, err, attempts, start)
                     if delay is None:
                         break
@@ -244,15 +262,18 @@ class Engine:
         if limit and state.conn_failures >= limit:
             state.down = True
 
-    def _retry_delay(self, job: Job, err: DownloadError, attempts: int,
-                     start: float) -> tuple[float | None, DownloadError]:
+    def _retry_delay(
+        self, job: Job, err: DownloadError, attempts: int, start: float
+    ) -> tuple[float | None, DownloadError]:
         """Seconds to wait before the next attempt, or None to give up; and the error to report."""
         c = self.config
         if not err.retryable or attempts > c.retries:
             return None, err
         if err.retry_after is not None and err.retry_after > c.retry_after_max:
-            return None, RateLimited(err.http_status or 429, f"Retry-After {err.retry_after:g} s exceeds "
-                                     f"--retry-after-max {c.retry_after_max:g} s")
+            return None, RateLimited(
+                err.http_status or 429,
+                f"Retry-After {err.retry_after:g} s exceeds --retry-after-max {c.retry_after_max:g} s",
+            )
         if err.retry_after is not None:
             delay = err.retry_after
         else:
@@ -265,16 +286,31 @@ class Engine:
         return delay, err
 
     def _failure(self, job: Job, err: DownloadError, attempts: int, elapsed: float) -> Result:
-        return Result(job.url, job.line, Status.FAILED, path=None, kind=err.kind, http_status=err.http_status,
-                      attempts=attempts, elapsed_s=elapsed, error=str(err), extra=job.extra)
+        return Result(
+            job.url,
+            job.line,
+            Status.FAILED,
+            path=None,
+            kind=err.kind,
+            http_status=err.http_status,
+            attempts=attempts,
+            elapsed_s=elapsed,
+            error=str(err),
+            extra=job.extra,
+        )
 
 
 # -- the library API -----------------------------------------------------------------------------------
 
 
-async def adownload(urls: Iterable[str], out: str | os.PathLike[str] = "downloads", *,
-                    on_done: OnDone | Sequence[OnDone] | None = None, backend: Backend | None = None,
-                    **options: Any) -> Stats:
+async def adownload(
+    urls: Iterable[str],
+    out: str | os.PathLike[str] = "downloads",
+    *,
+    on_done: OnDone | Sequence[OnDone] | None = None,
+    backend: Backend | None = None,
+    **options: Any,
+) -> Stats:
     """Download ``urls`` into ``out``; returns the statistics. Works inside an already running loop.
 
     ``options`` are ``Config`` fields (``concurrency=32``, ``timeout=30``, ``backend="threads"``...);
@@ -286,12 +322,19 @@ async def adownload(urls: Iterable[str], out: str | os.PathLike[str] = "download
     return await engine.run(jobs_from_urls(urls, config.names))
 
 
-def download(urls: Iterable[str], out: str | os.PathLike[str] = "downloads", *,
-             on_done: OnDone | Sequence[OnDone] | None = None, **options: Any) -> Stats:
+def download(
+    urls: Iterable[str],
+    out: str | os.PathLike[str] = "downloads",
+    *,
+    on_done: OnDone | Sequence[OnDone] | None = None,
+    **options: Any,
+) -> Stats:
     """The synchronous form of ``adownload``; it runs its own event loop."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(adownload(urls, out, on_done=on_done, **options))
-    raise RuntimeError("download() cannot run inside a running event loop (a notebook, an async app): "
-                       "use `await downloader.adownload(...)` there")
+    raise RuntimeError(
+        "download() cannot run inside a running event loop (a notebook, an async app): "
+        "use `await downloader.adownload(...)` there"
+    )

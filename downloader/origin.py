@@ -16,8 +16,13 @@ from pathlib import Path
 from aiohttp import web
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif",
-          ".webp": "image/webp"}
+_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
 
 
 def _png(width: int, height: int, seed: int) -> bytes:
@@ -29,7 +34,12 @@ def _png(width: int, height: int, seed: int) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def load_images(folder: Path = FIXTURES) -> dict[str, bytes]:
@@ -58,8 +68,9 @@ def make_app(images: dict[str, bytes], latency: float = 0.02) -> web.Application
 class Origin:
     """``async with Origin() as origin:`` serves on a free port; ``origin.urls(n)`` lists ``n`` URLs."""
 
-    def __init__(self, latency: float = 0.02, folder: Path = FIXTURES, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+    def __init__(
+        self, latency: float = 0.02, folder: Path = FIXTURES, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.images = load_images(folder)
         self.latency, self.host, self.port = latency, host, port
         self._runner = web.AppRunner(make_app(self.images, latency), access_log=None)

@@ -16,8 +16,14 @@ class TqdmReporter(Reporter):
     """Files done, files/s and MB/s on stderr."""
 
     def __init__(self, total: int | None = None, stream: IO[str] | None = None) -> None:
-        self._bar = tqdm(total=total, unit="file", file=stream or sys.stderr, mininterval=0.25,
-                         dynamic_ncols=True, smoothing=0.1)
+        self._bar = tqdm(
+            total=total,
+            unit="file",
+            file=stream or sys.stderr,
+            mininterval=0.25,
+            dynamic_ncols=True,
+            smoothing=0.1,
+        )
         self._bytes = 0
         self._failed = 0
         self._t0 = time.monotonic()
@@ -64,13 +70,19 @@ def summary(stats: Stats) -> str:
     """One line a person can read, plus failures by kind when there are any."""
     q = stats.latency.quantile
     done = f"{stats.ok} ok"
-    for label, n in (("failed", stats.failed), ("invalid", stats.invalid), ("skipped", stats.skipped),
-                     ("duplicate", stats.duplicate)):
+    for label, n in (
+        ("failed", stats.failed),
+        ("invalid", stats.invalid),
+        ("skipped", stats.skipped),
+        ("duplicate", stats.duplicate),
+    ):
         if n or label == "failed":
             done += f", {n} {label}"
-    line = (f"{done} · {_size(stats.bytes)} in {stats.wall_s:.2f} s · {stats.files_per_s:,.0f} files/s · "
-            f"{stats.mb_per_s:.2f} MB/s · latency p50 {_ms(q(0.5))}, p95 {_ms(q(0.95))}, p99 {_ms(q(0.99))}"
-            f" · {stats.backend}, -c {stats.concurrency}")
+    line = (
+        f"{done} · {_size(stats.bytes)} in {stats.wall_s:.2f} s · {stats.files_per_s:,.0f} files/s · "
+        f"{stats.mb_per_s:.2f} MB/s · latency p50 {_ms(q(0.5))}, p95 {_ms(q(0.95))}, p99 {_ms(q(0.99))}"
+        f" · {stats.backend}, -c {stats.concurrency}"
+    )
     if stats.failures:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(stats.failures.items(), key=lambda kv: -kv[1]))
         line += f"\nfailures by kind: {kinds}"

@@ -114,10 +114,10 @@ class SyncWriter:
         _unlink_quietly(self.part)
 
 
-_write_whole_async = aiofiles.os.wrap(write_whole)  # type: ignore[no-untyped-call]
-_replace_async = aiofiles.os.wrap(_replace)  # type: ignore[no-untyped-call]
-_unlink_async = aiofiles.os.wrap(_unlink_quietly)  # type: ignore[no-untyped-call]
-_mkdir_async = aiofiles.os.wrap(os.makedirs)  # type: ignore[no-untyped-call]
+_write_whole_async = aiofiles.os.wrap(write_whole)
+_replace_async = aiofiles.os.wrap(_replace)
+_unlink_async = aiofiles.os.wrap(_unlink_quietly)
+_mkdir_async = aiofiles.os.wrap(os.makedirs)
 
 
 class AsyncWriter:

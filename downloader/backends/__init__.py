@@ -57,13 +57,20 @@ class Backend(Protocol):
 
 
 @dataclass(slots=True)
-class Body:
-    """A response whose headers have arrived; ``chunks`` yields the body as it comes."""
+class Head:
+    """A response whose headers have arrived."""
 
     status: int
     reason: str
     headers: Mapping[str, str]
     size: int | None
+
+
+@dataclass(slots=True)
+class Body:
+    """``head``, and the body's pieces as they come."""
+
+    head: Head
     chunks: AsyncIterator[bytes]
 
 
@@ -72,13 +79,12 @@ class Transfer:
 
     __slots__ = ("check", "config", "content_type", "out", "rel", "start", "status", "target", "ttfb")
 
-    def __init__(self, config: Config, out: Path, rel: str, start: float, status: int, reason: str,
-                 headers: Mapping[str, str], size: int | None) -> None:
+    def __init__(self, config: Config, out: Path, rel: str, start: float, head: Head) -> None:
         self.ttfb = time.monotonic() - start
-        check_status(status, reason, headers)
-        self.check = BodyCheck(config, start, size)
-        self.config, self.out, self.rel, self.start, self.status = config, out, rel, start, status
-        self.content_type = headers.get("Content-Type")
+        check_status(head.status, head.reason, head.headers)
+        self.check = BodyCheck(config, start, head.size)
+        self.config, self.out, self.rel, self.start, self.status = config, out, rel, start, head.status
+        self.content_type = head.headers.get("Content-Type")
         self.target = out / rel
 
     def final(self) -> Path:
@@ -88,8 +94,9 @@ class Transfer:
         return self.out / self.rel
 
     def fetched(self) -> Fetched:
-        return Fetched(self.status, self.check.received, self.check.sha256, self.content_type, self.ttfb,
-                       self.rel)
+        return Fetched(
+            self.status, self.check.received, self.check.sha256, self.content_type, self.ttfb, self.rel
+        )
 
 
 class StreamingBackend(ABC):
@@ -115,7 +122,7 @@ class StreamingBackend(ABC):
     async def fetch(self, url: str, out: Path, rel: str) -> Fetched:
         start = time.monotonic()
         async with self.get(url) as body:
-            tr = Transfer(self.config, out, rel, start, body.status, body.reason, body.headers, body.size)
+            tr = Transfer(self.config, out, rel, start, body.head)
             writer = AsyncWriter(tr.target, self.config.chunk_size)
             try:
                 async for piece in body.chunks:

@@ -12,7 +12,7 @@ from typing import Self
 import aiohttp
 
 from .. import errors
-from . import Body, StreamingBackend
+from . import Body, Head, StreamingBackend
 
 
 def _ssl(config_insecure: bool, ca_bundle: str | None) -> ssl.SSLContext | bool:
@@ -37,7 +37,9 @@ class AiohttpBackend(StreamingBackend):
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(total=c.timeout, sock_connect=c.connect_timeout, sock_read=c.read_timeout),
+            timeout=aiohttp.ClientTimeout(
+                total=c.timeout, sock_connect=c.connect_timeout, sock_read=c.read_timeout
+            ),
             headers=c.request_headers(),
             auto_decompress=False,
             trust_env=c.trust_env,
@@ -54,11 +56,12 @@ class AiohttpBackend(StreamingBackend):
     async def get(self, url: str) -> AsyncIterator[Body]:
         in_body = False
         try:
-            async with self._session.get(url, max_redirects=self.config.max_redirects,
-                                         proxy=self.config.proxy) as resp:
+            async with self._session.get(
+                url, max_redirects=self.config.max_redirects, proxy=self.config.proxy
+            ) as resp:
                 in_body = True
-                yield Body(resp.status, resp.reason or "", resp.headers, resp.content_length,
-                           resp.content.iter_any())
+                head = Head(resp.status, resp.reason or "", resp.headers, resp.content_length)
+                yield Body(head, resp.content.iter_any())
         except (errors.DownloadError, asyncio.CancelledError):
             raise
         except Exception as exc:

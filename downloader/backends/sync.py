@@ -33,7 +33,7 @@ from .. import errors
 from ..config import Config
 from ..models import Fetched
 from ..sink import SyncWriter
-from . import Body, StreamingBackend, Transfer
+from . import Body, Head, StreamingBackend, Transfer
 
 CANCEL_GRACE_S = 5.0
 """How long a cancelled download waits for its worker to remove its ``.part``."""
@@ -72,9 +72,10 @@ def read_piece(resp: requests.Response, size: int, config: Config) -> bytes:
         raise translate(exc, True, config) from exc
 
 
-def content_length(resp: requests.Response) -> int | None:
+def head_of(resp: requests.Response) -> Head:
     value = resp.headers.get("Content-Length")
-    return int(value) if value and value.isdigit() else None
+    size = int(value) if value and value.isdigit() else None
+    return Head(resp.status_code, resp.reason or "", resp.headers, size)
 
 
 def shutdown(resp: requests.Response) -> None:
@@ -90,8 +91,11 @@ def _chain(exc: BaseException) -> list[BaseException]:
     cur: BaseException | None = exc
     while cur is not None and cur not in seen:
         seen.append(cur)
-        cur = cur.__cause__ or cur.__context__ or (cur.args[0] if cur.args and
-                                                   isinstance(cur.args[0], BaseException) else None)
+        cur = (
+            cur.__cause__
+            or cur.__context__
+            or (cur.args[0] if cur.args and isinstance(cur.args[0], BaseException) else None)
+        )
     return seen
 
 
@@ -162,8 +166,7 @@ class ExecutorBackend(_PoolBackend, StreamingBackend):
             pending.add_done_callback(_close_when_done)
             raise
         try:
-            yield Body(resp.status_code, resp.reason or "", resp.headers, content_length(resp),
-                       self._pieces(resp))
+            yield Body(head_of(resp), self._pieces(resp))
         except BaseException:
             shutdown(resp)
             raise
@@ -217,8 +220,7 @@ class ThreadsBackend(_PoolBackend):
             raise errors.Cancelled("cancelled before it started")
         resp = token.resp = open_response(self._session, url, self.config)
         try:
-            tr = Transfer(self.config, out, rel, start, resp.status_code, resp.reason or "", resp.headers,
-                          content_length(resp))
+            tr = Transfer(self.config, out, rel, start, head_of(resp))
             writer = SyncWriter(tr.target, self.config.chunk_size)
             try:
                 while True:
