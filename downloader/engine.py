@@ -308,17 +308,19 @@ async def adownload(
     out: str | os.PathLike[str] = "downloads",
     *,
     on_done: OnDone | Sequence[OnDone] | None = None,
-    backend: Backend | None = None,
+    backend: str | Backend = "aiohttp",
     **options: Any,
 ) -> Stats:
     """Download ``urls`` into ``out``; returns the statistics. Works inside an already running loop.
 
-    ``options`` are ``Config`` fields (``concurrency=32``, ``timeout=30``, ``backend="threads"``...);
-    ``on_done`` is called with each ``Result`` as it arrives.
+    ``backend`` is a name (``aiohttp``, ``executor``, ``threads``) or a ``Backend`` object; ``options``
+    are ``Config`` fields (``concurrency=32``, ``timeout=30``...); ``on_done`` is called with each
+    ``Result`` as it arrives.
     """
-    config = Config.from_options(out, **options)
+    name = backend if isinstance(backend, str) else "aiohttp"
+    config = Config.from_options(out, backend=name, **options)
     callbacks: list[OnDone] = [] if on_done is None else [on_done] if callable(on_done) else list(on_done)
-    engine = Engine(config, backend, on_done=callbacks)
+    engine = Engine(config, None if isinstance(backend, str) else backend, on_done=callbacks)
     return await engine.run(jobs_from_urls(urls, config.names))
 
 

@@ -23,7 +23,7 @@ from .models import Job
 
 MAX_URL_LENGTH = 8192
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_HOST = re.compile(r"^[\w.\-~%!$&'()*+,;=]+$")
+_HOST = re.compile(r"^[\w.\-~!$&'()*+,;=]+$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # Names: characters no common file system accepts, and names Windows reserves whatever the extension.

@@ -185,6 +185,12 @@ def _close_when_done(fut: asyncio.Future[requests.Response]) -> None:
         fut.result().close()
 
 
+def _retrieve(fut: asyncio.Future[Fetched]) -> None:
+    """Take a cancelled worker's outcome so asyncio does not log it as never retrieved."""
+    if not fut.cancelled():
+        fut.exception()
+
+
 class _Token:
     """Tells a worker thread it was cancelled, and unblocks its read."""
 
@@ -211,6 +217,7 @@ class ThreadsBackend(_PoolBackend):
             return await asyncio.shield(waiter)
         except asyncio.CancelledError:
             token.cancel()
+            waiter.add_done_callback(_retrieve)
             await asyncio.wait([waiter], timeout=CANCEL_GRACE_S)
             raise
 

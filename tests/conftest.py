@@ -1,0 +1,73 @@
+"""Shared fixtures: the fault-injecting origin on loopback, every backend, and a runner."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from downloader.backends import backend_names
+from downloader.engine import adownload
+from downloader.models import Result, Stats
+from tests.faults import HITS, make_app
+
+AiohttpServer = Callable[..., Awaitable[TestServer]]
+
+
+@pytest.fixture(params=backend_names())
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+async def origin(aiohttp_server: AiohttpServer) -> TestServer:
+    return await aiohttp_server(make_app())
+
+
+@dataclass
+class Run:
+    stats: Stats
+    results: list[Result]
+    rows: list[dict[str, Any]]
+    out: Path
+
+    def row(self, url: str) -> dict[str, Any]:
+        (found,) = [r for r in self.rows if r["url"] == url]
+        return found
+
+    def files(self) -> list[str]:
+        """Every file left in the output folder, manifest and stats aside."""
+        return sorted(
+            str(p.relative_to(self.out))
+            for p in self.out.rglob("*")
+            if p.is_file() and p.name not in ("manifest.jsonl", "stats.json")
+        )
+
+
+def manifest_rows(out: Path) -> list[dict[str, Any]]:
+    path = out / "manifest.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture
+def fetch(backend: str, tmp_path: Path) -> Callable[..., Awaitable[Run]]:
+    """``await fetch(urls, **options)`` downloads with the test's backend into ``tmp_path/out``."""
+
+    async def run(urls: list[str], **options: Any) -> Run:
+        out = options.pop("out", tmp_path / "out")
+        results: list[Result] = []
+        options.setdefault("backoff", 0.01)
+        stats = await adownload(urls, out, backend=backend, on_done=results.append, **options)
+        return Run(stats, results, manifest_rows(out), out)
+
+    return run
+
+
+def hits(server: TestServer, path: str) -> int:
+    return server.app[HITS][path]

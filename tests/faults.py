@@ -1,0 +1,169 @@
+"""A fault-injecting origin for the tests: one route per case, and a hit counter per path."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+JPEG = (FIXTURES / "image-00.jpg").read_bytes()
+PNG = (FIXTURES / "image-02.png").read_bytes()
+HTML = b"<!DOCTYPE html><html><body>Not found</body></html>"
+HITS: web.AppKey[collections.Counter[str]] = web.AppKey("hits", collections.Counter)
+HEADERS: web.AppKey[dict[str, dict[str, str]]] = web.AppKey("headers", dict)
+
+
+def image_for(name: str) -> bytes:
+    path = FIXTURES / name
+    return path.read_bytes() if path.is_file() else JPEG
+
+
+async def img(request: web.Request) -> web.Response:
+    """/img/<anything>/<fixture name>: the fixture's bytes (JPEG when there is no such fixture)."""
+    name = request.match_info["name"]
+    ctype = "image/png" if name.endswith(".png") else "image/jpeg"
+    return web.Response(body=image_for(name), content_type=ctype)
+
+
+async def echo(request: web.Request) -> web.Response:
+    """Remembers the request's headers under its path, answers with an image."""
+    request.app[HEADERS][request.path] = dict(request.headers)
+    return web.Response(body=JPEG, content_type="image/jpeg")
+
+
+async def flaky(request: web.Request) -> web.Response:
+    """/flaky/<n>/<id>: 503 for the first n hits, then the image."""
+    if request.app[HITS][request.path] <= int(request.match_info["n"]):
+        return web.Response(status=503, text="busy")
+    return web.Response(body=JPEG, content_type="image/jpeg")
+
+
+async def status(request: web.Request) -> web.Response:
+    """/status/<code>/<id>: always that status."""
+    return web.Response(status=int(request.match_info["code"]), text="no")
+
+
+async def limited(request: web.Request) -> web.Response:
+    """/limited/<n>/<retry-after>/<id>: 429 with Retry-After for the first n hits, then the image."""
+    if request.app[HITS][request.path] <= int(request.match_info["n"]):
+        return web.Response(status=429, headers={"Retry-After": request.match_info["after"]})
+    return web.Response(body=JPEG, content_type="image/jpeg")
+
+
+async def stall(request: web.Request) -> web.StreamResponse:
+    """Headers and a few bytes, then silence."""
+    resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+    resp.content_length = len(JPEG)
+    await resp.prepare(request)
+    await resp.write(JPEG[:100])
+    await asyncio.sleep(30)
+    return resp
+
+
+async def trickle(request: web.Request) -> web.StreamResponse:
+    """A few bytes at a time, forever slower than any sane minimum speed."""
+    resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+    resp.content_length = len(JPEG)
+    await resp.prepare(request)
+    for i in range(0, len(JPEG), 4):
+        await resp.write(JPEG[i : i + 4])
+        await asyncio.sleep(0.05)
+    return resp
+
+
+async def truncated(request: web.Request) -> web.StreamResponse:
+    """Announces the whole image, sends half, closes."""
+    resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+    resp.content_length = len(JPEG)
+    await resp.prepare(request)
+    await resp.write(JPEG[: len(JPEG) // 2])
+    assert request.transport is not None
+    request.transport.close()
+    return resp
+
+
+async def redirect(request: web.Request) -> web.Response:
+    """/redirect/<n>: n hops, then the image."""
+    n = int(request.match_info["n"])
+    if n == 0:
+        return web.Response(body=JPEG, content_type="image/jpeg")
+    raise web.HTTPFound(f"/redirect/{n - 1}")
+
+
+async def loop(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/loop")
+
+
+async def to_ftp(request: web.Request) -> web.Response:
+    raise web.HTTPFound("ftp://127.0.0.1/secret.jpg")
+
+
+async def html(request: web.Request) -> web.Response:
+    """An error page served as 200 at an image URL."""
+    return web.Response(body=HTML, content_type="text/html")
+
+
+async def octet(request: web.Request) -> web.Response:
+    """A real PNG with a useless Content-Type."""
+    return web.Response(body=PNG, content_type="application/octet-stream")
+
+
+async def big(request: web.Request) -> web.StreamResponse:
+    """/big/<bytes>?cl=1: a JPEG of that size, with or without Content-Length."""
+    size = int(request.match_info["size"])
+    resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+    if request.query.get("cl") == "1":
+        resp.content_length = size
+    await resp.prepare(request)
+    sent = 0
+    block = JPEG + bytes(65536)
+    while sent < size:
+        piece = block[: min(len(block), size - sent)]
+        await resp.write(piece)
+        sent += len(piece)
+    await resp.write_eof()
+    return resp
+
+
+async def slow(request: web.Request) -> web.Response:
+    """/slow/<ms>/<id>: the image after a delay."""
+    await asyncio.sleep(int(request.match_info["ms"]) / 1000)
+    return web.Response(body=JPEG, content_type="image/jpeg")
+
+
+@web.middleware
+async def count_hits(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    request.app[HITS][request.path] += 1
+    return await handler(request)
+
+
+def make_app() -> web.Application:
+    app = web.Application(middlewares=[count_hits])
+    app[HITS] = collections.Counter()
+    app[HEADERS] = {}
+    routes = {
+        "/img/{group}/{name}": img,
+        "/echo/{id}": echo,
+        "/flaky/{n}/{id}": flaky,
+        "/status/{code}/{id}": status,
+        "/limited/{n}/{after}/{id}": limited,
+        "/stall/{id}": stall,
+        "/trickle/{id}": trickle,
+        "/truncated/{id}": truncated,
+        "/redirect/{n}": redirect,
+        "/loop": loop,
+        "/to-ftp": to_ftp,
+        "/html/{name}": html,
+        "/octet/{name}": octet,
+        "/big/{size}": big,
+        "/slow/{ms}/{id}": slow,
+    }
+    for path, handler in routes.items():
+        app.router.add_get(path, handler)
+    return app

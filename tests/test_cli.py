@@ -1,0 +1,126 @@
+"""The command line through click's runner and, for signals, as a real subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+from click.testing import CliRunner, Result
+
+from downloader.cli import main
+from tests.conftest import manifest_rows
+
+
+def invoke(*args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
+
+
+def write_list(tmp_path: Path, urls: list[str]) -> Path:
+    path = tmp_path / "urls.txt"
+    path.write_text("# a list\n" + "\n".join(urls) + "\n\n")
+    return path
+
+
+async def test_exit_0_when_all_ok(origin: TestServer, tmp_path: Path, backend: str) -> None:
+    lst = write_list(tmp_path, [str(origin.make_url(f"/img/{i}/image-00.jpg")) for i in range(5)])
+    out = tmp_path / "out"
+    res = await asyncio.to_thread(invoke, "fetch", str(lst), "-o", str(out), "--backend", backend)
+    assert res.exit_code == 0, res.output
+    assert "5 ok, 0 failed" in res.output and "files/s" in res.output and "p95" in res.output
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["ok"] == 5 and stats["backend"] == backend
+
+
+async def test_exit_1_when_some_failed_and_stdin_list(origin: TestServer, tmp_path: Path) -> None:
+    urls = [str(origin.make_url("/img/1/image-00.jpg")), str(origin.make_url("/status/410/x")), "bad"]
+    out = tmp_path / "out"
+    res = await asyncio.to_thread(invoke, "fetch", "-", "-o", str(out), stdin="\n".join(urls))
+    assert res.exit_code == 1
+    assert "failures by kind: " in res.output and "http_4xx 1" in res.output
+    assert {r["status"] for r in manifest_rows(out)} == {"ok", "failed", "invalid"}
+
+
+def test_quiet_prints_nothing_on_success(tmp_path: Path) -> None:
+    lst = write_list(tmp_path, [])
+    res = invoke("fetch", str(lst), "-o", str(tmp_path / "out"), "-q")
+    assert res.exit_code == 0 and res.output == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fetch", "missing.txt"], "no such list file"),
+        (["fetch", "-", "--max-size", "lots"], "not a size"),
+        (["fetch", "-", "-c", "0"], "-c"),
+        (["fetch", "-", "-H", "no colon"], "not a header"),
+        (["fetch", "-", "--backend", "curl"], "curl"),
+        (["fetch"], "Missing argument"),
+    ],
+)
+def test_usage_errors_exit_2_without_traceback(args: list[str], message: str) -> None:
+    res = CliRunner().invoke(main, args, input="")
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output
+
+
+def test_unwritable_output_aborts_with_3(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    res = CliRunner().invoke(main, ["fetch", "-", "-o", str(tmp_path / "file" / "out")], input="http://h/x\n")
+    assert res.exit_code == 3 and "not writable" in res.output and "Traceback" not in res.output
+
+
+def test_help_has_examples() -> None:
+    for cmd in (["--help"], ["fetch", "--help"], ["demo", "--help"]):
+        res = invoke(*cmd)
+        assert res.exit_code == 0 and "Examples" in res.output
+
+
+def test_demo_runs_against_the_embedded_origin() -> None:
+    res = invoke("demo", "-n", "40", "-c", "8", "--latency", "0.001")
+    assert res.exit_code == 0, res.output
+    assert "40 ok, 0 failed" in res.output
+
+
+async def test_sigint_stops_cleanly_then_rerun_resumes(
+    origin: TestServer, tmp_path: Path, backend: str
+) -> None:
+    urls = [str(origin.make_url(f"/slow/300/{i}.jpg")) for i in range(40)]
+    lst = write_list(tmp_path, urls)
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "downloader",
+        "fetch",
+        str(lst),
+        "-o",
+        str(out),
+        "-c",
+        "4",
+        "--backend",
+        backend,
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(20):
+        while sum(1 for p in out.glob("*.jpg")) < 4:
+            await asyncio.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 130, stderr.decode()
+    assert b"interrupted" in stdout + stderr and b"Traceback" not in stderr
+    rows = manifest_rows(out)
+    done = [r for r in rows if r["status"] == "ok"]
+    assert {r["kind"] for r in rows if r["status"] != "ok"} == {"cancelled"}
+    assert 4 <= len(done) < 40
+    assert not list(out.glob("*.part"))
+    assert sorted(p.name for p in out.glob("*.jpg")) == sorted(r["path"] for r in done)
+    res = await asyncio.to_thread(invoke, "fetch", str(lst), "-o", str(out), "-c", "16", "--backend", backend)
+    assert res.exit_code == 0, res.output
+    assert f"{40 - len(done)} ok" in res.output and f"{len(done)} skipped" in res.output

@@ -1,0 +1,108 @@
+"""The engine at its seam, with a fake backend: laziness, bounded concurrency, stopping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import pytest
+
+from downloader import adownload, download
+from downloader.config import Config
+from downloader.engine import Engine
+from downloader.models import Fetched, Job
+from downloader.sources import jobs_from_urls
+from tests.conftest import manifest_rows
+
+
+class GatedBackend:
+    """Holds every fetch until the test releases it; counts what is in flight."""
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.peak = 0
+        self.completed = 0
+        self.gate = asyncio.Semaphore(0)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    async def fetch(self, url: str, out: Path, rel: str) -> Fetched:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await self.gate.acquire()
+        finally:
+            self.in_flight -= 1
+        self.completed += 1
+        return Fetched(200, 0, "", None, 0.0, rel)
+
+
+async def wait_for(predicate: object, timeout: float = 5.0) -> None:
+    assert callable(predicate)
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.001)
+
+
+async def test_input_is_pulled_lazily_and_in_flight_is_bounded(tmp_path: Path) -> None:
+    n = 16
+    consumed = 0
+
+    def million() -> Iterator[Job]:
+        nonlocal consumed
+        for job in jobs_from_urls(f"http://127.0.0.1:9/{i}.jpg" for i in range(1_000_000)):
+            consumed += 1
+            yield job
+
+    backend = GatedBackend()
+    engine = Engine(Config(out=tmp_path, concurrency=n), backend)
+    run = asyncio.create_task(engine.run(million()))
+    await wait_for(lambda: backend.in_flight == n)
+    await asyncio.sleep(0.05)
+    assert consumed <= n + 1 and backend.peak == n
+    for burst in range(1, 6):  # let a few hundred through, in bursts
+        for _ in range(100):
+            backend.gate.release()
+        await wait_for(lambda b=burst: backend.completed >= 100 * b and backend.in_flight == n)
+        assert consumed - backend.completed <= n + 1
+    assert backend.peak == n
+    engine.stop()
+    stats = await run
+    # the n in flight and the one waiting for a slot were reached: each gets a "cancelled" row
+    assert stats.ok == 500 and stats.failed == n + 1 and stats.failures == {"cancelled": n + 1}
+    assert stats.total == consumed == 500 + n + 1
+    assert len(manifest_rows(tmp_path)) == stats.total
+
+
+async def test_sync_download_refuses_a_running_loop(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="adownload"):
+        download([], tmp_path)
+
+
+async def test_adownload_runs_inside_a_running_loop(tmp_path: Path) -> None:
+    backend = GatedBackend()
+    backend.gate = asyncio.Semaphore(10)
+    stats = await adownload([f"http://127.0.0.1:9/{i}.jpg" for i in range(10)], tmp_path, backend=backend)
+    assert stats.ok == 10
+
+
+def test_sync_download_outside_a_loop(tmp_path: Path) -> None:
+    seen: list[int] = []
+    stats = download(["nope", "ftp://x/y"], tmp_path, on_done=lambda r: seen.append(r.line))
+    assert stats.invalid == 2 and sorted(seen) == [1, 2]
+
+
+def test_unknown_option_is_named(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="concurency"):
+        download([], tmp_path, concurency=3)

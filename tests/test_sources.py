@@ -1,0 +1,141 @@
+"""Reading lists, normalising URLs and naming files: pure functions, no server."""
+
+from __future__ import annotations
+
+import gzip
+import io
+from pathlib import Path
+
+import pytest
+
+from downloader.errors import InvalidURL
+from downloader.keys import DigestSet, digest64
+from downloader.sources import (
+    MAX_STEM_BYTES,
+    jobs_from_lines,
+    normalise,
+    open_text,
+    read_lines,
+    relative_path,
+    safe_component,
+    with_extension,
+)
+
+
+def test_read_lines_skips_blanks_and_comments() -> None:
+    text = "\ufeff  http://a/1.jpg  \n\n# note\n   \nhttp://a/2.jpg\n\t#x\n"
+    assert list(read_lines(io.StringIO(text.lstrip("\ufeff")))) == [
+        (1, "http://a/1.jpg"),
+        (5, "http://a/2.jpg"),
+    ]
+
+
+def test_open_text_reads_gzip_and_strips_bom(tmp_path: Path) -> None:
+    path = tmp_path / "urls.txt.gz"
+    path.write_bytes(gzip.compress("\ufeffhttp://a/1.jpg\nhttp://a/2.jpg\n".encode()))
+    with open_text(path) as fh:
+        assert [t for _, t in read_lines(fh)] == ["http://a/1.jpg", "http://a/2.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("HTTP://Example.COM:80/A.jpg#frag", "http://example.com/A.jpg"),
+        ("https://example.com:443/a.jpg?b=1&a=2", "https://example.com/a.jpg?b=1&a=2"),
+        ("http://example.com:8080", "http://example.com:8080/"),
+        ("http://[::1]:81/x.png", "http://[::1]:81/x.png"),
+        ("http://example.com/a b.jpg", "http://example.com/a%20b.jpg"),
+        ("http://u:p@Example.com/x", "http://u:p@example.com/x"),
+    ],
+)
+def test_normalise(url: str, key: str) -> None:
+    assert normalise(url) == key
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("example.com/a.jpg", "no http"),
+        ("ftp://example.com/a.jpg", "'ftp'"),
+        ("file:///etc/passwd", "'file'"),
+        ("data:image/png;base64,AAAA", "'data'"),
+        ("javascript:alert(1)", "'javascript'"),
+        ("http:///a.jpg", "no host"),
+        ("http://exa mple.com/", "host"),
+        ("http://example.com:99999/", "valid"),
+        ("http://example.com/\x00", "control"),
+        ("http://example.com/" + "a" * 9000, "longer"),
+    ],
+)
+def test_invalid_urls_say_why(url: str, reason: str) -> None:
+    with pytest.raises(InvalidURL, match=reason):
+        normalise(url)
+
+
+def test_names_are_deterministic_distinct_and_safe() -> None:
+    a = relative_path(normalise("http://h/a/x.jpg"))
+    assert a == relative_path(normalise("HTTP://H:80/a/x.jpg#top"))
+    paths = {
+        relative_path(normalise(u))
+        for u in (
+            "http://h/a/x.jpg",
+            "http://h/b/x.jpg",
+            "http://h/img.jpg?s=1",
+            "http://h/img.jpg?s=2",
+            "http://h/X.jpg",
+            "http://h/x.jpg",
+        )
+    }
+    assert len({p.lower() for p in paths}) == 6
+    assert a.startswith("x.") and a.endswith(".jpg")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://h/..",
+        "http://h/../../etc/passwd",
+        "http://h/a%2F..%2F..%2Fb.jpg",
+        "http://h/CON.jpg",
+        "http://h/nul",
+        "http://h/a%3A%2A%3F%22%3C%3E%7C.jpg",
+        "http://h/%2e%2e",
+        "http://h/",
+        "http://h/.hidden",
+        "http://h/" + "%C3%A9" * 200 + ".jpg",
+        "http://h/trailing.%20",
+        "http://h/a%5Cb.png",
+    ],
+)
+def test_hostile_names_stay_inside_and_portable(url: str) -> None:
+    for names in ("hashed", "plain"):
+        path = relative_path(normalise(url), names)
+        assert "/" not in path and "\\" not in path and path not in (".", "..")
+        assert not path.startswith(".") and not path.endswith((" ", "."))
+        assert not any(c in path for c in '<>:"|?*')
+        assert path.split(".")[0].lower() not in ("con", "nul", "prn", "aux")
+        assert len(path.encode()) <= MAX_STEM_BYTES + 32
+
+
+def test_safe_component_fallback_and_reserved() -> None:
+    assert safe_component("...") == "file"
+    assert safe_component("com1.txt") == "_com1.txt"
+    assert with_extension("cat.abc.jpg", ".png") == "cat.abc.png"
+    assert with_extension("cat.abcdefghijklm", ".png") == "cat.abcdefghijklm.png"
+
+
+def test_jobs_carry_their_errors() -> None:
+    jobs = list(jobs_from_lines([(1, "http://h/x.jpg"), (2, "nope")]))
+    assert jobs[0].error is None and jobs[0].key == "http://h/x.jpg"
+    assert jobs[1].error and jobs[1].error_kind == "invalid_url"
+
+
+def test_digest_set_adds_discards_and_grows() -> None:
+    s = DigestSet(capacity=4)
+    digests = [digest64(f"http://h/{i}") for i in range(5000)]
+    assert all(s.add(d) for d in digests)
+    assert not s.add(digests[7]) and len(s) == 5000
+    for d in digests[::2]:
+        s.discard(d)
+    assert len(s) == 2500 and digests[0] not in s and digests[1] in s
+    assert s.add(digests[0]) and digests[0] in s
