@@ -136,10 +136,6 @@ class Config:
             raise ValueError(f"names must be 'hashed' or 'plain', not {self.names!r}")
         if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
             raise ValueError(f"no such CA bundle: {self.ca_bundle}")
-        from .backends import backend_names
-
-        if self.backend not in backend_names():
-            raise ValueError(f"unknown backend {self.backend!r}; choose from {', '.join(backend_names())}")
 
     @classmethod
     def from_options(cls, out: str | os.PathLike[str], **options: Any) -> Config:

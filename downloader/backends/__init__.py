@@ -36,6 +36,8 @@ def backend_names() -> list[str]:
 
 
 def create_backend(config: Config) -> Backend:
+    if config.backend not in _REGISTRY:
+        raise ValueError(f"unknown backend {config.backend!r}; choose from {', '.join(_REGISTRY)}")
     module, cls = _REGISTRY[config.backend]
     backend: Backend = getattr(importlib.import_module(module), cls)(config)
     return backend

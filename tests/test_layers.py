@@ -1,0 +1,94 @@
+"""The architecture rule of DESIGN.md, held by walking the imports: modules import only lower layers,
+and each third-party library has one owner."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parent.parent / "downloader"
+
+LAYERS = {
+    "errors": 0, "models": 0, "keys": 0, "__init__": 0,
+    "config": 1, "checks": 2, "sources": 2,
+    "sink": 3, "report": 3, "origin": 3,
+    "backends": 4, "backends.aio": 5, "backends.sync": 5,
+    "engine": 6, "bench": 6,
+    "cli": 7, "__main__": 8,
+}  # fmt: skip
+OWNERS = {
+    "aiohttp": {"backends.aio", "origin"},
+    "requests": {"backends.sync"},
+    "urllib3": {"backends.sync"},
+    "aiofiles": {"sink"},
+    "click": {"cli"},
+    "uvloop": {"cli"},
+    "tqdm": {"report"},
+    "matplotlib": {"bench"},
+}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PKG).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" and len(rel.parts) > 1 else rel.parts
+    return ".".join(parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Absolute names of everything ``path`` imports (relative imports resolved inside the package)."""
+    tree = ast.parse(path.read_text())
+    package = list(path.parent.relative_to(PKG).parts)
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+                mod = ".".join([*base, node.module] if node.module else base)
+                found.add("downloader." + mod if mod else "downloader")
+                if not node.module:
+                    found.update(
+                        f"downloader.{'.'.join([*base, a.name])}".replace("..", ".") for a in node.names
+                    )
+            else:
+                found.add(node.module or "")
+    return found
+
+
+def internal(name: str) -> str | None:
+    if name == "downloader":
+        return "__init__"
+    if name.startswith("downloader."):
+        return name.removeprefix("downloader.")
+    return None
+
+
+def test_imports_point_down() -> None:
+    wrong = []
+    for path in PKG.rglob("*.py"):
+        me = module_name(path) or "__init__"
+        if me == "__init__":  # the facade: its imports are lazy (TYPE_CHECKING and module __getattr__)
+            continue
+        for name in imports(path):
+            target = internal(name)
+            if target is None or target not in LAYERS:
+                continue
+            if target != me and LAYERS[target] >= LAYERS[me] and target != "__init__":
+                wrong.append(f"{me} imports {target}")
+    assert wrong == []
+
+
+def test_each_library_has_one_owner() -> None:
+    wrong = []
+    for path in PKG.rglob("*.py"):
+        me = module_name(path) or "__init__"
+        for name in imports(path):
+            top = name.split(".")[0]
+            if top in OWNERS and me not in OWNERS[top]:
+                wrong.append(f"{me} imports {top}")
+    assert wrong == []
+
+
+def test_every_module_has_a_layer() -> None:
+    assert {module_name(p) or "__init__" for p in PKG.rglob("*.py")} <= set(LAYERS)
