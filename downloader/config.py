@@ -94,8 +94,6 @@ class Config:
     """``hashed``: ``cat.3f9a1c2e.jpg``, collision-free; ``plain``: the URL's basename as it is."""
     overwrite: bool = False
     """Download again even when an earlier run completed the URL."""
-    retry_failed: bool = False
-    """Fetch only the URLs whose latest manifest row failed."""
     user_agent: str = DEFAULT_USER_AGENT
     headers: tuple[tuple[str, str], ...] = ()
     """Extra request headers."""

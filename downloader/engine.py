@@ -16,7 +16,6 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,10 +30,10 @@ from .errors import (
     Timeout,
     WriteError,
 )
-from .keys import DigestSet, digest64
+from .keys import DigestSet
 from .models import Fetched, Job, Reporter, Result, Stats, Status
-from .sink import Manifest, prepare_out, read_manifest, write_stats
-from .sources import jobs_from_urls
+from .sink import Manifest, prepare_out, write_stats
+from .sources import earlier_outcomes, jobs_from_urls
 
 log = logging.getLogger("downloader")
 
@@ -56,22 +55,6 @@ class _Host:
 
 def host_of(key: str) -> str:
     return urlsplit(key).netloc
-
-
-def load_done(out: Path) -> tuple[DigestSet, DigestSet]:
-    """Digests of URLs an earlier run completed (the latest row ok and its file on disk), and of those whose
-    latest row failed."""
-    done, failed = DigestSet(), DigestSet()
-    for row in read_manifest(out / MANIFEST):
-        d = digest64(row.get("key") or row["url"])
-        status, path = row.get("status"), row.get("path")
-        if status in ("ok", "skipped") and isinstance(path, str) and (out / path).is_file():
-            done.add(d)
-            failed.discard(d)
-        elif status == "failed":
-            done.discard(d)
-            failed.add(d)
-    return done, failed
 
 
 class Engine:
@@ -105,7 +88,7 @@ class Engine:
         except OSError as exc:
             raise RunAborted(f"output folder {out} is not writable: {exc.strerror or exc}") from None
         if not self.config.overwrite:
-            self._done = load_done(out)[0]
+            self._done = earlier_outcomes(out / MANIFEST, out)[0]
         self._manifest = Manifest(out / MANIFEST)
         slots = asyncio.Semaphore(self.config.concurrency)
         started = time.monotonic()

@@ -12,7 +12,7 @@ import errno
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -193,22 +193,6 @@ class Manifest:
     def close(self) -> None:
         self.flush()
         self._fh.close()
-
-
-def read_manifest(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of an earlier manifest, skipping a torn last line or anything that is not a JSON object."""
-    try:
-        fh = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
-    except FileNotFoundError:
-        return
-    with fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict) and isinstance(row.get("url"), str):
-                yield row
 
 
 def write_stats(path: Path, stats: Stats) -> None:

@@ -9,16 +9,17 @@ from __future__ import annotations
 import base64
 import gzip
 import io
+import json
 import re
 import sys
 import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from .errors import InvalidURL
-from .keys import digest64
+from .keys import DigestSet, digest64
 from .models import Job
 
 MAX_URL_LENGTH = 8192
@@ -150,3 +151,58 @@ def jobs_from_urls(urls: Iterable[str], names: str = "hashed") -> Iterator[Job]:
     """Jobs for a library caller's iterable of URL strings; line numbers count every item from 1."""
     for line, text in enumerate(urls, 1):
         yield make_job(line, str(text).strip(), names)
+
+
+# -- an earlier run's manifest ------------------------------------------------------------------------
+
+
+def read_manifest(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of an earlier manifest, skipping a torn last line or anything that is not a JSON object."""
+    try:
+        fh = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("url"), str):
+                yield row
+
+
+def _row_digest(row: dict[str, Any]) -> int | None:
+    try:
+        return digest64(normalise(row["url"]))
+    except InvalidURL:
+        return None
+
+
+def earlier_outcomes(manifest: Path, out: Path) -> tuple[DigestSet, DigestSet]:
+    """Digests of the URLs an earlier run completed (latest row ok or skipped, and its file on disk), and
+    of those whose latest row failed. The latest row for a URL wins."""
+    done, failed = DigestSet(), DigestSet()
+    for row in read_manifest(manifest):
+        d = _row_digest(row)
+        if d is None:
+            continue
+        status, path = row.get("status"), row.get("path")
+        if status in ("ok", "skipped") and isinstance(path, str) and (out / path).is_file():
+            done.add(d)
+            failed.discard(d)
+        elif status == "failed":
+            done.discard(d)
+            failed.add(d)
+    return done, failed
+
+
+def jobs_from_manifest(manifest: Path, out: Path, names: str = "hashed") -> Iterator[Job]:
+    """Jobs for ``--retry-failed``: each URL whose latest manifest row failed, once, with its old line."""
+    failed = earlier_outcomes(manifest, out)[1]
+    for row in read_manifest(manifest):
+        d = _row_digest(row)
+        if d is not None and d in failed and row.get("status") == "failed":
+            failed.discard(d)
+            line = row.get("line")
+            yield make_job(line if isinstance(line, int) else 0, row["url"], names)
