@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 import aiofiles
 import aiofiles.os
@@ -49,11 +49,19 @@ def _unlink_quietly(path: Path) -> None:
         pass
 
 
+def open_part(part: Path) -> BinaryIO:
+    """Open ``part`` for writing, creating its folder only when missing (no mkdir call per file)."""
+    try:
+        return open(part, "wb")
+    except FileNotFoundError:
+        part.parent.mkdir(parents=True, exist_ok=True)
+        return open(part, "wb")
+
+
 def write_whole(part: Path, final: Path, pieces: Iterable[bytes]) -> None:
     """Write ``pieces`` to ``part`` and rename it to ``final``; on any error remove ``part``."""
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        with open(part, "wb") as fh:
+        with open_part(part) as fh:
             fh.writelines(pieces)
         os.replace(part, final)
     except OSError as exc:
@@ -77,7 +85,7 @@ class SyncWriter:
         self._chunk = max(chunk_size, 1)
         self._buf: list[bytes] = []
         self._size = 0
-        self._fh: Any = None
+        self._fh: BinaryIO | None = None
 
     def write(self, piece: bytes) -> None:
         self._buf.append(piece)
@@ -88,8 +96,7 @@ class SyncWriter:
     def _spill(self) -> None:
         try:
             if self._fh is None:
-                self.part.parent.mkdir(parents=True, exist_ok=True)
-                self._fh = open(self.part, "wb")  # noqa: SIM115 - closed in commit/abort
+                self._fh = open_part(self.part)
             self._fh.write(b"".join(self._buf))
         except OSError as exc:
             self.abort()
@@ -139,8 +146,11 @@ class AsyncWriter:
     async def _spill(self) -> None:
         try:
             if self._fh is None:
-                await _mkdir_async(self.part.parent, exist_ok=True)
-                self._fh = await aiofiles.open(self.part, "wb")
+                try:
+                    self._fh = await aiofiles.open(self.part, "wb")
+                except FileNotFoundError:
+                    await _mkdir_async(self.part.parent, exist_ok=True)
+                    self._fh = await aiofiles.open(self.part, "wb")
             await self._fh.write(b"".join(self._buf))
         except OSError as exc:
             await self.abort()

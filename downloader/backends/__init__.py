@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import time
+import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
+from urllib.parse import urlsplit
 
 from ..checks import BodyCheck, check_status
 from ..config import Config
@@ -98,6 +100,32 @@ class Transfer:
     def fetched(self) -> Fetched:
         return Fetched(
             self.status, self.check.received, self.check.sha256, self.content_type, self.ttfb, self.rel
+        )
+
+
+class Proxies:
+    """The proxy for each URL, decided from settings read once per run: ``--proxy``, else (with
+    ``trust_env``) HTTP_PROXY/HTTPS_PROXY/NO_PROXY. The clients' own per-request environment lookups
+    (aiohttp and requests re-read the environment and ``~/.netrc`` on every request) are switched off."""
+
+    def __init__(self, config: Config) -> None:
+        self.fixed = config.proxy
+        env = urllib.request.getproxies_environment() if config.trust_env and not config.proxy else {}
+        self.by_scheme = {k: v for k, v in env.items() if k in ("http", "https")}
+        self.bypass = [h.strip().lower().lstrip(".") for h in env.get("no", "").split(",") if h.strip()]
+
+    def for_url(self, url: str) -> str | None:
+        if self.fixed or not self.by_scheme:
+            return self.fixed
+        parts = urlsplit(url)
+        if self._bypassed(parts.hostname or "", parts.netloc.lower()):
+            return None
+        return self.by_scheme.get(parts.scheme)
+
+    def _bypassed(self, host: str, netloc: str) -> bool:
+        """NO_PROXY as curl reads it: ``*``, or host names and domain suffixes, with or without a port."""
+        return any(
+            entry == "*" or entry in (host, netloc) or host.endswith("." + entry) for entry in self.bypass
         )
 
 

@@ -12,7 +12,7 @@ from typing import Self
 import aiohttp
 
 from .. import errors
-from . import Body, Head, StreamingBackend
+from . import Body, Head, Proxies, StreamingBackend
 
 
 def _ssl(config_insecure: bool, ca_bundle: str | None) -> ssl.SSLContext | bool:
@@ -42,9 +42,10 @@ class AiohttpBackend(StreamingBackend):
             ),
             headers=c.request_headers(),
             auto_decompress=False,
-            trust_env=c.trust_env,
+            trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        self._proxies = Proxies(c)
         return self
 
     async def __aexit__(
@@ -57,7 +58,7 @@ class AiohttpBackend(StreamingBackend):
         in_body = False
         try:
             async with self._session.get(
-                url, max_redirects=self.config.max_redirects, proxy=self.config.proxy
+                url, max_redirects=self.config.max_redirects, proxy=self._proxies.for_url(url)
             ) as resp:
                 in_body = True
                 head = Head(resp.status, resp.reason or "", resp.headers, resp.content_length)

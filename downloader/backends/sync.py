@@ -33,7 +33,7 @@ from .. import errors
 from ..config import Config
 from ..models import Fetched
 from ..sink import SyncWriter
-from . import Body, Head, StreamingBackend, Transfer
+from . import Body, Head, Proxies, StreamingBackend, Transfer
 
 CANCEL_GRACE_S = 5.0
 """How long a cancelled download waits for its worker to remove its ``.part``."""
@@ -44,22 +44,24 @@ def make_session(config: Config) -> requests.Session:
     session.headers.clear()
     session.headers.update(config.request_headers())
     session.max_redirects = config.max_redirects
-    session.trust_env = config.trust_env
+    session.trust_env = False  # environment proxies come through Proxies, read once
     session.verify = False if config.insecure else (config.ca_bundle or True)
     if config.insecure:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    if config.proxy:
-        session.proxies = {"http": config.proxy, "https": config.proxy}
     adapter = HTTPAdapter(pool_connections=32, pool_maxsize=config.concurrency, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-def open_response(session: requests.Session, url: str, config: Config) -> requests.Response:
+def open_response(
+    session: requests.Session, url: str, config: Config, proxy: str | None
+) -> requests.Response:
     """The GET, headers only (``stream=True``); requests' exceptions leave as ``DownloadError``."""
+    proxies = {"http": proxy, "https": proxy} if proxy else None
     try:
-        return session.get(url, stream=True, timeout=(config.connect_timeout, config.read_timeout))
+        timeout = (config.connect_timeout, config.read_timeout)
+        return session.get(url, stream=True, timeout=timeout, proxies=proxies)
     except Exception as exc:
         raise translate(exc, False, config) from exc
 
@@ -142,6 +144,7 @@ class _PoolBackend:
     async def __aenter__(self) -> Self:
         self._pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"downloader-{self.name}")
         self._session = make_session(self.config)
+        self._proxies = Proxies(self.config)
         return self
 
     async def __aexit__(
@@ -159,7 +162,9 @@ class ExecutorBackend(_PoolBackend, StreamingBackend):
     @asynccontextmanager
     async def get(self, url: str) -> AsyncIterator[Body]:
         loop = asyncio.get_running_loop()
-        pending = loop.run_in_executor(self._pool, open_response, self._session, url, self.config)
+        pending = loop.run_in_executor(
+            self._pool, open_response, self._session, url, self.config, self._proxies.for_url(url)
+        )
         try:
             resp = await pending
         except asyncio.CancelledError:
@@ -225,7 +230,7 @@ class ThreadsBackend(_PoolBackend):
         start = time.monotonic()
         if token.event.is_set():
             raise errors.Cancelled("cancelled before it started")
-        resp = token.resp = open_response(self._session, url, self.config)
+        resp = token.resp = open_response(self._session, url, self.config, self._proxies.for_url(url))
         try:
             tr = Transfer(self.config, out, rel, start, head_of(resp))
             writer = SyncWriter(tr.target, self.config.chunk_size)
