@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -100,9 +101,18 @@ class Engine:
         finally:
             self.stats.wall_s = time.monotonic() - started
             self._manifest.close()
+            if self._manifest.error and not self.stats.aborted:
+                self.stats.aborted = self._manifest.error
             self.reporter.close()
-            write_stats(out / STATS, self.stats)
+            self._write_stats(out / STATS)
         return self.stats
+
+    def _write_stats(self, path: Path) -> None:
+        try:
+            write_stats(path, self.stats)
+        except OSError as exc:
+            log.error("cannot write %s: %s", path, exc.strerror or exc)
+            self.stats.aborted = self.stats.aborted or f"cannot write {path.name}"
 
     async def _feed(self, jobs: Iterable[Job], slots: asyncio.Semaphore) -> None:
         for job in jobs:
@@ -128,8 +138,10 @@ class Engine:
         else:
             self.stats.interrupted = True
         self._stopping = True
+        me = asyncio.current_task()
         for task in list(self._tasks):
-            task.cancel()
+            if task is not me:  # a task that stops the run still reports its own outcome
+                task.cancel()
 
     def _settle(self, job: Job) -> Result | None:
         """A result without a request: an invalid row, a duplicate, or a URL an earlier run completed."""
@@ -158,6 +170,8 @@ class Engine:
     def _finish(self, result: Result) -> None:
         assert self._manifest is not None
         self._manifest.write(result)
+        if self._manifest.error and not self._stopping:
+            self.stop(self._manifest.error)
         self.stats.add(result)
         self.reporter.update(result)
         for callback in self.on_done:
@@ -204,6 +218,8 @@ class Engine:
             err = Timeout(f"URL deadline of {self.config.deadline:g} s exceeded after {attempts} attempt(s)")
         if isinstance(err, WriteError) and err.fatal:
             self.stop(f"output is not writable: {err}")
+            assert self._manifest is not None
+            self._manifest.flush()  # while the rows may still fit
         return self._failure(job, err, attempts, time.monotonic() - start)
 
     async def _attempt(self, job: Job) -> Fetched:

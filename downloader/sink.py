@@ -177,7 +177,9 @@ class AsyncWriter:
 
 class Manifest:
     """``manifest.jsonl``, appended. Rows are batched and written from the loop thread: a buffered append
-    of a few KB to the page cache costs less than the thread hop aiofiles would add per row."""
+    of a few KB to the page cache costs less than the thread hop aiofiles would add per row.
+
+    A failed write is kept in ``error`` instead of raised, so the engine can stop the run cleanly."""
 
     FLUSH_ROWS = 256
     FLUSH_SECONDS = 1.0
@@ -187,6 +189,7 @@ class Manifest:
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._rows: list[str] = []
         self._last = time.monotonic()
+        self.error: str | None = None
 
     def write(self, result: Result) -> None:
         self._rows.append(json.dumps(result.row(), ensure_ascii=False, separators=(",", ":")))
@@ -194,15 +197,23 @@ class Manifest:
             self.flush()
 
     def flush(self) -> None:
-        if self._rows:
-            self._fh.write("\n".join(self._rows) + "\n")
-            self._rows.clear()
-        self._fh.flush()
         self._last = time.monotonic()
+        text = "\n".join(self._rows) + "\n" if self._rows else ""
+        self._rows.clear()
+        if self.error:
+            return
+        try:
+            self._fh.write(text)
+            self._fh.flush()
+        except OSError as exc:
+            self.error = f"cannot write {self.path.name}: {os.strerror(exc.errno) if exc.errno else exc}"
 
     def close(self) -> None:
         self.flush()
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as exc:
+            self.error = self.error or f"cannot write {self.path.name}: {exc}"
 
 
 def write_stats(path: Path, stats: Stats) -> None:

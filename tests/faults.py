@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import email.utils
+import socket
+import struct
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -14,6 +18,7 @@ JPEG = (FIXTURES / "image-00.jpg").read_bytes()
 PNG = (FIXTURES / "image-02.png").read_bytes()
 HTML = b"<!DOCTYPE html><html><body>Not found</body></html>"
 HITS: web.AppKey[collections.Counter[str]] = web.AppKey("hits", collections.Counter)
+ARRIVALS: web.AppKey[list[tuple[float, str]]] = web.AppKey("arrivals", list)
 HEADERS: web.AppKey[dict[str, dict[str, str]]] = web.AppKey("headers", dict)
 
 
@@ -48,9 +53,13 @@ async def status(request: web.Request) -> web.Response:
 
 
 async def limited(request: web.Request) -> web.Response:
-    """/limited/<n>/<retry-after>/<id>: 429 with Retry-After for the first n hits, then the image."""
+    """/limited/<code>/<n>/<after>/<id>: <code> (429 or 503) with Retry-After: <after> seconds, or with
+    ``?date=1`` an HTTP-date that far ahead, for the first n hits; then the image."""
     if request.app[HITS][request.path] <= int(request.match_info["n"]):
-        return web.Response(status=429, headers={"Retry-After": request.match_info["after"]})
+        after = request.match_info["after"]
+        if request.query.get("date"):
+            after = email.utils.formatdate(time.time() + int(after), usegmt=True)
+        return web.Response(status=int(request.match_info["code"]), headers={"Retry-After": after})
     return web.Response(body=JPEG, content_type="image/jpeg")
 
 
@@ -92,6 +101,29 @@ async def redirect(request: web.Request) -> web.Response:
     if n == 0:
         return web.Response(body=JPEG, content_type="image/jpeg")
     raise web.HTTPFound(f"/redirect/{n - 1}")
+
+
+async def reset(request: web.Request) -> web.StreamResponse:
+    """Half the image, then a TCP reset."""
+    resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+    resp.content_length = len(JPEG)
+    await resp.prepare(request)
+    await resp.write(JPEG[: len(JPEG) // 2])
+    await asyncio.sleep(0.05)
+    assert request.transport is not None
+    sock = request.transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    request.transport.abort()
+    return resp
+
+
+async def disposition(request: web.Request) -> web.Response:
+    """An image whose Content-Disposition asks for a path outside the output folder."""
+    return web.Response(
+        body=JPEG,
+        content_type="image/jpeg",
+        headers={"Content-Disposition": 'attachment; filename="../../evil.jpg"'},
+    )
 
 
 async def loop(request: web.Request) -> web.Response:
@@ -136,6 +168,14 @@ async def slow(request: web.Request) -> web.Response:
 
 
 @web.middleware
+async def log_arrivals(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    request.app[ARRIVALS].append((time.monotonic(), request.path))
+    return await handler(request)
+
+
+@web.middleware
 async def count_hits(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
@@ -144,7 +184,8 @@ async def count_hits(
 
 
 def make_app() -> web.Application:
-    app = web.Application(middlewares=[count_hits])
+    app = web.Application(middlewares=[log_arrivals, count_hits])
+    app[ARRIVALS] = []
     app[HITS] = collections.Counter()
     app[HEADERS] = {}
     routes = {
@@ -152,7 +193,9 @@ def make_app() -> web.Application:
         "/echo/{id}": echo,
         "/flaky/{n}/{id}": flaky,
         "/status/{code}/{id}": status,
-        "/limited/{n}/{after}/{id}": limited,
+        "/limited/{code}/{n}/{after}/{id}": limited,
+        "/reset/{id}": reset,
+        "/cd/{id}": disposition,
         "/stall/{id}": stall,
         "/trickle/{id}": trickle,
         "/truncated/{id}": truncated,

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from click.testing import CliRunner, Result
 
 from downloader.cli import main
-from tests.conftest import manifest_rows
+from tests.conftest import hits, manifest_rows
 
 
 def invoke(*args: str, stdin: str | None = None) -> Result:
@@ -124,3 +124,19 @@ async def test_sigint_stops_cleanly_then_rerun_resumes(
     res = await asyncio.to_thread(invoke, "fetch", str(lst), "-o", str(out), "-c", "16", "--backend", backend)
     assert res.exit_code == 0, res.output
     assert f"{40 - len(done)} ok" in res.output and f"{len(done)} skipped" in res.output
+
+
+async def test_retry_failed_fetches_only_what_failed(origin: TestServer, tmp_path: Path) -> None:
+    good, flaky = str(origin.make_url("/img/1/image-00.jpg")), str(origin.make_url("/flaky/1/f.jpg"))
+    lst = write_list(tmp_path, [good, flaky, "bad url"])
+    out = tmp_path / "out"
+    first = await asyncio.to_thread(invoke, "fetch", str(lst), "-o", str(out), "--retries", "0")
+    assert first.exit_code == 1
+    again = await asyncio.to_thread(invoke, "fetch", "--retry-failed", "-o", str(out), "--retries", "0")
+    assert again.exit_code == 0, again.output
+    assert "1 ok, 0 failed" in again.output
+    assert hits(origin, "/img/1/image-00.jpg") == 1 and hits(origin, "/flaky/1/f.jpg") == 2
+    latest = {r["url"]: r for r in manifest_rows(out)}
+    assert latest[flaky]["status"] == "ok" and latest[flaky]["line"] == 3  # as in the list
+    both = CliRunner().invoke(main, ["fetch", str(lst), "--retry-failed", "-o", str(out)])
+    assert both.exit_code == 2 and "not both" in both.output

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 
+import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import Run, hits
+from tests.conftest import AiohttpServer, Run, hits
 from tests.faults import HEADERS, HTML, JPEG, PNG, image_for
 
 Fetch = Callable[..., Awaitable[Run]]
@@ -139,3 +141,37 @@ async def test_callbacks_get_every_result(origin: TestServer, fetch: Fetch) -> N
     run = await fetch(urls, concurrency=3)
     assert sorted(r.line for r in run.results) == list(range(1, 12))
     assert run.stats.ok == 10 and run.stats.invalid == 1
+
+
+async def test_proxy_carries_every_request(aiohttp_server: AiohttpServer, fetch: Fetch) -> None:
+    seen: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        seen.append(f"{request.host}{request.path}")
+        return web.Response(body=JPEG, content_type="image/jpeg")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", forward)
+    proxy = await aiohttp_server(app)
+    run = await fetch(["http://images.invalid/a.jpg"], proxy=str(proxy.make_url("/")).rstrip("/"))
+    assert run.stats.ok == 1 and seen == ["images.invalid/a.jpg"]
+
+
+async def test_environment_proxy_and_no_proxy(
+    aiohttp_server: AiohttpServer, origin: TestServer, fetch: Fetch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        seen.append(request.host)
+        return web.Response(body=JPEG, content_type="image/jpeg")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", forward)
+    proxy = await aiohttp_server(app)
+    monkeypatch.setenv("HTTP_PROXY", str(proxy.make_url("/")))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = str(origin.make_url("/img/1/image-00.jpg"))
+    run = await fetch(["http://images.invalid/b.jpg", direct])
+    assert run.stats.ok == 2 and seen == ["images.invalid"]
+    assert hits(origin, "/img/1/image-00.jpg") == 1
