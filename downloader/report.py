@@ -37,11 +37,15 @@ class TqdmReporter(Reporter):
         now = time.monotonic()
         if now >= self._next:
             self._next = now + 0.5
-            rate = self._bytes / 1e6 / max(now - self._t0, 1e-9)
-            self._bar.set_postfix_str(f"{rate:.2f} MB/s, {self._failed} failed", refresh=False)
+            self._postfix(now)
         self._bar.update(1)
 
+    def _postfix(self, now: float) -> None:
+        rate = self._bytes / 1e6 / max(now - self._t0, 1e-9)
+        self._bar.set_postfix_str(f"{rate:.2f} MB/s, {self._failed} failed", refresh=False)
+
     def close(self) -> None:
+        self._postfix(time.monotonic())
         self._bar.close()
 
 
