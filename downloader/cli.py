@@ -341,10 +341,15 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("list_file", metavar="LIST")
+@click.argument("list_file", metavar="LIST", required=False)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Fetch only the URLs whose latest row in OUT/manifest.jsonl failed (then LIST is not given).",
+)
 @run_options
 @guarded
-def fetch(list_file: str, **params: Any) -> None:
+def fetch(list_file: str | None, retry_failed: bool, **params: Any) -> None:
     """Download every URL in LIST (a file, or - for stdin) into OUT.
 
     LIST holds one URL per line; blank lines and # comments are skipped. Files are written as NAME.part and
@@ -356,23 +361,41 @@ def fetch(list_file: str, **params: Any) -> None:
       downloader fetch urls.txt -o out/
       downloader fetch urls.txt -o out/ -c 128 --backend threads --timeout 30
       downloader fetch - -o out/ -q < urls.txt
+      downloader fetch --retry-failed -o out/          # only what failed last time
     """
     from .engine import Engine
     from .report import reporter_for
     from .sources import jobs_from_lines, open_text, read_lines
 
     config = build_config(params)
-    if list_file != "-" and not os.path.isfile(list_file):
-        raise click.UsageError(f"no such list file: {list_file}")
-    reporter = reporter_for(
-        sys.stderr, params["quiet"], count_lines(list_file) if not params["quiet"] else None
-    )
-    engine = Engine(config, reporter=reporter)
-    with open_text(list_file) as stream:
-        stats = run_loop(
-            run_engine(engine, jobs_from_lines(read_lines(stream), config.names)), params["loop"]
-        )
+    if retry_failed:
+        if list_file is not None:
+            raise click.UsageError("give LIST or --retry-failed (which reads OUT/manifest.jsonl), not both")
+        stats = _retry_failed(config, params)
+    else:
+        if list_file is None:
+            raise click.UsageError("Missing argument 'LIST' (a file of URLs, or - for stdin).")
+        if list_file != "-" and not os.path.isfile(list_file):
+            raise click.UsageError(f"no such list file: {list_file}")
+        total = None if params["quiet"] else count_lines(list_file)
+        engine = Engine(config, reporter=reporter_for(sys.stderr, params["quiet"], total))
+        with open_text(list_file) as stream:
+            jobs = jobs_from_lines(read_lines(stream), config.names)
+            stats = run_loop(run_engine(engine, jobs), params["loop"])
     finish(stats, params["quiet"])
+
+
+def _retry_failed(config: Config, params: dict[str, Any]) -> Stats:
+    from .engine import MANIFEST, Engine
+    from .report import reporter_for
+    from .sources import jobs_from_manifest
+
+    manifest = config.out / MANIFEST
+    if not manifest.is_file():
+        raise click.UsageError(f"--retry-failed: no manifest at {manifest}")
+    engine = Engine(config, reporter=reporter_for(sys.stderr, params["quiet"]))
+    jobs = jobs_from_manifest(manifest, config.out, config.names)
+    return run_loop(run_engine(engine, jobs), params["loop"])
 
 
 @main.command()
@@ -445,3 +468,131 @@ def origin(host: str, port: int, latency: float, loop: str, debug: bool) -> None
     served = Origin(latency=latency, host=host, port=port)
     click.echo(f"serving {len(served.images)} images on http://{host}:{port}/img/<n>/<name>", err=True)
     run_loop(serve_forever(served), loop)
+
+
+@main.command()
+@click.argument(
+    "list_file",
+    metavar="[LIST]",
+    required=False,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option("--demo", is_flag=True, help="Bench against the embedded origin (in a process of its own).")
+@click.option(
+    "-n",
+    "--count",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="With --demo: how many URLs.",
+)
+@click.option(
+    "--latency",
+    type=click.FloatRange(min=0),
+    default=0.02,
+    show_default=True,
+    help="With --demo: simulated server latency per response, in seconds.",
+)
+@click.option(
+    "--backends",
+    default=",".join(backend_names()),
+    show_default=True,
+    help="Comma-separated backends to compare.",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    "concurrencies",
+    default="8,32,128",
+    show_default=True,
+    help="Comma-separated concurrencies to try.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs per combination; the table shows medians.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every run and the medians to this JSON file.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw files/s against -c as a PNG (needs downloader[plot]).",
+)
+@click.option(
+    "--run-timeout",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Kill a run after this many seconds (0: never).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@guarded
+def bench(
+    *,
+    list_file: Path | None,
+    demo: bool,
+    count: int,
+    latency: float,
+    backends: str,
+    concurrencies: str,
+    repeat: int,
+    json_path: Path | None,
+    plot_path: Path | None,
+    run_timeout: float,
+    debug: bool,
+) -> None:
+    """Compare backends and concurrencies on LIST (or --demo): files/s, MB/s, latency, CPU, memory.
+
+    Every combination runs `downloader fetch` in a fresh process into a fresh temporary folder (removed
+    afterwards), round-robin over the repeats, so CPU time and peak memory are the kernel's figures for
+    that run alone. Prints a table of medians, each row's files/s relative to the best; failures are
+    totals over the repeats. Exit 0 when every run downloaded every URL, else 1.
+
+    \b
+    Examples:
+      downloader bench --demo
+      downloader bench --demo -n 500 --backends aiohttp,threads -c 16,64 --repeat 1
+      downloader bench urls.txt --repeat 5 --json bench.json --plot bench.png
+    """
+    from . import bench as b
+
+    if (list_file is None) != demo:
+        raise click.UsageError("give either a LIST or --demo")
+    if plot_path is not None:
+        try:
+            b.check_plot()
+        except ImportError as exc:
+            raise click.UsageError(str(exc)) from None
+    names, levels = b.parse_backends(backends), b.parse_concurrencies(concurrencies)
+    trials = b.plan(names, levels, repeat)
+    where = f"{count} URLs, embedded origin, {latency * 1000:g} ms latency" if demo else str(list_file)
+    click.echo(f"bench: {len(trials)} runs over {where}", err=True)
+    runs = []
+    # SIGTERM unwinds like Ctrl-C, so neither the origin nor a fetch child outlives the bench
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
+    try:
+        with b.list_source(list_file, count, latency) as urls:
+            env = b.local_env() if demo else None
+            for i, run in enumerate(b.run_all(urls, trials, run_timeout or None, env), 1):
+                runs.append(run)
+                click.echo(b.format_run(i, len(trials), run), err=True)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    rows = b.summarise(runs)
+    click.echo(b.format_table(rows))
+    if json_path is not None:
+        settings = {"list": where, "backends": names, "concurrencies": levels, "repeat": repeat}
+        b.write_json(json_path, runs, rows, settings | {"python": sys.version, "cpus": os.cpu_count()})
+    if plot_path is not None:
+        b.plot(rows, plot_path, f"{where}; median of {repeat}")
+    sys.exit(EXIT_OK if all(r.completed for r in runs) else EXIT_FAILED)

@@ -1,0 +1,485 @@
+"""Benchmarks: one URL list over several backends and concurrencies, every run in a subprocess of its own.
+
+A child per run, because then every run starts cold (no pool or import warmed by an earlier run) and the
+kernel accounts CPU time and peak memory per process (``os.wait4``), which timing inside one process cannot
+separate. The demo origin runs in a child of its own for the same reason: its CPU time is never charged to
+a measured run. Runs go round-robin (A B C A B C …) so a drift in machine load spreads over every
+combination instead of landing on one. This module returns data and strings; only ``cli.py`` prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .backends import backend_names
+from .errors import RunAborted
+from .origin import Origin
+
+if TYPE_CHECKING:
+    from resource import struct_rusage
+
+log = logging.getLogger(__name__)
+
+STATS_FILE = "stats.json"
+"""What ``fetch`` leaves in OUT (``engine.STATS``; bench sits beside the engine, so it may not import it)."""
+PLOT_HINT = "--plot needs matplotlib: pip install 'downloader[plot]'"
+_RSS_BYTES = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
+_POLL_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One planned run."""
+
+    repeat: int
+    backend: str
+    concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What one child measured. The stats fields are None when it left no stats.json (``error`` says why)."""
+
+    backend: str
+    concurrency: int
+    repeat: int
+    exit_code: int
+    cpu_s: float
+    peak_rss_mb: float
+    sys_s: float = 0.0
+    """The part of ``cpu_s`` spent in the kernel (sockets, files): where a backend's syscalls show."""
+    ok: int = 0
+    failures: int = 0
+    wall_s: float | None = None
+    files_per_s: float | None = None
+    mb_per_s: float | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    error: str | None = None
+
+    @property
+    def completed(self) -> bool:
+        """Every URL downloaded and the child exited 0: the bar for the bench's own exit code 0."""
+        return self.exit_code == 0 and self.failures == 0 and self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One backend × concurrency: medians over its runs, with the files/s range to show the noise;
+    ``failures`` and ``broken`` are totals, since a median would hide the one repeat that went wrong."""
+
+    backend: str
+    concurrency: int
+    runs: int
+    files_per_s: float | None
+    files_per_s_min: float | None
+    files_per_s_max: float | None
+    mb_per_s: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    cpu_s: float
+    peak_rss_mb: float
+    failures: int
+    broken: int
+    vs_best: float | None
+
+
+# -- parsing the option lists ----------------------------------------------------------------------------
+
+
+def parse_backends(text: str) -> tuple[str, ...]:
+    """``aiohttp,threads`` → ``("aiohttp", "threads")``, each a registered backend."""
+    names = _items(text)
+    unknown = [n for n in names if n not in backend_names()]
+    if unknown or not names:
+        raise ValueError(f"unknown backend {', '.join(unknown) or text!r}; choose from {backend_names()}")
+    return names
+
+
+def parse_concurrencies(text: str) -> tuple[int, ...]:
+    """``8,32,128`` → ``(8, 32, 128)``, each at least 1."""
+    try:
+        values = tuple(int(v) for v in _items(text))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise ValueError(f"not a list of concurrencies: {text!r} (try 8,32,128)")
+    return values
+
+
+def _items(text: str) -> tuple[str, ...]:
+    """Comma-separated, blanks dropped, duplicates dropped (a combination runs once per repeat)."""
+    return tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+
+
+# -- running -----------------------------------------------------------------------------------------------
+
+
+def plan(backends: Sequence[str], concurrencies: Sequence[int], repeat: int) -> list[Trial]:
+    """Repeats outermost, so each combination's runs spread over the whole bench; within a repeat the
+    backends run back to back at each concurrency, where they are compared."""
+    return [Trial(r, b, c) for r in range(1, repeat + 1) for c in concurrencies for b in backends]
+
+
+def run_all(
+    list_file: Path,
+    trials: Iterable[Trial],
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Run]:
+    """Runs one by one, yielded as they finish so the caller can show progress."""
+    for trial in trials:
+        yield run_one(list_file, trial, timeout, env)
+
+
+def run_one(
+    list_file: Path, trial: Trial, timeout: float | None = None, env: Mapping[str, str] | None = None
+) -> Run:
+    """``fetch`` LIST once in a fresh child into a fresh folder, measure it, then remove the folder."""
+    work = Path(tempfile.mkdtemp(prefix="downloader-bench-"))
+    try:
+        out, errors = work / "out", work / "stderr.txt"
+        with errors.open("wb") as err:
+            code, usage, timed_out = _spawn_and_reap(fetch_command(list_file, trial, out), err, timeout, env)
+        cpu_s = usage.ru_utime + usage.ru_stime
+        rss_mb = usage.ru_maxrss * _RSS_BYTES / 1e6
+        base = Run(
+            *(trial.backend, trial.concurrency, trial.repeat, code),
+            cpu_s=round(cpu_s, 3),
+            peak_rss_mb=round(rss_mb, 1),
+            sys_s=round(usage.ru_stime, 3),
+        )
+        problem = f"killed after {timeout:g} s" if timed_out else _problem(code, errors)
+        return _with_stats(base, out / STATS_FILE, problem)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def fetch_command(list_file: Path, trial: Trial, out: Path) -> list[str]:
+    """The child's command line; ``--overwrite`` so no run is shortened by files an earlier one left."""
+    return [
+        *(sys.executable, "-m", "downloader", "fetch", str(list_file), "-o", str(out)),
+        *("-c", str(trial.concurrency), "--backend", trial.backend, "-q", "--overwrite"),
+    ]
+
+
+def _spawn_and_reap(
+    argv: list[str], err: IO[bytes], timeout: float | None, env: Mapping[str, str] | None
+) -> tuple[int, struct_rusage, bool]:
+    """Start ``argv`` and reap it with ``os.wait4``, which gives this child's own rusage (CPU, peak RSS);
+    ``Popen.wait`` would throw it away. Past ``timeout`` the child is killed, by its pid."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env)
+    deadline = None if not timeout else time.monotonic() + timeout
+    timed_out = False
+    try:
+        while True:
+            pid, status, usage = os.wait4(proc.pid, 0 if deadline is None else os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
+                return proc.returncode, usage, timed_out
+            if deadline is not None and time.monotonic() > deadline:
+                proc.kill()
+                timed_out, deadline = True, None
+            else:
+                time.sleep(_POLL_S)
+    finally:
+        if proc.returncode is None:  # interrupted while waiting: do not leave the child behind
+            proc.kill()
+            proc.wait()
+
+
+def _problem(code: int, stderr_file: Path) -> str | None:
+    """Exit 0 and 1 are normal ends (1: some URLs failed, counted from stats.json); others are breakage."""
+    if code in (0, 1):
+        return None
+    lines = stderr_file.read_text(errors="replace").strip().splitlines()
+    return f"exit {code}" + (f": {lines[-1]}" if lines else "")
+
+
+def _with_stats(base: Run, stats_file: Path, problem: str | None) -> Run:
+    try:
+        stats: dict[str, Any] = json.loads(stats_file.read_text())
+    except (OSError, ValueError):
+        return replace(base, error=problem or "no stats.json")
+    latency = stats.get("latency_s") or {}
+    return replace(
+        base,
+        ok=int(stats["ok"]),
+        failures=int(stats["failed"]) + int(stats["invalid"]),
+        wall_s=float(stats["wall_s"]),
+        files_per_s=float(stats["files_per_s"]),
+        mb_per_s=float(stats["mb_per_s"]),
+        p50_ms=_ms(latency.get("p50")),
+        p95_ms=_ms(latency.get("p95")),
+        p99_ms=_ms(latency.get("p99")),
+        error=problem or stats.get("aborted"),
+    )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+# -- the demo origin ---------------------------------------------------------------------------------------
+
+
+def list_source(list_file: Path | None, count: int, latency: float) -> AbstractContextManager[Path]:
+    """The given list as it is, or (without one) a demo origin's list for as long as the bench runs."""
+    return contextlib.nullcontext(list_file) if list_file is not None else demo_list(count, latency)
+
+
+@contextlib.contextmanager
+def demo_list(count: int, latency: float, start_timeout: float = 15.0) -> Iterator[Path]:
+    """Serve the fixtures from a child process and yield a list file of ``count`` URLs on it.
+
+    The origin is stopped, by its pid, and the list removed on the way out, also after Ctrl-C.
+    """
+    with tempfile.TemporaryDirectory(prefix="downloader-bench-") as tmp:
+        port = free_port()
+        logfile = Path(tmp) / "origin.log"
+        with logfile.open("wb") as err:
+            proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "downloader", "origin", "--host", "127.0.0.1"),
+                    *("--port", str(port), "--latency", str(latency)),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        try:
+            urls = Origin(latency=latency, port=port).urls(count)
+            wait_until_serving(proc, port, urls[0], logfile, start_timeout)
+            listing = Path(tmp) / "urls.txt"
+            listing.write_text("\n".join(urls) + "\n", encoding="utf-8")
+            yield listing
+        finally:
+            _stop(proc)
+
+
+def free_port() -> int:
+    """A port the kernel just handed out, for the origin to bind a moment later; the small race is not
+    retried, a clash shows as "did not start"."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_serving(proc: subprocess.Popen[bytes], port: int, url: str, log: Path, timeout: float) -> None:
+    """Poll one image until it comes back 200, so the first measured run never meets a cold origin.
+
+    ``http.client`` talks to 127.0.0.1 directly: no proxy from the environment can get in between.
+    """
+    path = urlsplit(url).path
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            try:
+                conn.request("GET", path)
+                if conn.getresponse().status == 200:
+                    return
+            finally:
+                conn.close()
+        time.sleep(0.05)
+    lines = log.read_text(errors="replace").strip().splitlines()
+    raise RunAborted(f"the demo origin did not start on port {port}" + (f": {lines[-1]}" if lines else ""))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def local_env() -> dict[str, str]:
+    """This environment with 127.0.0.1 exempt from proxies, so demo runs never leave the machine."""
+    env = dict(os.environ)
+    for name in ("NO_PROXY", "no_proxy"):
+        env[name] = ",".join(v for v in (env.get(name, ""), "127.0.0.1", "localhost") if v)
+    return env
+
+
+# -- summarising and showing -------------------------------------------------------------------------------
+
+
+def summarise(runs: Sequence[Run]) -> list[Row]:
+    """Medians per backend × concurrency (ordered by backend as first seen, then concurrency), each row's
+    files/s as a ratio to the best row's."""
+    groups: dict[tuple[str, int], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.backend, run.concurrency), []).append(run)
+    order = list(dict.fromkeys(run.backend for run in runs))
+    keys = sorted(groups, key=lambda k: (order.index(k[0]), k[1]))
+    rows = [_row(backend, c, groups[(backend, c)]) for backend, c in keys]
+    best = max((r.files_per_s for r in rows if r.files_per_s), default=None)
+    return [
+        replace(r, vs_best=r.files_per_s / best if best and r.files_per_s is not None else None) for r in rows
+    ]
+
+
+def _row(backend: str, concurrency: int, runs: list[Run]) -> Row:
+    rates = [r.files_per_s for r in runs if r.files_per_s is not None]
+    return Row(
+        backend=backend,
+        concurrency=concurrency,
+        runs=len(runs),
+        files_per_s=_median(r.files_per_s for r in runs),
+        files_per_s_min=min(rates, default=None),
+        files_per_s_max=max(rates, default=None),
+        mb_per_s=_median(r.mb_per_s for r in runs),
+        p50_ms=_median(r.p50_ms for r in runs),
+        p95_ms=_median(r.p95_ms for r in runs),
+        p99_ms=_median(r.p99_ms for r in runs),
+        cpu_s=statistics.median(r.cpu_s for r in runs),
+        peak_rss_mb=statistics.median(r.peak_rss_mb for r in runs),
+        failures=sum(r.failures for r in runs),
+        broken=sum(r.error is not None for r in runs),
+        vs_best=None,
+    )
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    """The median of the values a run measured; a broken run has none and is left out, not counted as 0."""
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+COLUMNS = (
+    "backend", "-c", "files/s", "MB/s", "p50 ms", "p95 ms", "p99 ms", "CPU s", "peak RSS MB", "failures",
+    "vs best",
+)  # fmt: skip
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """A markdown table whose columns are also aligned, so it reads in a terminal and pastes into an issue."""
+    cells = [COLUMNS, *(_cells(r) for r in rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+
+    def line(values: Sequence[str], left: int = 1) -> str:
+        padded = (
+            v.ljust(w) if i < left else v.rjust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=True))
+        )
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(COLUMNS, left=len(COLUMNS)), rule, *(line(c) for c in cells[1:])])
+
+
+def _cells(row: Row) -> tuple[str, ...]:
+    failures = str(row.failures) + (f" ({row.broken} broken)" if row.broken else "")
+    return (
+        row.backend,
+        str(row.concurrency),
+        _fmt(row.files_per_s, ".0f"),
+        _fmt(row.mb_per_s, ".2f"),
+        _fmt(row.p50_ms, ".1f"),
+        _fmt(row.p95_ms, ".1f"),
+        _fmt(row.p99_ms, ".1f"),
+        _fmt(row.cpu_s, ".2f"),
+        _fmt(row.peak_rss_mb, ".0f"),
+        failures,
+        _fmt(row.vs_best, ".2f") + ("×" if row.vs_best is not None else ""),
+    )
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def format_run(index: int, total: int, run: Run) -> str:
+    """One progress line per finished run."""
+    head = f"[{index}/{total}] {run.backend} -c {run.concurrency} (repeat {run.repeat}): "
+    if run.files_per_s is None:
+        return head + f"broken: {run.error}"
+    tail = f", {run.failures} failed" if run.failures else ""
+    tail += f" ({run.error})" if run.error else ""
+    return head + f"{run.files_per_s:.0f} files/s, CPU {run.cpu_s:.2f} s, {run.peak_rss_mb:.0f} MB{tail}"
+
+
+def write_json(path: Path, runs: Sequence[Run], rows: Sequence[Row], settings: Mapping[str, Any]) -> None:
+    """Every raw run plus the medians, so a later look can recompute anything the table rounds away."""
+    doc = {
+        "settings": dict(settings),
+        "runs": [asdict(r) for r in runs],
+        "medians": [asdict(r) for r in rows],
+    }
+    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+# -- the chart ---------------------------------------------------------------------------------------------
+
+
+def check_plot() -> None:
+    """Fail before a long bench rather than after it when the chart cannot be drawn."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ImportError(PLOT_HINT)
+
+
+def plot(rows: Sequence[Row], path: Path, subtitle: str = "") -> None:
+    """Median files/s against concurrency (log-2 axis), one line per backend, written as a PNG; with
+    repeats a shaded band spans each point's slowest to fastest run, so noise is not read as a win."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(PLOT_HINT) from None
+    matplotlib.use("Agg")  # no display needed; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    banded = max((r.runs for r in rows), default=0) > 1
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    try:
+        for backend in dict.fromkeys(r.backend for r in rows):
+            mine = [r for r in rows if r.backend == backend and r.files_per_s is not None]
+            xs, ys = [r.concurrency for r in mine], [r.files_per_s or 0.0 for r in mine]
+            line = ax.plot(xs, ys, marker="o", linewidth=2, label=backend)[0]
+            if banded:
+                lo, hi = [r.files_per_s_min or 0.0 for r in mine], [r.files_per_s_max or 0.0 for r in mine]
+                ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
+        _decorate(ax, sorted({r.concurrency for r in rows}), subtitle, banded)
+        fig.tight_layout()
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
+
+
+def _decorate(ax: Any, concurrencies: list[int], subtitle: str, banded: bool) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(concurrencies, [str(c) for c in concurrencies])
+    ax.minorticks_off()
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("concurrency (downloads in flight, -c)")
+    ax.set_ylabel("files/s" + (" (line: median, shaded: min–max)" if banded else ""))
+    ax.set_title(
+        "downloader bench: throughput by backend" + (f"\n{subtitle}" if subtitle else ""), fontsize=11
+    )
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(title="backend")
