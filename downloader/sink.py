@@ -8,6 +8,7 @@ written, renamed and closed in one thread hop; a larger one is streamed in ``chu
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -159,6 +160,15 @@ class AsyncWriter:
         self._size = 0
 
     async def commit(self, final: Path) -> None:
+        """Put the complete body at ``final``. A cancel that arrives now waits for the last write and the
+        rename (milliseconds) instead of abandoning them, so a file on disk always has its ``ok`` row."""
+        saving = asyncio.ensure_future(self._save(final))
+        try:
+            await asyncio.shield(saving)
+        except asyncio.CancelledError:
+            await saving
+
+    async def _save(self, final: Path) -> None:
         if self._fh is None:
             await _write_whole_async(self.part, final, self._buf)
             return

@@ -224,6 +224,8 @@ class ThreadsBackend(_PoolBackend):
             token.cancel()
             waiter.add_done_callback(_retrieve)
             await asyncio.wait([waiter], timeout=CANCEL_GRACE_S)
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                return waiter.result()  # the worker had already saved the file: report it
             raise
 
     def _work(self, url: str, out: Path, rel: str, token: _Token) -> Fetched:
