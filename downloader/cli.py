@@ -262,6 +262,13 @@ def run_options(func: F) -> F:
             show_default=True,
             help="hashed: name.<url-digest>.ext, never colliding; plain: the URL's basename.",
         ),
+        click.option(
+            "--layout",
+            type=click.Choice(["flat", "host", "shards"]),
+            default="flat",
+            show_default=True,
+            help="flat: OUT/NAME; host: OUT/HOST/NAME; shards: OUT/00000/000000123.jpg, 10,000 a folder.",
+        ),
         click.option("--overwrite", is_flag=True, help="Download again what an earlier run completed."),
         click.option("--user-agent", default=DEFAULT_USER_AGENT, show_default=True),
         click.option(
@@ -380,7 +387,7 @@ def fetch(list_file: str | None, retry_failed: bool, **params: Any) -> None:
         total = None if params["quiet"] else count_lines(list_file)
         engine = Engine(config, reporter=reporter_for(sys.stderr, params["quiet"], total))
         with open_text(list_file) as stream:
-            jobs = jobs_from_lines(read_lines(stream), config.names)
+            jobs = jobs_from_lines(read_lines(stream), config.naming)
             stats = run_loop(run_engine(engine, jobs), params["loop"])
     finish(stats, params["quiet"])
 
@@ -394,7 +401,7 @@ def _retry_failed(config: Config, params: dict[str, Any]) -> Stats:
     if not manifest.is_file():
         raise click.UsageError(f"--retry-failed: no manifest at {manifest}")
     engine = Engine(config, reporter=reporter_for(sys.stderr, params["quiet"]))
-    jobs = jobs_from_manifest(manifest, config.out, config.names)
+    jobs = jobs_from_manifest(manifest, config.out, config.naming)
     return run_loop(run_engine(engine, jobs), params["loop"])
 
 
@@ -445,7 +452,7 @@ def demo(count: int, latency: float, **params: Any) -> None:
                         f"{latency * 1000:.0f} ms latency; {count} URLs → {config.out}"
                     )
                 engine = Engine(config, reporter=reporter_for(sys.stderr, params["quiet"], count))
-                return await run_engine(engine, jobs_from_urls(origin.urls(count), config.names))
+                return await run_engine(engine, jobs_from_urls(origin.urls(count), config.naming))
 
         stats = run_loop(go(), params["loop"])
     finish(stats, params["quiet"])

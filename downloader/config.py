@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import __version__
+from .models import Naming
 
 DEFAULT_USER_AGENT = f"downloader/{__version__}"
 
@@ -92,6 +93,8 @@ class Config:
     """Give each file the extension of its real type."""
     names: Literal["hashed", "plain"] = "hashed"
     """``hashed``: ``cat.3f9a1c2e.jpg``, collision-free; ``plain``: the URL's basename as it is."""
+    layout: Literal["flat", "host", "shards"] = "flat"
+    """``flat``: OUT/NAME; ``host``: OUT/HOST/NAME; ``shards``: OUT/00000/000000123.jpg, 10,000 a folder."""
     overwrite: bool = False
     """Download again even when an earlier run completed the URL."""
     user_agent: str = DEFAULT_USER_AGENT
@@ -132,6 +135,8 @@ class Config:
             raise ValueError(f"accept must be 'images' or 'any', not {self.accept!r}")
         if self.names not in ("hashed", "plain"):
             raise ValueError(f"names must be 'hashed' or 'plain', not {self.names!r}")
+        if self.layout not in ("flat", "host", "shards"):
+            raise ValueError(f"layout must be 'flat', 'host' or 'shards', not {self.layout!r}")
         if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
             raise ValueError(f"no such CA bundle: {self.ca_bundle}")
 
@@ -149,6 +154,10 @@ class Config:
         if isinstance(options.get("headers"), dict):
             options["headers"] = tuple(options["headers"].items())
         return cls(out=Path(out), **options)
+
+    @property
+    def naming(self) -> Naming:
+        return Naming(self.names, self.layout)
 
     def request_headers(self) -> dict[str, str]:
         """Headers sent with every request: honest UA, identity encoding, then the user's own."""

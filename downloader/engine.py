@@ -150,7 +150,8 @@ class Engine:
                 job.url, job.line, Status.INVALID, kind=job.error_kind, error=job.error, extra=job.extra
             )
         if not self._seen.add(job.digest):
-            return Result(job.url, job.line, Status.DUPLICATE, path=job.path, extra=job.extra)
+            path, note = (job.path, None) if job.url_named else (None, "same URL as an earlier line")
+            return Result(job.url, job.line, Status.DUPLICATE, path=path, error=note, extra=job.extra)
         if job.digest in self._done:
             return Result(job.url, job.line, Status.SKIPPED, path=job.path, extra=job.extra)
         return None
@@ -320,7 +321,7 @@ async def adownload(
     config = Config.from_options(out, backend=name, **options)
     callbacks: list[OnDone] = [] if on_done is None else [on_done] if callable(on_done) else list(on_done)
     engine = Engine(config, None if isinstance(backend, str) else backend, on_done=callbacks)
-    return await engine.run(jobs_from_urls(urls, config.names))
+    return await engine.run(jobs_from_urls(urls, config.naming))
 
 
 def download(

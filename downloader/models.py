@@ -16,6 +16,19 @@ class Status(StrEnum):
     INVALID = "invalid"
 
 
+SHARD_SIZE = 10_000
+"""Files per folder with ``--layout shards``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """How URLs map to paths: ``names`` (``hashed`` or ``plain``) and ``layout`` (``flat``, ``host`` or
+    ``shards``)."""
+
+    names: str = "hashed"
+    layout: str = "flat"
+
+
 @dataclass(slots=True)
 class Job:
     """One input row. ``key`` is the normalised URL; ``path`` is relative to the output folder.
@@ -32,6 +45,8 @@ class Job:
     error: str | None = None
     error_kind: str | None = None
     extra: dict[str, Any] | None = None
+    url_named: bool = True
+    """The path depends on the URL alone, so a duplicate of this URL names the same file."""
 
 
 @dataclass(slots=True)
@@ -90,6 +105,10 @@ class Result:
             for k, v in self.extra.items():
                 row.setdefault(k, v)
         return row
+
+
+MANIFEST_FIELDS = frozenset(Result("", 0, Status.OK).row())
+"""The manifest's own columns; anything else in a row was carried from the input."""
 
 
 class Reporter:

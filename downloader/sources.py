@@ -20,8 +20,9 @@ from urllib.parse import unquote, urlsplit
 
 from .errors import InvalidURL
 from .keys import DigestSet, digest64
-from .models import Job
+from .models import MANIFEST_FIELDS, SHARD_SIZE, Job, Naming
 
+DEFAULT_NAMING = Naming()
 MAX_URL_LENGTH = 8192
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOST = re.compile(r"^[\w.\-~!$&'()*+,;=]+$")
@@ -109,18 +110,32 @@ def split_name(key: str) -> tuple[str, str]:
     return base, ""
 
 
-def relative_path(key: str, names: str = "hashed", digest: int | None = None) -> str:
-    """Where a URL's file goes, relative to the output folder. Pure: a rerun finds the same path.
+def relative_path(
+    key: str,
+    naming: Naming = DEFAULT_NAMING,
+    digest: int | None = None,
+    *,
+    line: int = 0,
+    stem: str | None = None,
+) -> str:
+    """Where a URL's file goes, relative to the output folder. Pure: the same list and options give the
+    same path, so a rerun finds it.
 
-    ``hashed`` appends a digest of the whole URL so ``/a/x.jpg``, ``/b/x.jpg`` and ``x.jpg?s=2`` never
-    share a file, also on case-insensitive file systems.
+    ``hashed`` names append a digest of the whole URL, so ``/a/x.jpg``, ``/b/x.jpg`` and ``x.jpg?s=2``
+    never share a file, also on case-insensitive file systems. ``stem`` (from ``--name-column``) replaces
+    the URL's basename; ``shards`` names files by input line, 10,000 a folder.
     """
-    stem, ext = split_name(key)
-    if names == "plain":
-        return safe_component(stem + ext, fallback="index")
-    if digest is None:
-        digest = digest64(key)
-    return f"{safe_component(stem, fallback='index')}.{url_hash(digest)}{ext}"
+    url_stem, ext = split_name(key)
+    if naming.layout == "shards":
+        return f"{line // SHARD_SIZE:05d}/{line:09d}{ext}"
+    stem = url_stem if stem is None else stem
+    if naming.names == "plain":
+        name = safe_component(stem + ext, fallback="index")
+    else:
+        name = f"{safe_component(stem, fallback='index')}.{url_hash(digest or digest64(key))}{ext}"
+    if naming.layout == "host":
+        return f"{safe_component(urlsplit(key).netloc.replace(':', '_'), fallback='host')}/{name}"
+    return name
 
 
 def with_extension(path: str, ext: str) -> str:
@@ -132,25 +147,34 @@ def with_extension(path: str, ext: str) -> str:
     return f"{head}{slash}{name}{ext}"
 
 
-def make_job(line: int, text: str, names: str = "hashed") -> Job:
-    """A ``Job`` for one input line; a bad URL becomes a job that carries its error instead."""
+def make_job(
+    line: int,
+    text: str,
+    naming: Naming = DEFAULT_NAMING,
+    *,
+    stem: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Job:
+    """A ``Job`` for one input row; a bad URL becomes a job that carries its error instead."""
     try:
         key = normalise(text)
     except InvalidURL as exc:
-        return Job(url=text, line=line, error=str(exc), error_kind=exc.kind)
+        return Job(url=text, line=line, error=str(exc), error_kind=exc.kind, extra=extra)
     digest = digest64(key)
-    return Job(url=text, line=line, key=key, digest=digest, path=relative_path(key, names, digest))
+    path = relative_path(key, naming, digest, line=line, stem=stem)
+    url_named = stem is None and naming.layout != "shards"
+    return Job(url=text, line=line, key=key, digest=digest, path=path, extra=extra, url_named=url_named)
 
 
-def jobs_from_lines(lines: Iterable[tuple[int, str]], names: str = "hashed") -> Iterator[Job]:
+def jobs_from_lines(lines: Iterable[tuple[int, str]], naming: Naming = DEFAULT_NAMING) -> Iterator[Job]:
     for line, text in lines:
-        yield make_job(line, text, names)
+        yield make_job(line, text, naming)
 
 
-def jobs_from_urls(urls: Iterable[str], names: str = "hashed") -> Iterator[Job]:
+def jobs_from_urls(urls: Iterable[str], naming: Naming = DEFAULT_NAMING) -> Iterator[Job]:
     """Jobs for a library caller's iterable of URL strings; line numbers count every item from 1."""
     for line, text in enumerate(urls, 1):
-        yield make_job(line, str(text).strip(), names)
+        yield make_job(line, str(text).strip(), naming)
 
 
 # -- an earlier run's manifest ------------------------------------------------------------------------
@@ -197,7 +221,7 @@ def earlier_outcomes(manifest: Path, out: Path) -> tuple[DigestSet, DigestSet]:
     return done, failed
 
 
-def jobs_from_manifest(manifest: Path, out: Path, names: str = "hashed") -> Iterator[Job]:
+def jobs_from_manifest(manifest: Path, out: Path, naming: Naming = DEFAULT_NAMING) -> Iterator[Job]:
     """Jobs for ``--retry-failed``: each URL whose latest manifest row failed, once, with its old line."""
     failed = earlier_outcomes(manifest, out)[1]
     for row in read_manifest(manifest):
@@ -205,4 +229,5 @@ def jobs_from_manifest(manifest: Path, out: Path, names: str = "hashed") -> Iter
         if d is not None and d in failed and row.get("status") == "failed":
             failed.discard(d)
             line = row.get("line")
-            yield make_job(line if isinstance(line, int) else 0, row["url"], names)
+            extra = {k: v for k, v in row.items() if k not in MANIFEST_FIELDS}
+            yield make_job(line if isinstance(line, int) else 0, row["url"], naming, extra=extra or None)

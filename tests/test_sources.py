@@ -10,6 +10,7 @@ import pytest
 
 from downloader.errors import InvalidURL
 from downloader.keys import DigestSet, digest64
+from downloader.models import Naming
 from downloader.sources import (
     MAX_STEM_BYTES,
     jobs_from_lines,
@@ -109,7 +110,7 @@ def test_names_are_deterministic_distinct_and_safe() -> None:
 )
 def test_hostile_names_stay_inside_and_portable(url: str) -> None:
     for names in ("hashed", "plain"):
-        path = relative_path(normalise(url), names)
+        path = relative_path(normalise(url), Naming(names))
         assert "/" not in path and "\\" not in path and path not in (".", "..")
         assert not path.startswith(".") and not path.endswith((" ", "."))
         assert not any(c in path for c in '<>:"|?*')
@@ -139,3 +140,20 @@ def test_digest_set_adds_discards_and_grows() -> None:
         s.discard(d)
     assert len(s) == 2500 and digests[0] not in s and digests[1] in s
     assert s.add(digests[0]) and digests[0] in s
+
+
+def test_layouts() -> None:
+    key = normalise("http://Img.example.com:8080/a/cat.jpg?s=1")
+    flat = relative_path(key, Naming("hashed", "flat"))
+    assert relative_path(key, Naming("hashed", "host")) == f"img.example.com_8080/{flat}"
+    assert relative_path(key, Naming("plain", "host")) == "img.example.com_8080/cat.jpg"
+    assert relative_path(key, Naming("hashed", "shards"), line=123) == "00000/000000123.jpg"
+    assert relative_path(key, Naming("hashed", "shards"), line=1_234_567) == "00123/001234567.jpg"
+    named = relative_path(key, stem="../id 42")
+    assert named.startswith("_id 42.") and named.endswith(".jpg") and "/" not in named
+
+
+def test_name_column_stem_is_sanitised() -> None:
+    key = normalise("http://h/a/cat.jpg")
+    path = relative_path(key, Naming("plain"), stem="../../etc/passwd")
+    assert "/" not in path and path.endswith(".jpg") and not path.startswith(".")
