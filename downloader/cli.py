@@ -241,6 +241,27 @@ def run_options(func: F) -> F:
             help="Connections per host:port (0: no cap).",
         ),
         click.option(
+            "--rate",
+            type=click.FloatRange(min=0),
+            default=0.0,
+            show_default=True,
+            help="Requests per second, overall (0: no limit).",
+        ),
+        click.option(
+            "--rate-per-host",
+            type=click.FloatRange(min=0),
+            default=0.0,
+            show_default=True,
+            help="Requests per second to each host:port (0: no limit).",
+        ),
+        click.option(
+            "--lookahead",
+            type=click.IntRange(min=0),
+            default=1024,
+            show_default=True,
+            help="Rows read ahead of the free slots, so one slow host cannot hold every slot.",
+        ),
+        click.option(
             "--host-down-after",
             type=click.IntRange(min=0),
             default=5,

@@ -84,7 +84,15 @@ class Config:
     """Bytes; a larger body fails as ``too_large``; 0: no limit."""
     max_redirects: int = 10
     per_host: int = 0
-    """Connections per host:port; 0: no cap."""
+    """Connections per host:port; 0: no cap (each host still gets only its fair share of the slots
+    while other hosts have work waiting)."""
+    rate: float = 0.0
+    """Requests per second, overall; 0: no limit."""
+    rate_per_host: float = 0.0
+    """Requests per second to each host:port; 0: no limit."""
+    lookahead: int = 1024
+    """Jobs read ahead of the free slots, so the next job can come from another host; 0: read a row
+    only when a slot is free."""
     host_down_after: int = 5
     """Consecutive connect/DNS failures after which a host's remaining URLs fail fast; 0: never."""
     accept: Literal["images", "any"] = "images"

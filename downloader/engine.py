@@ -14,8 +14,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,12 +24,12 @@ from .config import Config
 from .errors import (
     Cancelled,
     DownloadError,
-    HostDown,
     RateLimited,
     RunAborted,
     Timeout,
     WriteError,
 )
+from .hosts import Hosts
 from .keys import DigestSet
 from .models import Fetched, Job, Reporter, Result, Stats, Status
 from .sink import Manifest, prepare_out, write_stats
@@ -43,15 +42,6 @@ MANIFEST = "manifest.jsonl"
 STATS = "stats.json"
 ATTEMPT_GRACE_S = 1.0
 """Beyond ``--timeout`` before the engine itself cancels an attempt (the backends enforce it first)."""
-
-
-@dataclass(slots=True)
-class _Host:
-    """What the engine remembers about a host that misbehaved; forgotten once it behaves."""
-
-    not_before: float = 0.0
-    conn_failures: int = 0
-    down: bool = False
 
 
 def host_of(key: str) -> str:
@@ -73,7 +63,14 @@ class Engine:
         self.reporter = reporter or Reporter()
         self.stats = Stats(backend=self.backend.name, concurrency=config.concurrency)
         self._tasks: dict[asyncio.Task[Result], Job] = {}
-        self._hosts: dict[str, _Host] = {}
+        self._hosts = Hosts(
+            config.concurrency,
+            per_host=config.per_host,
+            host_down_after=config.host_down_after,
+            rate=config.rate,
+            rate_per_host=config.rate_per_host,
+        )
+        self._wake = asyncio.Event()
         self._seen = DigestSet()
         self._done = DigestSet()
         self._stopping = False
@@ -91,11 +88,10 @@ class Engine:
         if not self.config.overwrite:
             self._done = earlier_outcomes(out / MANIFEST, out)[0]
         self._manifest = Manifest(out / MANIFEST)
-        slots = asyncio.Semaphore(self.config.concurrency)
         started = time.monotonic()
         try:
             async with self.backend:
-                await self._feed(jobs, slots)
+                await self._feed(iter(jobs))
                 while self._tasks:
                     await asyncio.wait(list(self._tasks))
         finally:
@@ -114,30 +110,55 @@ class Engine:
             log.error("cannot write %s: %s", path, exc.strerror or exc)
             self.stats.aborted = self.stats.aborted or f"cannot write {path.name}"
 
-    async def _feed(self, jobs: Iterable[Job], slots: asyncio.Semaphore) -> None:
-        for job in jobs:
-            if self._stopping:
-                break
+    async def _feed(self, jobs: Iterator[Job]) -> None:
+        """Read ahead up to ``lookahead`` queued jobs, start the next eligible one whenever a slot is
+        free, and sleep until something changes (a task ends, a host's back-off ends, a stop)."""
+        more = True
+        while not self._stopping:
+            more = more and self._read_ahead(jobs)
+            for job, err in self._hosts.down_jobs():
+                self._finish(self._failure(job, err, 0, 0.0))
+            if not more and not self._hosts.queued:
+                return
+            chosen = self._hosts.next_job(len(self._tasks))
+            if chosen is not None:
+                self._start(*chosen)
+                continue
+            self._wake.clear()
+            try:
+                async with asyncio.timeout(self._hosts.wake_in()):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+        for job in self._hosts.drain():
+            self._finish(self._failure(job, Cancelled("run stopped before this URL started"), 0, 0.0))
+
+    def _read_ahead(self, jobs: Iterator[Job]) -> bool:
+        """Queue jobs until ``lookahead`` wait beyond the free slots; False once the input is exhausted."""
+        while self._hosts.queued <= self.config.lookahead:
+            job = next(jobs, None)
+            if job is None:
+                return False
             settled = self._settle(job)
             if settled is not None:
                 self._finish(settled)
-                continue
-            await slots.acquire()
-            if self._stopping:
-                slots.release()
-                self._finish(self._failure(job, Cancelled("run stopped before this URL started"), 0, 0.0))
-                break
-            task = asyncio.create_task(self.fetch_one(job))
-            self._tasks[task] = job
-            task.add_done_callback(functools.partial(self._done_cb, slots=slots))
+            else:
+                self._hosts.push(host_of(job.key), job)
+        return True
+
+    def _start(self, host: str, job: Job) -> None:
+        task = asyncio.create_task(self.fetch_one(job))
+        self._tasks[task] = job
+        task.add_done_callback(functools.partial(self._done_cb, host=host))
 
     def stop(self, reason: str | None = None) -> None:
         """Take no new URLs and cancel those in flight (their ``.part`` files are removed)."""
-        if reason and not self.stats.aborted:
-            self.stats.aborted = reason
+        if reason:
+            self.stats.aborted = self.stats.aborted or reason
         else:
             self.stats.interrupted = True
         self._stopping = True
+        self._wake.set()
         me = asyncio.current_task()
         for task in list(self._tasks):
             if task is not me:  # a task that stops the run still reports its own outcome
@@ -156,9 +177,10 @@ class Engine:
             return Result(job.url, job.line, Status.SKIPPED, path=job.path, extra=job.extra)
         return None
 
-    def _done_cb(self, task: asyncio.Task[Result], *, slots: asyncio.Semaphore) -> None:
+    def _done_cb(self, task: asyncio.Task[Result], *, host: str) -> None:
         job = self._tasks.pop(task)
-        slots.release()
+        self._hosts.finished(host)
+        self._wake.set()
         if task.cancelled():
             result = self._failure(job, Cancelled("cancelled: the run was interrupted"), 0, 0.0)
         elif (exc := task.exception()) is not None:
@@ -225,42 +247,22 @@ class Engine:
 
     async def _attempt(self, job: Job) -> Fetched:
         host = host_of(job.key)
-        await self._host_gate(host)
+        wait = self._hosts.gate(host)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await self._hosts.admit(host)
         try:
             async with asyncio.timeout(self.config.timeout + ATTEMPT_GRACE_S):
                 fetched = await self.backend.fetch(job.key, self.config.out, job.path)
         except TimeoutError:
             err: DownloadError = Timeout(f"attempt exceeded its total timeout of {self.config.timeout:g} s")
-            self._host_failed(host, err)
+            self._hosts.failed(host, err)
             raise err from None
         except DownloadError as exc:
-            self._host_failed(host, exc)
+            self._hosts.failed(host, exc)
             raise
-        state = self._hosts.get(host)
-        if state is not None:
-            state.conn_failures = 0
-            if state.not_before <= time.monotonic():
-                del self._hosts[host]
+        self._hosts.succeeded(host)
         return fetched
-
-    async def _host_gate(self, host: str) -> None:
-        state = self._hosts.get(host)
-        if state is None:
-            return
-        if state.down:
-            raise HostDown(f"{host} failed to connect {state.conn_failures} times in a row; not tried")
-        wait = state.not_before - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-
-    def _host_failed(self, host: str, err: DownloadError) -> None:
-        if not err.host_level:
-            return
-        state = self._hosts.setdefault(host, _Host())
-        state.conn_failures += 1
-        limit = self.config.host_down_after
-        if limit and state.conn_failures >= limit:
-            state.down = True
 
     def _retry_delay(
         self, job: Job, err: DownloadError, attempts: int, start: float
@@ -279,8 +281,7 @@ class Engine:
         else:
             delay = c.backoff * 2 ** (attempts - 1) * random.uniform(0.5, 1.5)
         if err.http_status == 429 or err.retry_after is not None:
-            state = self._hosts.setdefault(host_of(job.key), _Host())
-            state.not_before = max(state.not_before, time.monotonic() + delay)
+            self._hosts.back_off(host_of(job.key), delay)
         if time.monotonic() + delay - start > c.deadline:
             return None, err
         return delay, err

@@ -55,8 +55,10 @@ async def wait_for(predicate: object, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.001)
 
 
-async def test_input_is_pulled_lazily_and_in_flight_is_bounded(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lookahead", [0, 64])
+async def test_input_is_pulled_lazily_and_in_flight_is_bounded(tmp_path: Path, lookahead: int) -> None:
     n = 16
+    ahead = n + lookahead + 1  # in flight, queued for the scheduler, and the row that filled the queue
     consumed = 0
 
     def million() -> Iterator[Job]:
@@ -66,22 +68,22 @@ async def test_input_is_pulled_lazily_and_in_flight_is_bounded(tmp_path: Path) -
             yield job
 
     backend = GatedBackend()
-    engine = Engine(Config(out=tmp_path, concurrency=n), backend)
+    engine = Engine(Config(out=tmp_path, concurrency=n, lookahead=lookahead), backend)
     run = asyncio.create_task(engine.run(million()))
     await wait_for(lambda: backend.in_flight == n)
     await asyncio.sleep(0.05)
-    assert consumed <= n + 1 and backend.peak == n
+    assert consumed == ahead and backend.peak == n
     for burst in range(1, 6):  # let a few hundred through, in bursts
         for _ in range(100):
             backend.gate.release()
         await wait_for(lambda b=burst: backend.completed >= 100 * b and backend.in_flight == n)
-        assert consumed - backend.completed <= n + 1
+        assert consumed - backend.completed <= ahead
     assert backend.peak == n
     engine.stop()
     stats = await run
-    # the n in flight and the one waiting for a slot were reached: each gets a "cancelled" row
-    assert stats.ok == 500 and stats.failed == n + 1 and stats.failures == {"cancelled": n + 1}
-    assert stats.total == consumed == 500 + n + 1
+    # the rows in flight and those queued were reached: each gets a "cancelled" row
+    assert stats.ok == 500 and stats.failed == ahead and stats.failures == {"cancelled": ahead}
+    assert stats.total == consumed == 500 + ahead
     assert len(manifest_rows(tmp_path)) == stats.total
 
 

@@ -1,0 +1,196 @@
+"""Per-host bookkeeping: which queued job goes next, and what the engine remembers about each host.
+
+The engine reads a bounded window of jobs ahead of its free slots (``lookahead``) and queues them by
+host:port. When a slot frees, ``next_job`` hands out a job from the next host, in turn, that may start
+now: under ``--per-host``, under its fair share of the slots (so one slow host cannot hold them all while
+other hosts wait), not backing off after a 429/503, and with request-rate capacity. A host that failed to
+connect too often in a row is marked down and its queued jobs come back as ``host_down`` at once.
+
+State for a host exists only while it has queued or running jobs, or misbehaved, so memory follows the
+window, not the list. aiolimiter supplies the request-rate buckets (a leaky bucket with ``has_capacity``,
+so the scheduler can look without waiting).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from aiolimiter import AsyncLimiter
+
+from .errors import DownloadError, HostDown
+from .models import Job
+
+
+def limiter(rate: float) -> AsyncLimiter:
+    """``rate`` requests per second, allowing a burst of at most one second's worth (at least one)."""
+    return AsyncLimiter(max(rate, 1.0), max(rate, 1.0) / rate)
+
+
+@dataclass(slots=True)
+class Host:
+    queue: deque[Job] = field(default_factory=deque)
+    running: int = 0
+    not_before: float = 0.0
+    conn_failures: int = 0
+    down: bool = False
+    rate: AsyncLimiter | None = None
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to remember: no jobs, no back-off, no failure streak."""
+        return not (self.queue or self.running or self.conn_failures or self.down) and (
+            self.not_before <= time.monotonic()
+        )
+
+
+class Hosts:
+    def __init__(
+        self,
+        concurrency: int,
+        *,
+        per_host: int = 0,
+        host_down_after: int = 0,
+        rate: float = 0.0,
+        rate_per_host: float = 0.0,
+    ) -> None:
+        self.concurrency = concurrency
+        self.per_host = per_host
+        self.host_down_after = host_down_after
+        self.rate_per_host = rate_per_host
+        self.rate = limiter(rate) if rate else None
+        self._hosts: dict[str, Host] = {}
+        self._turn: deque[str] = deque()  # hosts with queued jobs, in the order they get their turn
+        self.queued = 0
+
+    def _host(self, name: str) -> Host:
+        host = self._hosts.get(name)
+        if host is None:
+            host = self._hosts[name] = Host()
+            if self.rate_per_host:
+                host.rate = limiter(self.rate_per_host)
+        return host
+
+    def _forget_if_idle(self, name: str) -> None:
+        host = self._hosts.get(name)
+        if host is not None and host.idle:
+            del self._hosts[name]
+
+    def __len__(self) -> int:
+        """Hosts currently remembered (for tests of bounded memory)."""
+        return len(self._hosts)
+
+    # -- scheduling ------------------------------------------------------------------------------------
+
+    def push(self, name: str, job: Job) -> None:
+        host = self._host(name)
+        if not host.queue:
+            self._turn.append(name)
+        host.queue.append(job)
+        self.queued += 1
+
+    def next_job(self, running_total: int) -> tuple[str, Job] | None:
+        """The next job that may start now, taking turns across hosts; None if every queued host must
+        wait. Jobs of a host that is down are not returned here (see ``down_jobs``)."""
+        if running_total >= self.concurrency or not self._turn:
+            return None
+        share = max(1, math.ceil(self.concurrency / len(self._turn)))
+        now = time.monotonic()
+        for _ in range(len(self._turn)):
+            name = self._turn[0]
+            self._turn.rotate(-1)
+            host = self._hosts[name]
+            if self._may_start(host, share, now):
+                return name, self._take(name, host)
+        return None
+
+    def _may_start(self, host: Host, share: int, now: float) -> bool:
+        if host.down or host.not_before > now or host.running >= share:
+            return False
+        if self.per_host and host.running >= self.per_host:
+            return False
+        return host.rate is None or host.rate.has_capacity()
+
+    def _take(self, name: str, host: Host) -> Job:
+        job = host.queue.popleft()
+        self.queued -= 1
+        if not host.queue:
+            self._turn.remove(name)
+        host.running += 1
+        return job
+
+    def down_jobs(self) -> Iterator[tuple[Job, HostDown]]:
+        """Queued jobs of hosts that are down, each with the error to record; they leave the queue."""
+        for name in [n for n in self._turn if self._hosts[n].down]:
+            host = self._hosts[name]
+            self._turn.remove(name)
+            err = HostDown(f"{name} failed to connect {host.conn_failures} times in a row; not tried")
+            while host.queue:
+                self.queued -= 1
+                yield host.queue.popleft(), err
+
+    def drain(self) -> Iterator[Job]:
+        """Every queued job, emptying the queue (the run is stopping)."""
+        for name in list(self._turn):
+            host = self._hosts[name]
+            while host.queue:
+                self.queued -= 1
+                yield host.queue.popleft()
+        self._turn.clear()
+
+    def finished(self, name: str) -> None:
+        self._host(name).running -= 1
+        self._forget_if_idle(name)
+
+    def wake_in(self) -> float | None:
+        """Seconds until a queued host that waits for time (back-off, rate) may start; None if none."""
+        now = time.monotonic()
+        waits = []
+        for name in self._turn:
+            host = self._hosts[name]
+            if host.not_before > now:
+                waits.append(host.not_before - now)
+            elif host.rate is not None and not host.rate.has_capacity():
+                waits.append(1.0 / self.rate_per_host)
+        return min(waits) if waits else None
+
+    # -- health ----------------------------------------------------------------------------------------
+
+    def gate(self, name: str) -> float:
+        """Seconds the next attempt at this host must wait; raises ``HostDown`` if it is down."""
+        host = self._hosts.get(name)
+        if host is None:
+            return 0.0
+        if host.down:
+            raise HostDown(f"{name} failed to connect {host.conn_failures} times in a row; not tried")
+        return max(0.0, host.not_before - time.monotonic())
+
+    async def admit(self, name: str) -> None:
+        """Wait for request-rate capacity, overall and for this host."""
+        if self.rate is not None:
+            await self.rate.acquire()
+        host = self._hosts.get(name)
+        if host is not None and host.rate is not None:
+            await host.rate.acquire()
+
+    def failed(self, name: str, err: DownloadError) -> None:
+        """Count a connect/DNS failure; enough in a row mark the host down."""
+        if not err.host_level:
+            return
+        host = self._host(name)
+        host.conn_failures += 1
+        if self.host_down_after and host.conn_failures >= self.host_down_after:
+            host.down = True
+
+    def succeeded(self, name: str) -> None:
+        host = self._hosts.get(name)
+        if host is not None:
+            host.conn_failures = 0
+
+    def back_off(self, name: str, seconds: float) -> None:
+        """No new request to this host for ``seconds`` (after a 429 or a Retry-After)."""
+        host = self._host(name)
+        host.not_before = max(host.not_before, time.monotonic() + seconds)
