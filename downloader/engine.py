@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from .backends import Backend, create_backend
 from .config import Config
@@ -42,10 +41,6 @@ MANIFEST = "manifest.jsonl"
 STATS = "stats.json"
 ATTEMPT_GRACE_S = 1.0
 """Beyond ``--timeout`` before the engine itself cancels an attempt (the backends enforce it first)."""
-
-
-def host_of(key: str) -> str:
-    return urlsplit(key).netloc
 
 
 class Engine:
@@ -143,7 +138,7 @@ class Engine:
             if settled is not None:
                 self._finish(settled)
             else:
-                self._hosts.push(host_of(job.key), job)
+                self._hosts.push(job.host, job)
         return True
 
     def _start(self, host: str, job: Job) -> None:
@@ -208,53 +203,43 @@ class Engine:
     async def fetch_one(self, job: Job) -> Result:
         """All attempts at one URL within ``--deadline``; never raises for a bad URL."""
         start = time.monotonic()
+        deadline = start + self.config.deadline
         attempts = 0
-        err: DownloadError = Timeout(f"URL deadline of {self.config.deadline:g} s exceeded")
-        try:
-            async with asyncio.timeout(self.config.deadline):
-                while True:
-                    attempts += 1
-                    try:
-                        fetched = await self._attempt(job)
-                    except DownloadError as exc:
-                        err = exc
-                    else:
-                        return Result(
-                            job.url,
-                            job.line,
-                            Status.OK,
-                            path=fetched.path,
-                            http_status=fetched.http_status,
-                            bytes=fetched.bytes,
-                            sha256=fetched.sha256,
-                            content_type=fetched.content_type,
-                            attempts=attempts,
-                            elapsed_s=time.monotonic() - start,
-                            ttfb_s=fetched.ttfb_s,
-                            extra=job.extra,
-                        )
-                    delay, err = self._retry_delay(job, err, attempts, start)
-                    if delay is None:
-                        break
-                    await asyncio.sleep(delay)
-        except TimeoutError:
-            err = Timeout(f"URL deadline of {self.config.deadline:g} s exceeded after {attempts} attempt(s)")
+        while True:
+            attempts += 1
+            try:
+                fetched = await self._attempt(job, deadline)
+            except DownloadError as exc:
+                err = exc
+            else:
+                return self._success(job, fetched, attempts, start)
+            delay, err = self._retry_delay(job, err, attempts, start)
+            if delay is None:
+                break
+            await asyncio.sleep(delay)
         if isinstance(err, WriteError) and err.fatal:
             self.stop(f"output is not writable: {err}")
             assert self._manifest is not None
             self._manifest.flush()  # while the rows may still fit
         return self._failure(job, err, attempts, time.monotonic() - start)
 
-    async def _attempt(self, job: Job) -> Fetched:
-        host = host_of(job.key)
+    async def _attempt(self, job: Job, deadline: float) -> Fetched:
+        """One attempt, bounded by ``--timeout`` and by what is left of the URL's deadline (one timer)."""
+        host = job.host
         wait = self._hosts.gate(host)
         if wait > 0:
+            if time.monotonic() + wait > deadline:
+                raise Timeout(f"URL deadline of {self.config.deadline:g} s would pass while {host} backs off")
             await asyncio.sleep(wait)
-        await self._hosts.admit(host)
+        left = deadline - time.monotonic()
+        budget = min(self.config.timeout + ATTEMPT_GRACE_S, left)
         try:
-            async with asyncio.timeout(self.config.timeout + ATTEMPT_GRACE_S):
+            async with asyncio.timeout(budget):
+                await self._hosts.admit(host)
                 fetched = await self.backend.fetch(job.key, self.config.out, job.path)
         except TimeoutError:
+            if budget == left:
+                raise Timeout(f"URL deadline of {self.config.deadline:g} s exceeded") from None
             err: DownloadError = Timeout(f"attempt exceeded its total timeout of {self.config.timeout:g} s")
             self._hosts.failed(host, err)
             raise err from None
@@ -263,6 +248,22 @@ class Engine:
             raise
         self._hosts.succeeded(host)
         return fetched
+
+    def _success(self, job: Job, fetched: Fetched, attempts: int, start: float) -> Result:
+        return Result(
+            job.url,
+            job.line,
+            Status.OK,
+            path=fetched.path,
+            http_status=fetched.http_status,
+            bytes=fetched.bytes,
+            sha256=fetched.sha256,
+            content_type=fetched.content_type,
+            attempts=attempts,
+            elapsed_s=time.monotonic() - start,
+            ttfb_s=fetched.ttfb_s,
+            extra=job.extra,
+        )
 
     def _retry_delay(
         self, job: Job, err: DownloadError, attempts: int, start: float
@@ -281,7 +282,7 @@ class Engine:
         else:
             delay = c.backoff * 2 ** (attempts - 1) * random.uniform(0.5, 1.5)
         if err.http_status == 429 or err.retry_after is not None:
-            self._hosts.back_off(host_of(job.key), delay)
+            self._hosts.back_off(job.host, delay)
         if time.monotonic() + delay - start > c.deadline:
             return None, err
         return delay, err

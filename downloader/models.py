@@ -42,6 +42,8 @@ class Job:
     key: str = ""
     digest: int = 0
     path: str = ""
+    host: str = ""
+    """host:port, for per-host scheduling."""
     error: str | None = None
     error_kind: str | None = None
     extra: dict[str, Any] | None = None

@@ -56,6 +56,11 @@ def read_lines(stream: Iterable[str]) -> Iterator[tuple[int, str]]:
 def normalise(url: str) -> str:
     """The URL's identity: lower-case scheme and host, no default port, no fragment; path and query
     kept as given (inner spaces become ``%20``). Raises ``InvalidURL`` with a reason."""
+    return normalise_with_host(url)[0]
+
+
+def normalise_with_host(url: str) -> tuple[str, str]:
+    """``normalise(url)`` and the host:port it names (the engine's unit of per-host scheduling)."""
     if len(url) > MAX_URL_LENGTH:
         raise InvalidURL(f"URL longer than {MAX_URL_LENGTH} characters")
     if _CONTROL.search(url):
@@ -76,10 +81,11 @@ def normalise(url: str) -> str:
     elif not _HOST.match(host):
         raise InvalidURL(f"not a valid host name: {host!r}")
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    hostport = netloc
     if "@" in parts.netloc:
         netloc = parts.netloc.rpartition("@")[0] + "@" + netloc
     query = f"?{parts.query}" if parts.query else ""
-    return f"{scheme}://{netloc}{parts.path or '/'}{query}"
+    return f"{scheme}://{netloc}{parts.path or '/'}{query}", hostport
 
 
 def url_hash(digest: int) -> str:
@@ -134,7 +140,8 @@ def relative_path(
     else:
         name = f"{safe_component(stem, fallback='index')}.{url_hash(digest or digest64(key))}{ext}"
     if naming.layout == "host":
-        return f"{safe_component(urlsplit(key).netloc.replace(':', '_'), fallback='host')}/{name}"
+        host = urlsplit(key).netloc.rpartition("@")[2]
+        return f"{safe_component(host.replace(':', '_'), fallback='host')}/{name}"
     return name
 
 
@@ -157,13 +164,13 @@ def make_job(
 ) -> Job:
     """A ``Job`` for one input row; a bad URL becomes a job that carries its error instead."""
     try:
-        key = normalise(text)
+        key, host = normalise_with_host(text)
     except InvalidURL as exc:
         return Job(url=text, line=line, error=str(exc), error_kind=exc.kind, extra=extra)
     digest = digest64(key)
     path = relative_path(key, naming, digest, line=line, stem=stem)
     url_named = stem is None and naming.layout != "shards"
-    return Job(url=text, line=line, key=key, digest=digest, path=path, extra=extra, url_named=url_named)
+    return Job(text, line, key, digest, path, host=host, extra=extra, url_named=url_named)
 
 
 def jobs_from_lines(lines: Iterable[tuple[int, str]], naming: Naming = DEFAULT_NAMING) -> Iterator[Job]:

@@ -37,9 +37,7 @@ class AiohttpBackend(StreamingBackend):
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=c.timeout, sock_connect=c.connect_timeout, sock_read=c.read_timeout
-            ),
+            timeout=aiohttp.ClientTimeout(sock_connect=c.connect_timeout, sock_read=c.read_timeout),
             headers=c.request_headers(),
             auto_decompress=False,
             trust_env=False,
