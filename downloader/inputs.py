@@ -1,0 +1,410 @@
+"""URL lists in richer formats than one URL a line: CSV, TSV, JSON Lines and Parquet, each also gzip'd.
+
+Every format streams (memory does not grow with the list), and a malformed row becomes a job that
+carries an ``invalid_input`` error, so it gets its manifest row and the run goes on. Problems with the
+list as a whole (a missing column, an unknown format, pyarrow not installed) raise ``ValueError`` before
+the first job: they are the user's to fix, not one row's. pyarrow is an optional extra, imported here
+only when a Parquet list is read.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import io
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import InvalidInput
+from .models import Job, Naming
+from .sources import DEFAULT_NAMING, make_job, read_lines
+
+FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet")
+_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+_DIALECTS = {"csv": "excel", "tsv": "excel-tab"}
+
+MAX_LINE = 1 << 20
+"""Characters in one line (or CSV field): beyond it the row is invalid, and the rest of the line is skipped
+without being held, so a runaway line (a whole JSON array on one line) cannot exhaust memory."""
+MAX_COUNT_BYTES = 256 << 20
+"""``count_rows`` counts newlines only in plain files up to this size; the bar does without a total above."""
+PARQUET_BATCH = 8192
+"""Rows decoded at once from Parquet: large enough to amortise Arrow's per-batch cost, small in memory."""
+_PAGE_READS: dict[str, Any] = {"pre_buffer": False, "buffer_size": 1 << 20}
+"""Read column chunks a megabyte at a time: pyarrow's default pre-buffers a row group's whole chunks, which
+for a list written as one row group means holding every URL in memory."""
+PARQUET_HINT = "reading Parquet needs pyarrow: pip install 'downloader[parquet]'"
+_MAX_RAW = 1000  # characters of an unparsable line kept as the manifest row's ``url``
+
+
+def detect_format(source: str, forced: str | None = None) -> str:
+    """The list's format: ``forced`` when given, else from the name (``.gz`` looked through); stdin and
+    unknown suffixes are plain text, one URL a line."""
+    if forced is not None:
+        if forced not in FORMATS:
+            raise ValueError(f"unknown input format {forced!r}; choose one of: {', '.join(FORMATS)}")
+        return forced
+    if source == "-":
+        return "txt"
+    name = source.lower().removesuffix(".gz")
+    return _SUFFIXES.get(os.path.splitext(name)[1], "txt")
+
+
+def jobs_from_source(
+    source: str,
+    naming: Naming = DEFAULT_NAMING,
+    *,
+    input_format: str | None = None,
+    url_column: str = "url",
+    keep_columns: tuple[str, ...] = (),
+    name_column: str | None = None,
+) -> Generator[Job, None, None]:
+    """One job per row of ``source`` (a path, or ``-`` for stdin), read lazily.
+
+    ``keep_columns`` are carried into the manifest row (``("*",)``: every column but the URL);
+    ``name_column`` names the files. Nothing is opened before the first ``next()``, where usage errors
+    (``ValueError``, ``OSError``) surface; the file is closed when the generator ends or is closed.
+    """
+    fmt = detect_format(source, input_format)
+    columns = _Columns(url_column, keep_columns, name_column)
+    if fmt == "txt" and (keep_columns or name_column):
+        raise ValueError(
+            "keep_columns and name_column need a csv, tsv, jsonl or parquet list, not plain text"
+        )
+    yield from _READERS[fmt](source, naming, columns)
+
+
+def count_rows(source: str, input_format: str | None = None) -> int | None:
+    """A cheap total for the progress bar: Parquet's row count from metadata; newline count (minus a header
+    for csv/tsv) for a plain file up to 256 MB; None for stdin, gzip or bigger files."""
+    fmt = detect_format(source, input_format)
+    if source == "-" or source.lower().endswith(".gz"):
+        return None
+    try:
+        if fmt == "parquet":
+            return _parquet_rows(source)
+        lines = _count_lines(source)
+    except (OSError, ValueError):
+        return None
+    return None if lines is None else max(0, lines - (fmt in _DIALECTS))
+
+
+# -- columns and rows, whatever the format ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """Which columns a list's rows are read for."""
+
+    url: str
+    keep: tuple[str, ...] = ()
+    name: str | None = None
+
+    @property
+    def keep_all(self) -> bool:
+        return self.keep == ("*",)
+
+    def resolve(self, names: Sequence[str], where: str) -> _Columns:
+        """Check the columns against a header or schema, expanding ``*``; raise ``ValueError`` when one
+        is missing, since then every row would fail the same way."""
+        wanted = (self.url,) + (() if self.keep_all else self.keep) + ((self.name,) if self.name else ())
+        for column in wanted:
+            if column not in names:
+                shown = ", ".join(names[:20]) + (", …" if len(names) > 20 else "")
+                raise ValueError(f"no column {column!r} in the {where}; columns are: {shown}")
+        if self.keep_all:
+            return replace(self, keep=tuple(n for n in names if n != self.url))
+        return self
+
+    def needed(self, names: Sequence[str]) -> list[str]:
+        """The columns to decode (Parquet reads no others), in the file's order."""
+        wanted = {self.url, *self.keep, *((self.name,) if self.name else ())}
+        return [n for n in names if n in wanted]
+
+    def extra(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
+        names = [k for k in row if k != self.url] if self.keep_all else self.keep
+        return {k: _jsonable(row.get(k)) for k in names} or None
+
+    def stem(self, row: Mapping[str, Any]) -> str | None:
+        """The file name's stem from ``name_column``; a missing or empty value falls back to the URL's."""
+        value = row.get(self.name) if self.name else None
+        text = "" if value is None else str(_jsonable(value)).strip()
+        return text or None
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as JSON the manifest can hold: dates as ISO text, bytes as UTF-8 text, NaN and infinity
+    as null (they are not JSON), anything else unknown as its ``str``."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)
+
+
+def _invalid(line: int, problem: str, url: str = "", extra: dict[str, Any] | None = None) -> Job:
+    return Job(url=url, line=line, error=problem, error_kind=InvalidInput.kind, extra=extra)
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(
+        type(value), "a number" if isinstance(value, int | float) else type(value).__name__
+    )
+
+
+def _url_problem(row: Mapping[str, Any], column: str) -> str | None:
+    """Why a row has no usable URL, or None when it has one."""
+    if column not in row:
+        return f"has no {column!r} field"
+    value = row[column]
+    if value is None:
+        return f"has a null {column!r}"
+    if not isinstance(value, str):
+        return f"has {_json_type(value)} as {column!r}, not a string"
+    return None if value.strip() else f"has an empty {column!r}"
+
+
+def _row_job(line: int, where: str, row: Mapping[str, Any], columns: _Columns, naming: Naming) -> Job:
+    """The job for one parsed row (a dict of column to value); ``where`` names it for an error."""
+    extra = columns.extra(row)
+    problem = _url_problem(row, columns.url)
+    if problem:
+        url = row.get(columns.url)
+        return _invalid(line, f"{where} {problem}", url if isinstance(url, str) else "", extra)
+    url = row[columns.url].strip()
+    return make_job(line, url, naming, stem=columns.stem(row), extra=extra)
+
+
+# -- text: opening, bounded lines ----------------------------------------------------------------------
+
+
+@contextmanager
+def _open_text(source: str, newline: str | None = None) -> Iterator[IO[str]]:
+    """A list as text: gzip by name, UTF-8 with stray bytes replaced (one bad byte spoils one row, not the
+    run), a BOM dropped. Stdin is detached rather than closed: it is the process's, not ours."""
+    if source == "-":
+        stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace", newline=newline)
+        try:
+            yield stream
+        finally:
+            stream.detach()
+        return
+    opener: Callable[..., IO[str]] = gzip.open if source.lower().endswith(".gz") else open
+    with opener(source, "rt", encoding="utf-8-sig", errors="replace", newline=newline) as fh:
+        yield fh
+
+
+class _Lines:
+    """The lines of a text stream, each at most ``MAX_LINE`` characters: a longer one is cut and the rest
+    of it read past in pieces; ``cut`` says it happened (the reader clears it)."""
+
+    def __init__(self, stream: IO[str], limit: int = MAX_LINE) -> None:
+        self._stream = stream
+        self._limit = limit
+        self.cut = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        text = self._stream.readline(self._limit + 1)
+        if not text:
+            raise StopIteration
+        if len(text) > self._limit and not text.endswith(("\n", "\r")):
+            self.cut = True
+            while (rest := self._stream.readline(1 << 16)) and not rest.endswith(("\n", "\r")):
+                pass
+        return text
+
+
+# -- the readers ------------------------------------------------------------------------------------------
+
+
+def _txt_jobs(source: str, naming: Naming, columns: _Columns) -> Iterator[Job]:
+    """One URL a line; an overlong line is cut and then fails as an overlong URL."""
+    with _open_text(source) as stream:
+        for line, text in read_lines(_Lines(stream)):
+            yield make_job(line, text, naming)
+
+
+def _csv_jobs(fmt: str, source: str, naming: Naming, columns: _Columns) -> Iterator[Job]:
+    """Rows of a CSV or TSV list with a header; rows with only blank fields are skipped."""
+    if csv.field_size_limit() < MAX_LINE:
+        csv.field_size_limit(MAX_LINE)  # process-wide, so only ever raised
+    with _open_text(source, newline="") as stream:
+        lines = _Lines(stream)
+        reader = csv.reader(lines, _DIALECTS[fmt])
+        header = _header(reader, fmt)
+        if header:
+            columns = columns.resolve(header, "header")
+            for line, row in _csv_rows(reader, lines, fmt):
+                if isinstance(row, str):
+                    yield _invalid(line, row)
+                elif any(field.strip() for field in row):
+                    yield _csv_row_job(line, row, header, columns, naming, sep=reader.dialect.delimiter)
+
+
+def _header(reader: Any, fmt: str) -> list[str]:
+    """The first row that is not blank, names trimmed; ``[]`` for an empty list."""
+    try:
+        for row in reader:
+            if any(name.strip() for name in row):
+                return [name.strip() for name in row]
+    except csv.Error as exc:
+        raise ValueError(f"the header is not valid {fmt.upper()}: {exc}") from None
+    return []
+
+
+def _csv_rows(reader: Any, lines: _Lines, fmt: str) -> Iterator[tuple[int, list[str] | str]]:
+    """(line, fields) of each row, or (line, problem) for a row the parser rejects. ``line`` is the
+    physical line where the row starts (the header is line 1): a quoted field spanning lines does not
+    shift the numbers of the rows after it."""
+    while True:
+        line, lines.cut = reader.line_num + 1, False
+        try:
+            row: list[str] = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield line, f"line {line} is not valid {fmt.upper()}: {exc}"
+            continue
+        yield line, f"line {line} is longer than {MAX_LINE} characters" if lines.cut else row
+
+
+def _csv_row_job(
+    line: int, row: list[str], header: list[str], columns: _Columns, naming: Naming, *, sep: str
+) -> Job:
+    if len(row) != len(header):
+        problem = f"line {line} has {_fields(len(row))} but the header has {len(header)}"
+        return _invalid(line, problem, sep.join(row)[:_MAX_RAW])
+    return _row_job(line, f"line {line}", dict(zip(header, row, strict=True)), columns, naming)
+
+
+def _fields(n: int) -> str:
+    return f"{n} field{'' if n == 1 else 's'}"
+
+
+def _jsonl_jobs(source: str, naming: Naming, columns: _Columns) -> Iterator[Job]:
+    """One JSON object a line; blank lines skipped."""
+    with _open_text(source) as stream:
+        lines = _Lines(stream)
+        for line, text in enumerate(lines, 1):
+            if lines.cut:
+                lines.cut = False
+                yield _invalid(line, f"line {line} is longer than {MAX_LINE} characters")
+            elif text.strip():
+                yield _jsonl_job(line, text.strip(), columns, naming)
+
+
+def _jsonl_job(line: int, text: str, columns: _Columns, naming: Naming) -> Job:
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problem = f"line {line} is not valid JSON ({exc.msg} at column {exc.colno})"
+        return _invalid(line, problem, text[:_MAX_RAW])
+    except RecursionError:
+        return _invalid(line, f"line {line} is JSON nested too deeply", text[:_MAX_RAW])
+    if not isinstance(row, dict):
+        return _invalid(line, f"line {line} is {_json_type(row)}, not a JSON object", text[:_MAX_RAW])
+    return _row_job(line, f"line {line}", row, columns, naming)
+
+
+def _parquet_jobs(source: str, naming: Naming, columns: _Columns) -> Iterator[Job]:
+    """Rows of a Parquet file, a batch at a time, decoding only the columns needed; ``line`` is the
+    1-based row index."""
+    with _parquet_file(source) as pf:
+        columns = columns.resolve(pf.schema_arrow.names, "Parquet schema")
+        needed = columns.needed(pf.schema_arrow.names)
+        line = 0
+        for batch in pf.iter_batches(batch_size=PARQUET_BATCH, columns=needed):
+            for row in batch.to_pylist():
+                line += 1
+                yield _row_job(line, f"row {line}", row, columns, naming)
+
+
+def _pyarrow_parquet() -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ValueError(PARQUET_HINT) from None
+    return pq
+
+
+@contextmanager
+def _parquet_file(source: str) -> Iterator[Any]:
+    """An open ``ParquetFile``. Parquet is read from its end, so gzip'd files and stdin are first
+    decompressed into an anonymous temporary file: seeking inside a gzip stream restarts it each time."""
+    pq = _pyarrow_parquet()
+    if source != "-" and not source.lower().endswith(".gz"):
+        with pq.ParquetFile(source, **_PAGE_READS) as pf:
+            yield pf
+        return
+    with tempfile.TemporaryFile() as spool:
+        if source == "-":
+            shutil.copyfileobj(sys.stdin.buffer, spool, 1 << 20)
+        else:
+            with gzip.open(source, "rb") as raw:
+                shutil.copyfileobj(raw, spool, 1 << 20)
+        spool.seek(0)
+        with pq.ParquetFile(spool, **_PAGE_READS) as pf:
+            yield pf
+
+
+_READERS: dict[str, Callable[[str, Naming, _Columns], Iterator[Job]]] = {
+    "txt": _txt_jobs,
+    "csv": lambda s, n, c: _csv_jobs("csv", s, n, c),
+    "tsv": lambda s, n, c: _csv_jobs("tsv", s, n, c),
+    "jsonl": _jsonl_jobs,
+    "parquet": _parquet_jobs,
+}
+
+
+# -- counting -------------------------------------------------------------------------------------------
+
+
+def _parquet_rows(source: str) -> int | None:
+    try:
+        pq = _pyarrow_parquet()
+    except ValueError:
+        return None
+    with pq.ParquetFile(source) as pf:
+        rows: int = pf.metadata.num_rows
+        return rows
+
+
+def _count_lines(source: str) -> int | None:
+    """Lines in a plain file (a last line without a newline counts), or None when it is too big to count
+    quickly."""
+    path = Path(source)
+    if path.stat().st_size > MAX_COUNT_BYTES:
+        return None
+    lines, last = 0, b"\n"
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
