@@ -13,7 +13,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[fast,plot,dev]'
+	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,parquet,dev]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the package with its extras

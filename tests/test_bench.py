@@ -55,7 +55,7 @@ def test_plan_puts_the_repeat_loop_outermost() -> None:
 def test_option_lists_parse_and_reject() -> None:
     assert parse_backends(" aiohttp, threads,aiohttp ") == ("aiohttp", "threads")
     assert parse_concurrencies("8,32,128") == (8, 32, 128)
-    for bad in ("curl", ""):
+    for bad in ("wget", ""):
         with pytest.raises(ValueError, match="backend"):
             parse_backends(bad)
     for bad in ("8,x", "0", ""):
@@ -143,7 +143,7 @@ def test_a_child_that_breaks_or_hangs_is_reported(private_tmp: Path) -> None:
     ("args", "message"),
     [
         ([], "either a LIST or --demo"),
-        (["--demo", "--backends", "curl"], "unknown backend"),
+        (["--demo", "--backends", "wget"], "unknown backend"),
         (["--demo", "-c", "8,zero"], "not a list of concurrencies"),
     ],
 )

@@ -58,7 +58,7 @@ def test_quiet_prints_nothing_on_success(tmp_path: Path) -> None:
         (["fetch", "-", "--max-size", "lots"], "not a size"),
         (["fetch", "-", "-c", "0"], "-c"),
         (["fetch", "-", "-H", "no colon"], "not a header"),
-        (["fetch", "-", "--backend", "curl"], "curl"),
+        (["fetch", "-", "--backend", "wget"], "wget"),
         (["fetch"], "Missing argument"),
     ],
 )

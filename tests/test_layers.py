@@ -11,8 +11,8 @@ PKG = Path(__file__).resolve().parent.parent / "downloader"
 LAYERS = {
     "errors": 0, "models": 0, "keys": 0, "__init__": 0,
     "config": 1, "checks": 2, "sources": 2,
-    "sink": 3, "report": 3, "origin": 3,
-    "backends": 4, "backends.aio": 5, "backends.sync": 5,
+    "sink": 3, "report": 3, "origin": 3, "hosts": 3, "inputs": 3,
+    "backends": 4, "backends.aio": 5, "backends.sync": 5, "backends.curl": 5,
     "engine": 6, "bench": 6,
     "cli": 7, "__main__": 8,
 }  # fmt: skip
@@ -25,6 +25,9 @@ OWNERS = {
     "uvloop": {"cli"},
     "tqdm": {"report"},
     "matplotlib": {"bench"},
+    "pycurl": {"backends.curl"},
+    "pyarrow": {"inputs"},
+    "aiolimiter": {"hosts"},
 }
 
 

@@ -30,6 +30,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "aiohttp": ("downloader.backends.aio", "AiohttpBackend"),
     "executor": ("downloader.backends.sync", "ExecutorBackend"),
     "threads": ("downloader.backends.sync", "ThreadsBackend"),
+    "curl": ("downloader.backends.curl", "CurlBackend"),
 }
 
 
