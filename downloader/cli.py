@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import os
 import signal
@@ -330,19 +331,6 @@ def build_config(params: dict[str, Any]) -> Config:
     return Config(**{k: v for k, v in params.items() if k not in _NOT_CONFIG})
 
 
-def count_lines(path: str) -> int | None:
-    """A cheap total for the bar: newline count of a plain file up to 256 MB, else None."""
-    if path == "-" or path.endswith(".gz"):
-        return None
-    try:
-        if os.path.getsize(path) > 256 << 20:
-            return None
-        with open(path, "rb") as fh:
-            return sum(block.count(b"\n") for block in iter(lambda: fh.read(1 << 20), b""))
-    except OSError:
-        return None
-
-
 def finish(stats: Stats, quiet: bool) -> None:
     from .report import summary
 
@@ -371,30 +359,48 @@ def main() -> None:
 @main.command()
 @click.argument("list_file", metavar="LIST", required=False)
 @click.option(
+    "--input-format",
+    type=click.Choice(["txt", "csv", "tsv", "jsonl", "parquet"]),
+    default=None,
+    help="Format of LIST (default: from its name; stdin is txt).",
+)
+@click.option("--url-column", default="url", show_default=True, help="CSV/TSV/JSONL/Parquet column of URLs.")
+@click.option(
+    "--keep-columns", default="", help="Columns to carry into the manifest, comma-separated (* for all)."
+)
+@click.option("--name-column", default=None, help="Column whose value names each file (sanitised).")
+@click.option(
     "--retry-failed",
     is_flag=True,
     help="Fetch only the URLs whose latest row in OUT/manifest.jsonl failed (then LIST is not given).",
 )
 @run_options
 @guarded
-def fetch(list_file: str | None, retry_failed: bool, **params: Any) -> None:
+def fetch(
+    list_file: str | None,
+    *,
+    retry_failed: bool,
+    input_format: str | None,
+    url_column: str,
+    keep_columns: str,
+    name_column: str | None,
+    **params: Any,
+) -> None:
     """Download every URL in LIST (a file, or - for stdin) into OUT.
 
-    LIST holds one URL per line; blank lines and # comments are skipped. Files are written as NAME.part and
-    renamed when complete; OUT/manifest.jsonl gets one row per URL and OUT/stats.json the totals. Rerunning
-    the same command skips what is already complete.
+    LIST is plain text (one URL per line; blank lines and # comments skipped), CSV, TSV, JSON Lines or
+    Parquet, each also gzip'd; the format comes from the file name (or --input-format). Files are written as
+    NAME.part and renamed when complete; OUT/manifest.jsonl gets one row per input row and OUT/stats.json
+    the totals. Rerunning the same command skips what is already complete.
 
     \b
     Examples:
       downloader fetch urls.txt -o out/
       downloader fetch urls.txt -o out/ -c 128 --backend threads --timeout 30
       downloader fetch - -o out/ -q < urls.txt
+      downloader fetch images.csv.gz --url-column image_url --keep-columns caption,id --name-column id
       downloader fetch --retry-failed -o out/          # only what failed last time
     """
-    from .engine import Engine
-    from .report import reporter_for
-    from .sources import jobs_from_lines, open_text, read_lines
-
     config = build_config(params)
     if retry_failed:
         if list_file is not None:
@@ -405,12 +411,30 @@ def fetch(list_file: str | None, retry_failed: bool, **params: Any) -> None:
             raise click.UsageError("Missing argument 'LIST' (a file of URLs, or - for stdin).")
         if list_file != "-" and not os.path.isfile(list_file):
             raise click.UsageError(f"no such list file: {list_file}")
-        total = None if params["quiet"] else count_lines(list_file)
-        engine = Engine(config, reporter=reporter_for(sys.stderr, params["quiet"], total))
-        with open_text(list_file) as stream:
-            jobs = jobs_from_lines(read_lines(stream), config.naming)
-            stats = run_loop(run_engine(engine, jobs), params["loop"])
+        columns = {
+            "url_column": url_column,
+            "name_column": name_column,
+            "keep_columns": tuple(c.strip() for c in keep_columns.split(",") if c.strip()),
+        }
+        stats = _fetch_list(config, params, list_file, input_format, columns)
     finish(stats, params["quiet"])
+
+
+def _fetch_list(
+    config: Config, params: dict[str, Any], source: str, input_format: str | None, columns: dict[str, Any]
+) -> Stats:
+    from .engine import Engine
+    from .inputs import count_rows, jobs_from_source
+    from .report import reporter_for
+
+    jobs = jobs_from_source(source, config.naming, input_format=input_format, **columns)
+    first = next(jobs, None)  # a missing column or an unreadable file is a usage error, before any work
+    total = None if params["quiet"] else count_rows(source, input_format)
+    engine = Engine(config, reporter=reporter_for(sys.stderr, params["quiet"], total))
+    try:
+        return run_loop(run_engine(engine, itertools.chain([first] if first else [], jobs)), params["loop"])
+    finally:
+        jobs.close()
 
 
 def _retry_failed(config: Config, params: dict[str, Any]) -> Stats:

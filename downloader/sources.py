@@ -7,15 +7,12 @@ resume) and ``relative_path`` (where its file goes).
 from __future__ import annotations
 
 import base64
-import gzip
-import io
 import json
 import re
-import sys
 import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .errors import InvalidURL
@@ -33,16 +30,6 @@ _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]+')
 _RESERVED = {"con", "prn", "aux", "nul"} | {f"{p}{i}" for p in ("com", "lpt") for i in range(10)}
 _EXT = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 MAX_STEM_BYTES = 96
-
-
-def open_text(source: str | Path) -> IO[str]:
-    """Open a list for reading as text: ``-`` is stdin, ``*.gz`` is decompressed on the fly."""
-    if str(source) == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace")
-    path = Path(source)
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace")
-    return path.open(encoding="utf-8-sig", errors="replace")
 
 
 def read_lines(stream: Iterable[str]) -> Iterator[tuple[int, str]]:
@@ -171,11 +158,6 @@ def make_job(
     path = relative_path(key, naming, digest, line=line, stem=stem)
     url_named = stem is None and naming.layout != "shards"
     return Job(text, line, key, digest, path, host=host, extra=extra, url_named=url_named)
-
-
-def jobs_from_lines(lines: Iterable[tuple[int, str]], naming: Naming = DEFAULT_NAMING) -> Iterator[Job]:
-    for line, text in lines:
-        yield make_job(line, text, naming)
 
 
 def jobs_from_urls(urls: Iterable[str], naming: Naming = DEFAULT_NAMING) -> Iterator[Job]:

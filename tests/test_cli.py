@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import gzip
 import json
 import signal
 import sys
@@ -140,3 +142,50 @@ async def test_retry_failed_fetches_only_what_failed(origin: TestServer, tmp_pat
     assert latest[flaky]["status"] == "ok" and latest[flaky]["line"] == 3  # as in the list
     both = CliRunner().invoke(main, ["fetch", str(lst), "--retry-failed", "-o", str(out)])
     assert both.exit_code == 2 and "not both" in both.output
+
+
+def write_rows(path: Path, fmt: str, rows: list[dict[str, str]]) -> None:
+    """A list file in ``fmt`` (csv, jsonl.gz or parquet) holding ``rows``."""
+    if fmt == "csv":
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    elif fmt == "jsonl.gz":
+        path.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    else:
+        pq = pytest.importorskip("pyarrow.parquet")
+        pa = pytest.importorskip("pyarrow")
+        pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl.gz", "parquet"])
+async def test_tabular_lists_through_the_cli(origin: TestServer, tmp_path: Path, fmt: str) -> None:
+    rows = [
+        {"image": str(origin.make_url(f"/img/{i}/image-00.jpg")), "caption": f"cat {i}", "id": f"id{i}"}
+        for i in range(4)
+    ]
+    rows.append({"image": "", "caption": "no url", "id": "idx"})
+    lst = tmp_path / f"list.{fmt}"
+    write_rows(lst, fmt, rows)
+    out = tmp_path / "out"
+    args = [
+        "fetch",
+        str(lst),
+        "-o",
+        str(out),
+        "--url-column",
+        "image",
+        "--keep-columns",
+        "caption",
+        "--name-column",
+        "id",
+        "--names",
+        "plain",
+    ]
+    res = await asyncio.to_thread(invoke, *args)
+    assert res.exit_code == 1, res.output
+    assert "4 ok, 0 failed, 1 invalid" in res.output
+    by_caption = {r["caption"]: r for r in manifest_rows(out)}
+    assert by_caption["cat 2"]["path"] == "id2.jpg" and (out / "id2.jpg").is_file()
+    assert by_caption["no url"]["kind"] == "invalid_input"

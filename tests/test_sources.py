@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
 import io
-from pathlib import Path
 
 import pytest
 
@@ -13,9 +11,8 @@ from downloader.keys import DigestSet, digest64
 from downloader.models import Naming
 from downloader.sources import (
     MAX_STEM_BYTES,
-    jobs_from_lines,
+    make_job,
     normalise,
-    open_text,
     read_lines,
     relative_path,
     safe_component,
@@ -29,13 +26,6 @@ def test_read_lines_skips_blanks_and_comments() -> None:
         (1, "http://a/1.jpg"),
         (5, "http://a/2.jpg"),
     ]
-
-
-def test_open_text_reads_gzip_and_strips_bom(tmp_path: Path) -> None:
-    path = tmp_path / "urls.txt.gz"
-    path.write_bytes(gzip.compress("\ufeffhttp://a/1.jpg\nhttp://a/2.jpg\n".encode()))
-    with open_text(path) as fh:
-        assert [t for _, t in read_lines(fh)] == ["http://a/1.jpg", "http://a/2.jpg"]
 
 
 @pytest.mark.parametrize(
@@ -126,7 +116,7 @@ def test_safe_component_fallback_and_reserved() -> None:
 
 
 def test_jobs_carry_their_errors() -> None:
-    jobs = list(jobs_from_lines([(1, "http://h/x.jpg"), (2, "nope")]))
+    jobs = [make_job(1, "http://h/x.jpg"), make_job(2, "nope")]
     assert jobs[0].error is None and jobs[0].key == "http://h/x.jpg"
     assert jobs[1].error and jobs[1].error_kind == "invalid_url"
 
