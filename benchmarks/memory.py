@@ -1,0 +1,113 @@
+"""Peak memory against the length of the URL list: the README's memory table.
+
+Serves one tiny PNG for every path from nginx on 127.0.0.1 (so the origin is never the bottleneck and a
+million files fit in tmpfs), then runs ``downloader fetch`` under ``/usr/bin/time -v`` for each list
+length, with duplicate detection and resume on (the defaults) and ``--layout shards``.
+
+    python benchmarks/memory.py                  # 10k, 100k and 1M URLs at -c 64
+    python benchmarks/memory.py 10000 100000 --backend curl
+
+Needs nginx (``apt-get install nginx-light``) and ``/usr/bin/time``; writes under /dev/shm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+PORT = 18090
+CONF = """
+worker_processes 1;
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  client_body_temp_path {run}; proxy_temp_path {run}; fastcgi_temp_path {run};
+  uwsgi_temp_path {run}; scgi_temp_path {run};
+  server {{
+    listen 127.0.0.1:{port} backlog=4096;
+    location / {{ root {run}; try_files /tiny.png =404; default_type image/png; }}
+  }}
+}}
+"""
+
+
+def tiny_png() -> bytes:
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+def peak_rss_mb(stderr: str) -> float:
+    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def measure(n: int, run: Path, args: argparse.Namespace) -> tuple[float, float, float]:
+    urls = run / f"urls-{n}.txt"
+    with urls.open("w") as fh:
+        fh.writelines(f"http://127.0.0.1:{PORT}/t/{i}.png\n" for i in range(n))
+    out = Path(tempfile.mkdtemp(prefix="mem-", dir="/dev/shm"))
+    exe = Path(sys.executable).with_name("downloader")
+    cmd = [
+        "/usr/bin/time",
+        "-v",
+        str(exe),
+        "fetch",
+        str(urls),
+        "-o",
+        str(out),
+        "-c",
+        str(args.concurrency),
+        "--backend",
+        args.backend,
+        "--layout",
+        "shards",
+        "-q",
+    ]
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    shutil.rmtree(out, ignore_errors=True)
+    if done.returncode:
+        raise SystemExit(f"fetch failed ({done.returncode}): {done.stderr[-500:]}")
+    return peak_rss_mb(done.stderr), n / wall, wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("-c", "--concurrency", type=int, default=64)
+    ap.add_argument("--backend", default="aiohttp")
+    args = ap.parse_args()
+    run = Path(tempfile.mkdtemp(prefix="memory-bench-"))
+    (run / "tiny.png").write_bytes(tiny_png())
+    (run / "nginx.conf").write_text(CONF.format(run=run, port=PORT))
+    subprocess.run(["nginx", "-c", str(run / "nginx.conf")], check=True)
+    try:
+        print(f"{args.backend}, -c {args.concurrency}, --layout shards")
+        print("| URLs | peak RSS MB | files/s | wall s |")
+        print("|---:|---:|---:|---:|")
+        for n in args.sizes:
+            rss, fps, wall = measure(n, run, args)
+            print(f"| {n:,} | {rss:.0f} | {fps:,.0f} | {wall:.1f} |", flush=True)
+    finally:
+        subprocess.run(["nginx", "-c", str(run / "nginx.conf"), "-s", "stop"], check=False)
+        shutil.rmtree(run, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
