@@ -22,8 +22,8 @@ demo: $(STAMP) ## download a few hundred images from the embedded local origin a
 	$(BIN)/downloader demo
 
 lint: $(STAMP) ## ruff
-	$(BIN)/ruff check downloader tests fixtures
-	$(BIN)/ruff format --check downloader tests fixtures
+	$(BIN)/ruff check downloader tests fixtures benchmarks
+	$(BIN)/ruff format --check downloader tests fixtures benchmarks
 
 typecheck: $(STAMP) ## mypy --strict
 	$(BIN)/mypy

@@ -6,15 +6,11 @@ The only module that prints or exits. Exit codes: 0 all ok, 1 some URLs failed, 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 import logging
 import os
-import signal
 import sys
-import tempfile
-import threading
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -25,7 +21,9 @@ from . import __version__
 from .backends import backend_names
 from .config import DEFAULT_USER_AGENT, Config, parse_header, parse_min_speed, parse_size
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # asyncio and the engine load only when a command runs: --help stays fast
+    import asyncio
+
     from .engine import Engine
     from .models import Job, Stats
 
@@ -52,12 +50,18 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def run_loop(coro: Coroutine[Any, Any, T], loop: str) -> T:
+    import asyncio
+
     with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
         return runner.run(coro)
 
 
 async def run_engine(engine: Engine, jobs: Iterable[Job]) -> Stats:
     """Run with Ctrl-C/SIGTERM handled: the first stops cleanly, a second exits at once."""
+    import asyncio
+    import signal
+    import threading
+
     loop = asyncio.get_running_loop()
     signals = (signal.SIGINT, signal.SIGTERM)
     installed = []
@@ -485,6 +489,8 @@ def demo(count: int, latency: float, **params: Any) -> None:
     from .sources import jobs_from_urls
 
     keep = params["out"] != Path("downloads")
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="downloader-demo-") as tmp:
         params["out"] = params["out"] if keep else Path(tmp)
         config = build_config(params)
@@ -614,6 +620,9 @@ def bench(
       downloader bench --demo -n 500 --backends aiohttp,threads -c 16,64 --repeat 1
       downloader bench urls.txt --repeat 5 --json bench.json --plot bench.png
     """
+    import signal
+    import threading
+
     from . import bench as b
 
     if (list_file is None) != demo:

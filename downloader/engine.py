@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .backends import Backend, create_backend
+from .backends import create_backend
+from .backends.base import Backend
 from .config import Config
 from .errors import (
     Cancelled,

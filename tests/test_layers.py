@@ -12,7 +12,7 @@ LAYERS = {
     "errors": 0, "models": 0, "keys": 0, "__init__": 0,
     "config": 1, "checks": 2, "sources": 2,
     "sink": 3, "report": 3, "origin": 3, "hosts": 3, "inputs": 3,
-    "backends": 4, "backends.aio": 5, "backends.sync": 5, "backends.curl": 5,
+    "backends": 2, "backends.base": 4, "backends.aio": 5, "backends.sync": 5, "backends.curl": 5,
     "engine": 6, "bench": 6,
     "cli": 7, "__main__": 8,
 }  # fmt: skip
@@ -37,12 +37,26 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node except those under ``if TYPE_CHECKING:`` (type-only imports are no dependency)."""
+    nodes: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+    return nodes
+
+
 def imports(path: Path) -> set[str]:
     """Absolute names of everything ``path`` imports (relative imports resolved inside the package)."""
     tree = ast.parse(path.read_text())
     package = list(path.parent.relative_to(PKG).parts)
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for node in runtime_nodes(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

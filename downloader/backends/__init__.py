@@ -9,22 +9,11 @@ whole URL in a worker thread with the same checks and the sink's sync writer. Ev
 from __future__ import annotations
 
 import importlib
-import time
-import urllib.request
-from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
-from pathlib import Path
-from types import TracebackType
-from typing import Protocol, Self
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
 
-from ..checks import BodyCheck, check_status
-from ..config import Config
-from ..models import Fetched
-from ..sink import AsyncWriter
-from ..sources import with_extension
+if TYPE_CHECKING:
+    from ..config import Config
+    from .base import Backend
 
 _REGISTRY: dict[str, tuple[str, str]] = {
     "aiohttp": ("downloader.backends.aio", "AiohttpBackend"),
@@ -35,6 +24,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
 
 
 def backend_names() -> list[str]:
+    """The backends a user can choose; naming them imports nothing heavy (``--help`` stays fast)."""
     return list(_REGISTRY)
 
 
@@ -44,124 +34,3 @@ def create_backend(config: Config) -> Backend:
     module, cls = _REGISTRY[config.backend]
     backend: Backend = getattr(importlib.import_module(module), cls)(config)
     return backend
-
-
-class Backend(Protocol):
-    """``async with backend:`` opens its session or pool; ``fetch`` makes one attempt at one URL and
-    leaves the body at ``out/rel`` (or at the ``--fix-ext`` variant), raising only ``DownloadError``."""
-
-    name: str
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    async def fetch(self, url: str, out: Path, rel: str) -> Fetched: ...
-
-
-@dataclass(slots=True)
-class Head:
-    """A response whose headers have arrived."""
-
-    status: int
-    reason: str
-    headers: Mapping[str, str]
-    size: int | None
-
-
-@dataclass(slots=True)
-class Body:
-    """``head``, and the body's pieces as they come."""
-
-    head: Head
-    chunks: AsyncIterator[bytes]
-
-
-class Transfer:
-    """The rules for one body, for sync and async callers alike: status, checks, final name, result."""
-
-    __slots__ = ("check", "config", "content_type", "out", "rel", "start", "status", "target", "ttfb")
-
-    def __init__(self, config: Config, out: Path, rel: str, start: float, head: Head) -> None:
-        self.ttfb = time.monotonic() - start
-        check_status(head.status, head.reason, head.headers)
-        self.check = BodyCheck(config, start, head.size)
-        self.config, self.out, self.rel, self.start, self.status = config, out, rel, start, head.status
-        self.content_type = head.headers.get("Content-Type")
-        self.target = out / rel
-
-    def final(self) -> Path:
-        """Where the finished body goes: the planned path, or with ``--fix-ext`` its real extension."""
-        if self.config.fix_ext and self.check.kind:
-            self.rel = with_extension(self.rel, self.check.kind)
-        return self.out / self.rel
-
-    def fetched(self) -> Fetched:
-        return Fetched(
-            self.status, self.check.received, self.check.sha256, self.content_type, self.ttfb, self.rel
-        )
-
-
-class Proxies:
-    """The proxy for each URL, decided from settings read once per run: ``--proxy``, else (with
-    ``trust_env``) HTTP_PROXY/HTTPS_PROXY/NO_PROXY. The clients' own per-request environment lookups
-    (aiohttp and requests re-read the environment and ``~/.netrc`` on every request) are switched off."""
-
-    def __init__(self, config: Config) -> None:
-        self.fixed = config.proxy
-        env = urllib.request.getproxies_environment() if config.trust_env and not config.proxy else {}
-        self.by_scheme = {k: v for k, v in env.items() if k in ("http", "https")}
-        self.bypass = [h.strip().lower().lstrip(".") for h in env.get("no", "").split(",") if h.strip()]
-
-    def for_url(self, url: str) -> str | None:
-        if self.fixed or not self.by_scheme:
-            return self.fixed
-        parts = urlsplit(url)
-        if self._bypassed(parts.hostname or "", parts.netloc.lower()):
-            return None
-        return self.by_scheme.get(parts.scheme)
-
-    def _bypassed(self, host: str, netloc: str) -> bool:
-        """NO_PROXY as curl reads it: ``*``, or host names and domain suffixes, with or without a port."""
-        return any(
-            entry == "*" or entry in (host, netloc) or host.endswith("." + entry) for entry in self.bypass
-        )
-
-
-class StreamingBackend(ABC):
-    """A backend whose body pieces come back to the event loop; they are checked and written here."""
-
-    name = ""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-
-    @abstractmethod
-    def get(self, url: str) -> AbstractAsyncContextManager[Body]:
-        """Send the GET; yield once the headers are in. Library errors leave as ``DownloadError``."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
-
-    async def fetch(self, url: str, out: Path, rel: str) -> Fetched:
-        start = time.monotonic()
-        async with self.get(url) as body:
-            tr = Transfer(self.config, out, rel, start, body.head)
-            writer = AsyncWriter(tr.target, self.config.chunk_size)
-            try:
-                async for piece in body.chunks:
-                    tr.check.feed(piece)
-                    await writer.write(piece)
-                tr.check.finish()
-                await writer.commit(tr.final())
-            except BaseException:
-                await writer.abort()
-                raise
-        return tr.fetched()

@@ -12,7 +12,7 @@ from typing import Self
 import aiohttp
 
 from .. import errors
-from . import Body, Head, Proxies, StreamingBackend
+from .base import Body, Head, Proxies, StreamingBackend
 
 
 def _ssl(config_insecure: bool, ca_bundle: str | None) -> ssl.SSLContext | bool:

@@ -22,7 +22,7 @@ from typing import Any, Self
 
 from .. import errors
 from ..config import Config
-from . import Body, Head, Proxies, StreamingBackend
+from .base import Body, Head, Proxies, StreamingBackend
 
 try:
     import pycurl

@@ -33,7 +33,7 @@ from .. import errors
 from ..config import Config
 from ..models import Fetched
 from ..sink import SyncWriter
-from . import Body, Head, Proxies, StreamingBackend, Transfer
+from .base import Body, Head, Proxies, StreamingBackend, Transfer
 
 CANCEL_GRACE_S = 5.0
 """How long a cancelled download waits for its worker to remove its ``.part``."""
