@@ -56,14 +56,16 @@ def run_loop(coro: Coroutine[Any, Any, T], loop: str) -> T:
         return runner.run(coro)
 
 
-async def run_engine(engine: Engine, jobs: Iterable[Job]) -> Stats:
+async def run_engine(
+    engine: Engine, jobs: Iterable[Job], names: tuple[str, ...] = ("SIGINT", "SIGTERM")
+) -> Stats:
     """Run with Ctrl-C/SIGTERM handled: the first stops cleanly, a second exits at once."""
     import asyncio
     import signal
     import threading
 
     loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
+    signals = [getattr(signal, name) for name in names]
     installed = []
 
     def on_signal() -> None:
@@ -328,7 +330,7 @@ def run_options(func: F) -> F:
     return func
 
 
-_NOT_CONFIG = {"quiet", "debug", "loop", "list_file", "count", "latency", "keep"}
+_NOT_CONFIG = {"quiet", "debug", "loop", "list_file", "count", "latency", "keep", "procs"}
 
 
 def build_config(params: dict[str, Any]) -> Config:
@@ -373,6 +375,13 @@ def main() -> None:
     "--keep-columns", default="", help="Columns to carry into the manifest, comma-separated (* for all)."
 )
 @click.option("--name-column", default=None, help="Column whose value names each file (sanitised).")
+@click.option(
+    "--procs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes, each an event loop over a shard of the list; -c is split among them "
+    "[default: the usable CPUs, fewer for lists under 10,000 rows per process, 1 for stdin].",
+)
 @click.option(
     "--retry-failed",
     is_flag=True,
@@ -429,16 +438,29 @@ def _fetch_list(
 ) -> Stats:
     from .engine import Engine
     from .inputs import count_rows, jobs_from_source
+    from .procs import default_procs, run_sharded
     from .report import reporter_for
 
-    jobs = jobs_from_source(source, config.naming, input_format=input_format, **columns)
+    reading = {"input_format": input_format, **columns}
+    jobs = jobs_from_source(source, config.naming, **reading)
     first = next(jobs, None)  # a missing column or an unreadable file is a usage error, before any work
-    total = None if params["quiet"] else count_rows(source, input_format)
-    engine = Engine(config, reporter=reporter_for(sys.stderr, params["quiet"], total))
+    rows = count_rows(source, input_format)
+    bar = reporter_for(sys.stderr, params["quiet"], rows)
+    procs = params["procs"] or default_procs(rows, source)
+    if procs > 1:
+        jobs.close()
+        runner = functools.partial(_worker_runner, loop=params["loop"])
+        return run_sharded(config, source, reading, procs=procs, runner=runner, bar=bar)
+    engine = Engine(config, reporter=bar)
     try:
         return run_loop(run_engine(engine, itertools.chain([first] if first else [], jobs)), params["loop"])
     finally:
         jobs.close()
+
+
+def _worker_runner(engine: Engine, jobs: Iterable[Job], *, loop: str) -> Stats:
+    """A --procs worker's run: its parent forwards Ctrl-C as SIGTERM, so only SIGTERM is handled here."""
+    return run_loop(run_engine(engine, jobs, ("SIGTERM",)), loop)
 
 
 def _retry_failed(config: Config, params: dict[str, Any]) -> Stats:

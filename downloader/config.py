@@ -118,6 +118,8 @@ class Config:
     """A PEM file of trusted certificate authorities."""
     chunk_size: int = 256 * 1024
     """Bytes per read for the thread backends, and per write for large bodies."""
+    shard: tuple[int, int] | None = None
+    """(k, n): this process downloads shard k of n of the list (set by ``--procs`` for each worker)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Reserved for backend-specific settings."""
 
@@ -165,7 +167,7 @@ class Config:
 
     @property
     def naming(self) -> Naming:
-        return Naming(self.names, self.layout)
+        return Naming(self.names, self.layout, self.shard)
 
     def request_headers(self) -> dict[str, str]:
         """Headers sent with every request: honest UA, identity encoding, then the user's own."""

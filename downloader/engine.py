@@ -52,6 +52,8 @@ class Engine:
         *,
         on_done: Sequence[OnDone] = (),
         reporter: Reporter | None = None,
+        manifest: str = MANIFEST,
+        stats_file: str | None = STATS,
     ) -> None:
         self.config = config
         self.backend = backend or create_backend(config)
@@ -71,6 +73,7 @@ class Engine:
         self._done = DigestSet()
         self._stopping = False
         self._manifest: Manifest | None = None
+        self._manifest_name, self._stats_file = manifest, stats_file
 
     # -- the run ---------------------------------------------------------------------------------------
 
@@ -82,8 +85,8 @@ class Engine:
         except OSError as exc:
             raise RunAborted(f"output folder {out} is not writable: {exc.strerror or exc}") from None
         if not self.config.overwrite:
-            self._done = earlier_outcomes(out / MANIFEST, out)[0]
-        self._manifest = Manifest(out / MANIFEST)
+            self._done = earlier_outcomes(out / MANIFEST, out, self.config.shard)[0]
+        self._manifest = Manifest(out / self._manifest_name)
         started = time.monotonic()
         try:
             async with self.backend:
@@ -96,7 +99,8 @@ class Engine:
             if self._manifest.error and not self.stats.aborted:
                 self.stats.aborted = self._manifest.error
             self.reporter.close()
-            self._write_stats(out / STATS)
+            if self._stats_file:
+                self._write_stats(out / self._stats_file)
         return self.stats
 
     def _write_stats(self, path: Path) -> None:

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from .errors import InvalidInput
 from .models import Job, Naming
-from .sources import DEFAULT_NAMING, make_job, read_lines
+from .sources import DEFAULT_NAMING, NOT_MINE, make_job, read_lines
 
 FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet")
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -82,7 +82,13 @@ def jobs_from_source(
         raise ValueError(
             "keep_columns and name_column need a csv, tsv, jsonl or parquet list, not plain text"
         )
-    yield from _READERS[fmt](source, naming, columns)
+    shard = naming.shard
+    for job in _READERS[fmt](source, naming, columns):
+        if job is NOT_MINE or (
+            shard and job.error_kind == InvalidInput.kind and job.line % shard[1] != shard[0]
+        ):
+            continue  # another shard's row (--procs)
+        yield job
 
 
 def count_rows(source: str, input_format: str | None = None) -> int | None:

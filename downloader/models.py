@@ -27,6 +27,9 @@ class Naming:
 
     names: str = "hashed"
     layout: str = "flat"
+    shard: tuple[int, int] | None = None
+    """(k, n): keep only the rows of shard k of n (by URL digest, so duplicates share a shard); rows of
+    other shards are dropped before a path is made, which is most of a row's cost."""
 
 
 @dataclass(slots=True)
@@ -141,6 +144,11 @@ class Histogram:
         self.counts[b] = self.counts.get(b, 0) + 1
         self.n += 1
 
+    def absorb(self, other: Histogram) -> None:
+        for bucket, count in other.counts.items():
+            self.counts[bucket] = self.counts.get(bucket, 0) + count
+        self.n += other.n
+
     def quantile(self, q: float) -> float | None:
         if not self.n:
             return None
@@ -187,6 +195,16 @@ class Stats:
                 self.failed += 1
             kind = r.kind or "unknown"
             self.failures[kind] = self.failures.get(kind, 0) + 1
+
+    def absorb(self, other: Stats) -> None:
+        """Add another process's totals (``--procs``); wall time stays this run's own."""
+        for name in ("ok", "failed", "skipped", "duplicate", "invalid", "bytes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for kind, count in other.failures.items():
+            self.failures[kind] = self.failures.get(kind, 0) + count
+        self.latency.absorb(other.latency)
+        self.aborted = self.aborted or other.aborted
+        self.interrupted = self.interrupted or other.interrupted
 
     @property
     def total(self) -> int:

@@ -30,15 +30,18 @@ class TqdmReporter(Reporter):
         self._next = 0.0
 
     def update(self, result: Result) -> None:
-        if result.status is Status.OK:
-            self._bytes += result.bytes
-        elif not result.ok:
-            self._failed += 1
+        ok = result.status is Status.OK
+        self.advance(1, result.bytes if ok else 0, 0 if result.ok else 1)
+
+    def advance(self, files: int, nbytes: int, failed: int) -> None:
+        """Count ``files`` more rows done (also what ``--procs`` workers report in batches)."""
+        self._bytes += nbytes
+        self._failed += failed
         now = time.monotonic()
         if now >= self._next:
             self._next = now + 0.5
             self._postfix(now)
-        self._bar.update(1)
+        self._bar.update(files)
 
     def _postfix(self, now: float) -> None:
         rate = self._bytes / 1e6 / max(now - self._t0, 1e-9)

@@ -20,6 +20,8 @@ from .keys import DigestSet, digest64
 from .models import MANIFEST_FIELDS, SHARD_SIZE, Job, Naming
 
 DEFAULT_NAMING = Naming()
+NOT_MINE = Job(url="", line=0, error="another shard's row")
+"""What ``make_job`` returns for a row of another shard; readers drop it."""
 MAX_URL_LENGTH = 8192
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOST = re.compile(r"^[\w.\-~!$&'()*+,;=]+$")
@@ -150,11 +152,16 @@ def make_job(
     extra: dict[str, Any] | None = None,
 ) -> Job:
     """A ``Job`` for one input row; a bad URL becomes a job that carries its error instead."""
+    shard = naming.shard
     try:
         key, host = normalise_with_host(text)
     except InvalidURL as exc:
+        if shard is not None and line % shard[1] != shard[0]:
+            return NOT_MINE
         return Job(url=text, line=line, error=str(exc), error_kind=exc.kind, extra=extra)
     digest = digest64(key)
+    if shard is not None and digest % shard[1] != shard[0]:
+        return NOT_MINE
     path = relative_path(key, naming, digest, line=line, stem=stem)
     url_named = stem is None and naming.layout != "shards"
     return Job(text, line, key, digest, path, host=host, extra=extra, url_named=url_named)
@@ -192,13 +199,15 @@ def _row_digest(row: dict[str, Any]) -> int | None:
         return None
 
 
-def earlier_outcomes(manifest: Path, out: Path) -> tuple[DigestSet, DigestSet]:
+def earlier_outcomes(
+    manifest: Path, out: Path, shard: tuple[int, int] | None = None
+) -> tuple[DigestSet, DigestSet]:
     """Digests of the URLs an earlier run completed (latest row ok or skipped, and its file on disk), and
-    of those whose latest row failed. The latest row for a URL wins."""
+    of those whose latest row failed. The latest row for a URL wins. With ``shard``, only that shard's."""
     done, failed = DigestSet(), DigestSet()
     for row in read_manifest(manifest):
         d = _row_digest(row)
-        if d is None:
+        if d is None or (shard is not None and d % shard[1] != shard[0]):
             continue
         status, path = row.get("status"), row.get("path")
         if status in ("ok", "skipped") and isinstance(path, str) and (out / path).is_file():

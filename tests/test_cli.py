@@ -189,3 +189,58 @@ async def test_tabular_lists_through_the_cli(origin: TestServer, tmp_path: Path,
     by_caption = {r["caption"]: r for r in manifest_rows(out)}
     assert by_caption["cat 2"]["path"] == "id2.jpg" and (out / "id2.jpg").is_file()
     assert by_caption["no url"]["kind"] == "invalid_input"
+
+
+async def test_procs_share_one_manifest_and_summary(origin: TestServer, tmp_path: Path, backend: str) -> None:
+    urls = [str(origin.make_url(f"/img/{i}/image-00.jpg")) for i in range(30)]
+    lst = write_list(tmp_path, [*urls, urls[3], "not a url", urls[7]])
+    out = tmp_path / "out"
+    args = ["fetch", str(lst), "-o", str(out), "--procs", "3", "-c", "6", "--backend", backend]
+    res = await asyncio.to_thread(invoke, *args)
+    assert res.exit_code == 1, res.output
+    assert "30 ok, 0 failed, 1 invalid, 2 duplicate" in res.output
+    rows = manifest_rows(out)
+    assert sorted(r["line"] for r in rows) == list(range(2, 35))  # one row per input row, line 1 a comment
+    assert not list(out.glob(".manifest-*"))
+    assert all(hits(origin, f"/img/{i}/image-00.jpg") == 1 for i in range(30))
+    assert json.loads((out / "stats.json").read_text())["ok"] == 30
+    again = await asyncio.to_thread(invoke, *args)
+    assert "0 ok, 0 failed, 1 invalid, 30 skipped, 2 duplicate" in again.output
+
+
+async def test_procs_stop_cleanly_on_sigint(origin: TestServer, tmp_path: Path, backend: str) -> None:
+    urls = [str(origin.make_url(f"/slow/300/{i}.jpg")) for i in range(60)]
+    lst = write_list(tmp_path, urls)
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "downloader",
+        "fetch",
+        str(lst),
+        "-o",
+        str(out),
+        "-c",
+        "4",
+        "--procs",
+        "2",
+        "--backend",
+        backend,
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(20):
+        while sum(1 for p in out.glob("*.jpg")) < 4:
+            await asyncio.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode == 130, stderr.decode()
+    assert b"interrupted" in stdout and b"Traceback" not in stderr
+    rows = manifest_rows(out)
+    done = {r["path"] for r in rows if r["status"] == "ok"}
+    assert {p.name for p in out.glob("*.jpg")} == done
+    assert not list(out.glob("*.part")) and not list(out.glob(".manifest-*"))
+    res = await asyncio.to_thread(invoke, "fetch", str(lst), "-o", str(out), "-c", "16", "--backend", backend)
+    assert res.exit_code == 0, res.output
+    assert f"{len(done)} skipped" in res.output

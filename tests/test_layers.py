@@ -13,8 +13,8 @@ LAYERS = {
     "config": 1, "checks": 2, "sources": 2,
     "sink": 3, "report": 3, "origin": 3, "hosts": 3, "inputs": 3,
     "backends": 2, "backends.base": 4, "backends.aio": 5, "backends.sync": 5, "backends.curl": 5,
-    "engine": 6, "bench": 6,
-    "cli": 7, "__main__": 8,
+    "engine": 6, "bench": 6, "procs": 7,
+    "cli": 8, "__main__": 9,
 }  # fmt: skip
 OWNERS = {
     "aiohttp": {"backends.aio", "origin"},
