@@ -88,25 +88,9 @@ def test_demo_runs_against_the_embedded_origin() -> None:
     assert "40 ok, 0 failed" in res.output
 
 
-async def test_sigint_stops_cleanly_then_rerun_resumes(
-    origin: TestServer, tmp_path: Path, backend: str
-) -> None:
-    urls = [str(origin.make_url(f"/slow/300/{i}.jpg")) for i in range(40)]
-    lst = write_list(tmp_path, urls)
-    out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "downloader",
-        "fetch",
-        str(lst),
-        "-o",
-        str(out),
-        "-c",
-        "4",
-        "--backend",
-        backend,
-    ]
+async def interrupted_run(lst: Path, out: Path, *args: str) -> tuple[int | None, bytes, bytes]:
+    """``downloader fetch`` as a subprocess, sent SIGINT once four files are in: (exit code, out, err)."""
+    cmd = [sys.executable, "-m", "downloader", "fetch", str(lst), "-o", str(out), "-c", "4", *args]
     proc = await asyncio.create_subprocess_exec(
         *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -115,7 +99,16 @@ async def test_sigint_stops_cleanly_then_rerun_resumes(
             await asyncio.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 20)
-    assert proc.returncode == 130, stderr.decode()
+    return proc.returncode, stdout, stderr
+
+
+async def test_sigint_stops_cleanly_then_rerun_resumes(
+    origin: TestServer, tmp_path: Path, backend: str
+) -> None:
+    lst = write_list(tmp_path, [str(origin.make_url(f"/slow/300/{i}.jpg")) for i in range(40)])
+    out = tmp_path / "out"
+    code, stdout, stderr = await interrupted_run(lst, out, "--backend", backend)
+    assert code == 130, stderr.decode()
     assert b"interrupted" in stdout + stderr and b"Traceback" not in stderr
     rows = manifest_rows(out)
     done = [r for r in rows if r["status"] == "ok"]
@@ -209,33 +202,10 @@ async def test_procs_share_one_manifest_and_summary(origin: TestServer, tmp_path
 
 
 async def test_procs_stop_cleanly_on_sigint(origin: TestServer, tmp_path: Path, backend: str) -> None:
-    urls = [str(origin.make_url(f"/slow/300/{i}.jpg")) for i in range(60)]
-    lst = write_list(tmp_path, urls)
+    lst = write_list(tmp_path, [str(origin.make_url(f"/slow/300/{i}.jpg")) for i in range(60)])
     out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "downloader",
-        "fetch",
-        str(lst),
-        "-o",
-        str(out),
-        "-c",
-        "4",
-        "--procs",
-        "2",
-        "--backend",
-        backend,
-    ]
-    proc = await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    async with asyncio.timeout(20):
-        while sum(1 for p in out.glob("*.jpg")) < 4:
-            await asyncio.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 20)
-    assert proc.returncode == 130, stderr.decode()
+    code, stdout, stderr = await interrupted_run(lst, out, "--backend", backend, "--procs", "2")
+    assert code == 130, stderr.decode()
     assert b"interrupted" in stdout and b"Traceback" not in stderr
     rows = manifest_rows(out)
     done = {r["path"] for r in rows if r["status"] == "ok"}
