@@ -64,6 +64,7 @@ class Hosts:
         self.rate = limiter(rate) if rate else None
         self._hosts: dict[str, Host] = {}
         self._turn: deque[str] = deque()  # hosts with queued jobs, in the order they get their turn
+        self._newly_down: list[str] = []  # down hosts whose queued jobs are still to be failed
         self.queued = 0
 
     def _host(self, name: str) -> Host:
@@ -87,7 +88,9 @@ class Hosts:
 
     def push(self, name: str, job: Job) -> None:
         host = self._host(name)
-        if not host.queue:
+        if host.down and not host.queue:
+            self._newly_down.append(name)  # its queue goes straight back as host_down
+        elif not host.queue:
             self._turn.append(name)
         host.queue.append(job)
         self.queued += 1
@@ -115,18 +118,21 @@ class Hosts:
         return host.rate is None or host.rate.has_capacity()
 
     def _take(self, name: str, host: Host) -> Job:
+        """Start ``name``'s next job; ``name`` has just been rotated to the end of the turn."""
         job = host.queue.popleft()
         self.queued -= 1
         if not host.queue:
-            self._turn.remove(name)
+            self._turn.pop()
         host.running += 1
         return job
 
     def down_jobs(self) -> Iterator[tuple[Job, HostDown]]:
         """Queued jobs of hosts that are down, each with the error to record; they leave the queue."""
-        for name in [n for n in self._turn if self._hosts[n].down]:
+        while self._newly_down:
+            name = self._newly_down.pop()
             host = self._hosts[name]
-            self._turn.remove(name)
+            if name in self._turn:  # it went down with jobs queued (rare: a scan is fine)
+                self._turn.remove(name)
             err = HostDown(f"{name} failed to connect {host.conn_failures} times in a row; not tried")
             while host.queue:
                 self.queued -= 1
@@ -134,12 +140,15 @@ class Hosts:
 
     def drain(self) -> Iterator[Job]:
         """Every queued job, emptying the queue (the run is stopping)."""
-        for name in list(self._turn):
+        names = [*self._turn, *self._newly_down]
+        self._turn.clear()
+        self._newly_down.clear()
+        for name in names:
             host = self._hosts[name]
             while host.queue:
                 self.queued -= 1
                 yield host.queue.popleft()
-        self._turn.clear()
+            self._forget_if_idle(name)
 
     def finished(self, name: str) -> None:
         self._host(name).running -= 1
@@ -182,8 +191,9 @@ class Hosts:
             return
         host = self._host(name)
         host.conn_failures += 1
-        if self.host_down_after and host.conn_failures >= self.host_down_after:
+        if self.host_down_after and host.conn_failures >= self.host_down_after and not host.down:
             host.down = True
+            self._newly_down.append(name)
 
     def succeeded(self, name: str) -> None:
         host = self._hosts.get(name)

@@ -1,0 +1,61 @@
+"""The per-host scheduler on its own: turns, fair shares, caps, down hosts, draining."""
+
+from __future__ import annotations
+
+from downloader.errors import ConnectError, ServerError
+from downloader.hosts import Hosts
+from downloader.sources import make_job
+
+
+def fill(hosts: Hosts, spec: dict[str, int]) -> None:
+    line = 0
+    for name, n in spec.items():
+        for _ in range(n):
+            line += 1
+            hosts.push(name, make_job(line, f"http://{name}/{line}.jpg"))
+
+
+def test_turns_rotate_and_fair_share_caps_a_busy_host() -> None:
+    hosts = Hosts(4)
+    fill(hosts, {"a": 10, "b": 10})
+    order = []
+    while (chosen := hosts.next_job(len(order))) is not None:
+        order.append(chosen[0])
+    assert order == ["a", "b", "a", "b"]  # 4 slots, 2 hosts waiting: 2 each
+    hosts.finished("a")
+    chosen = hosts.next_job(3)
+    assert chosen is not None and chosen[0] == "a"
+
+
+def test_per_host_cap() -> None:
+    hosts = Hosts(10, per_host=1)
+    fill(hosts, {"a": 5})
+    assert hosts.next_job(0) is not None
+    assert hosts.next_job(1) is None
+    hosts.finished("a")
+    assert hosts.next_job(0) is not None
+
+
+def test_down_host_returns_its_queue_and_later_pushes() -> None:
+    hosts = Hosts(4, host_down_after=2)
+    fill(hosts, {"dead": 3, "ok": 1})
+    for _ in range(2):
+        hosts.failed("dead", ConnectError("refused"))
+    hosts.failed("dead", ServerError(503))  # not a connect failure: does not count, does not undo
+    downed = list(hosts.down_jobs())
+    assert len(downed) == 3 and all(e.kind == "host_down" for _, e in downed)
+    assert hosts.next_job(0) is not None and hosts.next_job(1) is None  # only "ok" is left
+    hosts.push("dead", make_job(9, "http://dead/9.jpg"))
+    assert [j.line for j, _ in hosts.down_jobs()] == [9]
+    assert hosts.queued == 0
+
+
+def test_drain_empties_everything_and_idle_hosts_are_forgotten() -> None:
+    hosts = Hosts(2)
+    fill(hosts, {"a": 2, "b": 2})
+    a = hosts.next_job(0)
+    assert a is not None
+    assert len(list(hosts.drain())) == 3 and hosts.queued == 0
+    assert len(hosts) == 1  # only the host with a running job is remembered
+    hosts.finished(a[0])
+    assert len(hosts) == 0
