@@ -18,7 +18,7 @@ def fill(hosts: Hosts, spec: dict[str, int]) -> None:
 def test_turns_rotate_and_fair_share_caps_a_busy_host() -> None:
     hosts = Hosts(4)
     fill(hosts, {"a": 10, "b": 10})
-    order = []
+    order: list[str] = []
     while (chosen := hosts.next_job(len(order))) is not None:
         order.append(chosen[0])
     assert order == ["a", "b", "a", "b"]  # 4 slots, 2 hosts waiting: 2 each
