@@ -30,7 +30,7 @@ from .errors import (
     WriteError,
 )
 from .hosts import Hosts
-from .keys import DigestSet
+from .keys import DigestIndex
 from .models import Fetched, Job, Reporter, Result, Stats, Status
 from .sink import Manifest, prepare_out, write_stats
 from .sources import earlier_outcomes, jobs_from_urls
@@ -69,8 +69,8 @@ class Engine:
             rate_per_host=config.rate_per_host,
         )
         self._wake = asyncio.Event()
-        self._seen = DigestSet()
-        self._done = DigestSet()
+        self._seen = DigestIndex()
+        self._done = DigestIndex()
         self._stopping = False
         self._manifest: Manifest | None = None
         self._manifest_name, self._stats_file = manifest, stats_file
@@ -85,7 +85,9 @@ class Engine:
         except OSError as exc:
             raise RunAborted(f"output folder {out} is not writable: {exc.strerror or exc}") from None
         if not self.config.overwrite:
-            self._done = earlier_outcomes(out / MANIFEST, out, self.config.shard)[0]
+            self._done, failed = earlier_outcomes(out / MANIFEST, out, self.config.shard)
+            failed.close()
+        self._seen = DigestIndex(out)
         self._manifest = Manifest(out / self._manifest_name)
         started = time.monotonic()
         try:
@@ -95,6 +97,8 @@ class Engine:
                     await asyncio.wait(list(self._tasks))
         finally:
             self.stats.wall_s = time.monotonic() - started
+            self._seen.close()
+            self._done.close()
             self._manifest.close()
             if self._manifest.error and not self.stats.aborted:
                 self.stats.aborted = self._manifest.error

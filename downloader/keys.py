@@ -7,7 +7,12 @@ A Python set of a million URL strings costs well over 100 MB; this costs 16 MB a
 from __future__ import annotations
 
 import hashlib
+import os
+import sqlite3
+import tempfile
 from array import array
+from collections.abc import Iterator
+from pathlib import Path
 
 _EMPTY, _GONE = 0, 1
 
@@ -60,6 +65,9 @@ class DigestSet:
         self._live += 1
         return True
 
+    def __iter__(self) -> Iterator[int]:
+        return (v for v in self._slots if v > _GONE)
+
     def discard(self, digest: int) -> None:
         i = self._find(digest)
         if i >= 0:
@@ -75,3 +83,94 @@ class DigestSet:
         for v in old:
             if v > _GONE:
                 self.add(v)
+
+
+SPILL_AT = 1 << 18
+"""Digests held in memory (4 MB of table) before an index moves them to an SQLite file."""
+
+
+class DigestIndex:
+    """A set of digests that keeps memory flat: a ``DigestSet`` while small; past ``spill_at`` entries it
+    moves them into an SQLite table in a hidden file under ``folder`` (removed by ``close``), where a
+    lookup costs a few microseconds and memory stays at SQLite's 2 MB page cache, whatever the list length.
+    Without a ``folder`` it never spills."""
+
+    def __init__(self, folder: Path | None = None, spill_at: int | None = None) -> None:
+        self._memory: DigestSet | None = DigestSet()
+        self._folder, self._spill_at = folder, spill_at or SPILL_AT
+        self._db: sqlite3.Connection | None = None
+        self._path: Path | None = None
+        self._live = 0
+        self._pending = 0
+
+    def __len__(self) -> int:
+        return len(self._memory) if self._memory is not None else self._live
+
+    @property
+    def spilled(self) -> bool:
+        return self._db is not None
+
+    def add(self, digest: int) -> bool:
+        if self._memory is not None:
+            added = self._memory.add(digest)
+            if added and self._folder is not None and len(self._memory) >= self._spill_at:
+                self._spill()
+            return added
+        assert self._db is not None
+        added = self._db.execute("INSERT OR IGNORE INTO d VALUES (?)", (_signed(digest),)).rowcount == 1
+        self._live += added
+        self._tick()
+        return added
+
+    def __contains__(self, digest: object) -> bool:
+        if not isinstance(digest, int):
+            return False
+        if self._memory is not None:
+            return digest in self._memory
+        assert self._db is not None
+        return self._db.execute("SELECT 1 FROM d WHERE k = ?", (_signed(digest),)).fetchone() is not None
+
+    def discard(self, digest: int) -> None:
+        if self._memory is not None:
+            self._memory.discard(digest)
+            return
+        assert self._db is not None
+        self._live -= self._db.execute("DELETE FROM d WHERE k = ?", (_signed(digest),)).rowcount
+        self._tick()
+
+    def _tick(self) -> None:
+        """Commit now and then: one transaction per few thousand writes, not one per write."""
+        self._pending += 1
+        if self._pending >= 4096:
+            assert self._db is not None
+            self._db.execute("COMMIT")
+            self._db.execute("BEGIN")
+            self._pending = 0
+
+    def _spill(self) -> None:
+        assert self._memory is not None
+        assert self._folder is not None
+        fd, name = tempfile.mkstemp(prefix=".downloader-index-", suffix=".sqlite", dir=self._folder)
+        os.close(fd)
+        self._path = Path(name)
+        db = sqlite3.connect(name, isolation_level=None)
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-2048", "temp_store=FILE"):
+            db.execute(f"PRAGMA {pragma}")
+        db.execute("CREATE TABLE d (k INTEGER PRIMARY KEY)")
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO d VALUES (?)", ((_signed(v),) for v in self._memory))
+        self._live, self._memory, self._db = len(self._memory), None, db
+
+    def close(self) -> None:
+        """Drop the SQLite file, if there is one."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+            self._path = None
+
+
+def _signed(digest: int) -> int:
+    """SQLite integers are signed 64-bit."""
+    return digest - (1 << 64) if digest >= 1 << 63 else digest

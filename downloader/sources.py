@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .errors import InvalidURL
-from .keys import DigestSet, digest64
+from .keys import DigestIndex, digest64
 from .models import MANIFEST_FIELDS, SHARD_SIZE, Job, Naming
 
 DEFAULT_NAMING = Naming()
@@ -201,10 +201,11 @@ def _row_digest(row: dict[str, Any]) -> int | None:
 
 def earlier_outcomes(
     manifest: Path, out: Path, shard: tuple[int, int] | None = None
-) -> tuple[DigestSet, DigestSet]:
+) -> tuple[DigestIndex, DigestIndex]:
     """Digests of the URLs an earlier run completed (latest row ok or skipped, and its file on disk), and
-    of those whose latest row failed. The latest row for a URL wins. With ``shard``, only that shard's."""
-    done, failed = DigestSet(), DigestSet()
+    of those whose latest row failed. The latest row for a URL wins. With ``shard``, only that shard's.
+    Large sets spill to disk under ``out``; the caller closes them."""
+    done, failed = DigestIndex(out), DigestIndex(out)
     for row in read_manifest(manifest):
         d = _row_digest(row)
         if d is None or (shard is not None and d % shard[1] != shard[0]):
@@ -221,7 +222,15 @@ def earlier_outcomes(
 
 def jobs_from_manifest(manifest: Path, out: Path, naming: Naming = DEFAULT_NAMING) -> Iterator[Job]:
     """Jobs for ``--retry-failed``: each URL whose latest manifest row failed, once, with its old line."""
-    failed = earlier_outcomes(manifest, out)[1]
+    done, failed = earlier_outcomes(manifest, out)
+    done.close()
+    try:
+        yield from _failed_jobs(manifest, failed, naming)
+    finally:
+        failed.close()
+
+
+def _failed_jobs(manifest: Path, failed: DigestIndex, naming: Naming) -> Iterator[Job]:
     for row in read_manifest(manifest):
         d = _row_digest(row)
         if d is not None and d in failed and row.get("status") == "failed":

@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from downloader import keys
 from tests.conftest import AiohttpServer, Run, hits
 from tests.faults import HEADERS, HTML, JPEG, PNG, image_for
 
@@ -175,3 +176,16 @@ async def test_environment_proxy_and_no_proxy(
     run = await fetch(["http://images.invalid/b.jpg", direct])
     assert run.stats.ok == 2 and seen == ["images.invalid"]
     assert hits(origin, "/img/1/image-00.jpg") == 1
+
+
+async def test_duplicates_and_resume_with_indexes_on_disk(
+    origin: TestServer, fetch: Fetch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "SPILL_AT", 8)  # the real SQLite index, after 8 URLs instead of 262,144
+    urls = [str(origin.make_url(f"/img/{i}/image-00.jpg")) for i in range(30)]
+    run = await fetch([*urls, *urls[:10]])
+    assert (run.stats.ok, run.stats.duplicate) == (30, 10)
+    again = await fetch(urls)
+    assert again.stats.skipped == 30
+    assert not list(run.out.glob(".downloader-index-*"))
+    assert all(hits(origin, f"/img/{i}/image-00.jpg") == 1 for i in range(30))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
 from downloader.errors import InvalidURL
-from downloader.keys import DigestSet, digest64
+from downloader.keys import DigestIndex, DigestSet, digest64
 from downloader.models import Naming
 from downloader.sources import (
     MAX_STEM_BYTES,
@@ -147,3 +148,24 @@ def test_name_column_stem_is_sanitised() -> None:
     key = normalise("http://h/a/cat.jpg")
     path = relative_path(key, Naming("plain"), stem="../../etc/passwd")
     assert "/" not in path and path.endswith(".jpg") and not path.startswith(".")
+
+
+def test_digest_index_spills_to_disk_and_cleans_up(tmp_path: Path) -> None:
+    index = DigestIndex(tmp_path, spill_at=100)
+    digests = [digest64(f"http://h/{i}") for i in range(1000)]
+    assert all(index.add(d) for d in digests)
+    assert index.spilled and len(index) == 1000
+    assert list(tmp_path.glob(".downloader-index-*.sqlite"))
+    assert not index.add(digests[5]) and digests[999] in index and digest64("http://h/x") not in index
+    index.discard(digests[0])
+    assert digests[0] not in index and len(index) == 999
+    assert index.add(2**64 - 1) and 2**64 - 1 in index  # the whole unsigned range fits
+    index.close()
+    assert not list(tmp_path.glob(".downloader-index-*"))
+
+
+def test_digest_index_without_a_folder_stays_in_memory() -> None:
+    index = DigestIndex(spill_at=10)
+    for i in range(50):
+        index.add(digest64(str(i)))
+    assert not index.spilled and len(index) == 50
