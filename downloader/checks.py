@@ -143,6 +143,8 @@ class BodyCheck:
     def _decide(self) -> None:
         self.kind = sniff(self.head) or ""
         if not self.kind and not self.accept_any:
+            if not self.head:
+                raise NotImage("body is empty")
             preview = self.head[:24].decode("latin-1").encode("unicode_escape").decode("ascii")
             raise NotImage(f"body is not an image (starts with {preview!r})")
 

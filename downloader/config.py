@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -120,8 +120,6 @@ class Config:
     """Bytes per read for the thread backends, and per write for large bodies."""
     shard: tuple[int, int] | None = None
     """(k, n): this process downloads shard k of n of the list (set by ``--procs`` for each worker)."""
-    extra: dict[str, Any] = field(default_factory=dict)
-    """Reserved for backend-specific settings."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.out, Path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from downloader.checks import sniff
 from downloader.errors import InvalidURL
 from downloader.keys import DigestIndex, DigestSet, digest64
 from downloader.models import Naming
@@ -169,3 +170,25 @@ def test_digest_index_without_a_folder_stays_in_memory() -> None:
     for i in range(50):
         index.add(digest64(str(i)))
     assert not index.spilled and len(index) == 50
+
+
+@pytest.mark.parametrize(
+    ("head", "ext"),
+    [
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", ".jpg"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", ".png"),
+        (b"GIF89a\x01\x00\x01\x00\x00\x00", ".gif"),
+        (b"RIFF\x24\x00\x00\x00WEBPVP8 ", ".webp"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00", ".avif"),
+        (b"BM\x36\x00\x00\x00\x00\x00\x00\x00\x36\x00", ".bmp"),
+        (b"II*\x00\x08\x00\x00\x00\x00\x00\x00\x00", ".tif"),
+        (b"\x00\x00\x01\x00\x01\x00\x10\x10\x00\x00\x01\x00", ".ico"),
+        (b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>', ".svg"),
+        (b"  <svg width='1'/>", ".svg"),
+        (b"<!DOCTYPE html><html><body>404</body></html>", None),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", None),
+        (b"", None),
+    ],
+)
+def test_magic_bytes_decide(head: bytes, ext: str | None) -> None:
+    assert sniff(head) == ext
