@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,parquet,dev]'
+	@# bytecode for the editable package too, so start-up does not compile it where PYTHONDONTWRITEBYTECODE is set
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q downloader
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the package with its extras
