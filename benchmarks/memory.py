@@ -2,7 +2,8 @@
 
 Serves one tiny PNG for every path from nginx on 127.0.0.1 (so the origin is never the bottleneck and a
 million files fit in tmpfs), then runs ``downloader fetch`` under ``/usr/bin/time -v`` for each list
-length, with duplicate detection and resume on (the defaults) and ``--layout shards``.
+length, with duplicate detection and resume on (the defaults), ``--layout shards`` and one process
+(``/usr/bin/time`` reports the largest process, so ``--procs`` would hide the sum).
 
     python benchmarks/memory.py                  # 10k, 100k and 1M URLs at -c 64
     python benchmarks/memory.py 10000 100000 --backend curl
@@ -76,6 +77,8 @@ def measure(n: int, run: Path, args: argparse.Namespace) -> tuple[float, float, 
         args.backend,
         "--layout",
         "shards",
+        "--procs",
+        "1",
         "-q",
     ]
     t0 = time.perf_counter()
