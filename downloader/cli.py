@@ -330,7 +330,7 @@ def run_options(func: F) -> F:
     return func
 
 
-_NOT_CONFIG = {"quiet", "debug", "loop", "list_file", "count", "latency", "keep", "procs"}
+_NOT_CONFIG = {"quiet", "debug", "loop", "list_file", "count", "latency", "procs"}
 
 
 def build_config(params: dict[str, Any]) -> Config:
@@ -505,14 +505,14 @@ def demo(count: int, latency: float, **params: Any) -> None:
       downloader demo
       downloader demo -n 2000 -c 128 --backend threads --latency 0.05
     """
+    import tempfile
+
     from .engine import Engine
     from .origin import Origin
     from .report import reporter_for
     from .sources import jobs_from_urls
 
     keep = params["out"] != Path("downloads")
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="downloader-demo-") as tmp:
         params["out"] = params["out"] if keep else Path(tmp)
         config = build_config(params)
@@ -531,7 +531,7 @@ def demo(count: int, latency: float, **params: Any) -> None:
     finish(stats, params["quiet"])
 
 
-@main.command(hidden=False)
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True)
 @click.option("--latency", type=click.FloatRange(min=0), default=0.02, show_default=True)
