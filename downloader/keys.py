@@ -85,8 +85,8 @@ class DigestSet:
                 self.add(v)
 
 
-SPILL_AT = 1 << 18
-"""Digests held in memory (4 MB of table) before an index moves them to an SQLite file."""
+SPILL_AT = 1 << 16
+"""Digests held in memory (a 1 MB table) before an index moves them to an SQLite file."""
 
 
 class DigestIndex:

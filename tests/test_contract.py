@@ -181,7 +181,7 @@ async def test_environment_proxy_and_no_proxy(
 async def test_duplicates_and_resume_with_indexes_on_disk(
     origin: TestServer, fetch: Fetch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(keys, "SPILL_AT", 8)  # the real SQLite index, after 8 URLs instead of 262,144
+    monkeypatch.setattr(keys, "SPILL_AT", 8)  # the real SQLite index, after 8 URLs instead of 65,536
     urls = [str(origin.make_url(f"/img/{i}/image-00.jpg")) for i in range(30)]
     run = await fetch([*urls, *urls[:10]])
     assert (run.stats.ok, run.stats.duplicate) == (30, 10)
