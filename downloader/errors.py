@@ -117,10 +117,6 @@ class HTTPError(DownloadError):
         self.retry_after = retry_after
         self.retryable = status in (408, 429) or status >= 500
 
-    @property
-    def server_side(self) -> bool:
-        return self.http_status is not None and self.http_status >= 500
-
 
 class ServerError(HTTPError):
     kind = "http_5xx"
