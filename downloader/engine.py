@@ -25,7 +25,6 @@ from .errors import (
     Cancelled,
     DownloadError,
     RateLimited,
-    RunAborted,
     Timeout,
     WriteError,
 )
@@ -80,10 +79,7 @@ class Engine:
     async def run(self, jobs: Iterable[Job]) -> Stats:
         """Download every job; returns the statistics. Raises ``RunAborted`` if the output is unusable."""
         out = self.config.out
-        try:
-            prepare_out(out)
-        except OSError as exc:
-            raise RunAborted(f"output folder {out} is not writable: {exc.strerror or exc}") from None
+        prepare_out(out)
         if not self.config.overwrite:
             self._done, failed = earlier_outcomes(out / MANIFEST, out, self.config.shard)
             failed.close()

@@ -21,7 +21,7 @@ import aiofiles
 import aiofiles.os
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
-from .errors import WriteError
+from .errors import RunAborted, WriteError
 from .models import Result, Stats
 
 SMALL_BODY = 1 << 20
@@ -233,8 +233,11 @@ def write_stats(path: Path, stats: Stats) -> None:
 
 
 def prepare_out(out: Path) -> None:
-    """Create the output folder and prove it is writable; raises ``OSError`` when it is not."""
-    out.mkdir(parents=True, exist_ok=True)
-    probe = out / ".downloader-write-test"
-    probe.write_bytes(b"")
-    probe.unlink()
+    """Create the output folder and prove it is writable; raises ``RunAborted`` (exit 3) when it is not."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".downloader-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise RunAborted(f"output folder {out} is not writable: {exc.strerror or exc}") from None

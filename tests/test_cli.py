@@ -70,9 +70,12 @@ def test_usage_errors_exit_2_without_traceback(args: list[str], message: str) ->
     assert message in res.output and "Traceback" not in res.output
 
 
-def test_unwritable_output_aborts_with_3(tmp_path: Path) -> None:
+@pytest.mark.parametrize("procs", ["1", "2"])
+def test_unwritable_output_aborts_with_3(tmp_path: Path, procs: str) -> None:
     (tmp_path / "file").write_text("not a folder")
-    res = CliRunner().invoke(main, ["fetch", "-", "-o", str(tmp_path / "file" / "out")], input="http://h/x\n")
+    lst = write_list(tmp_path, ["http://127.0.0.1:9/x.jpg"])
+    args = ["fetch", str(lst), "-o", str(tmp_path / "file" / "out"), "--procs", procs]
+    res = CliRunner().invoke(main, args)
     assert res.exit_code == 3 and "not writable" in res.output and "Traceback" not in res.output
 
 
