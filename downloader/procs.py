@@ -19,7 +19,6 @@ import os
 import queue
 import shutil
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -128,11 +127,7 @@ def run_sharded(
     """Download ``source`` with ``procs`` worker processes; returns the summed statistics."""
     prepare_out(config.out)
     merge_parts(config.out)
-    ctx = (
-        multiprocessing.get_context("fork")
-        if sys.platform == "linux"
-        else multiprocessing.get_context("spawn")
-    )
+    ctx = multiprocessing.get_context("spawn")
     progress, results = ctx.Queue(), ctx.Queue()
     workers = []
     for k, slots in enumerate(split(config.concurrency, procs)):

@@ -236,7 +236,7 @@ def prepare_out(out: Path) -> None:
     """Create the output folder and prove it is writable; raises ``RunAborted`` (exit 3) when it is not."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".downloader-write-test"
+        probe = out / f".downloader-write-test-{os.getpid()}"  # per process: --procs workers probe at once
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
