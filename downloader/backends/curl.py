@@ -52,6 +52,7 @@ class _Transfer:
     def __init__(self, loop: asyncio.AbstractEventLoop, easy: pycurl.Curl, read_timeout: float) -> None:
         self.easy = easy
         self.read_timeout = read_timeout
+        self.last_heard = loop.time()
         self.silence = loop.call_later(read_timeout, self.on_silence)
         self.status = 0
         self.reason = ""
@@ -66,11 +67,15 @@ class _Transfer:
         self._loop = loop
 
     def heard(self) -> None:
-        """Something arrived: restart the read-timeout clock (libcurl has no timeout for silence)."""
-        self.silence.cancel()
-        self.silence = self._loop.call_later(self.read_timeout, self.on_silence)
+        """Something arrived: note when (libcurl has no timeout for silence). The one timer checks this
+        when it fires, rather than being cancelled and rescheduled for every header line and piece."""
+        self.last_heard = self._loop.time()
 
     def on_silence(self) -> None:
+        quiet = self._loop.time() - self.last_heard
+        if quiet < self.read_timeout:
+            self.silence = self._loop.call_later(self.read_timeout - quiet, self.on_silence)
+            return
         self.on_finish(errors.Timeout(f"no data for {self.read_timeout:g} s (read timeout)"))
 
     def on_header(self, line: bytes) -> None:
