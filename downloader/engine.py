@@ -81,8 +81,7 @@ class Engine:
         out = self.config.out
         prepare_out(out)
         if not self.config.overwrite:
-            self._done, failed = earlier_outcomes(out / MANIFEST, out, self.config.shard)
-            failed.close()
+            self._done = earlier_outcomes(out / MANIFEST, out, shard=self.config.shard)
         self._seen = DigestIndex(out)
         self._manifest = Manifest(out / self._manifest_name)
         started = time.monotonic()

@@ -200,30 +200,34 @@ def _row_digest(row: dict[str, Any]) -> int | None:
 
 
 def earlier_outcomes(
-    manifest: Path, out: Path, shard: tuple[int, int] | None = None
-) -> tuple[DigestIndex, DigestIndex]:
-    """Digests of the URLs an earlier run completed (latest row ok or skipped, and its file on disk), and
-    of those whose latest row failed. The latest row for a URL wins. With ``shard``, only that shard's.
-    Large sets spill to disk under ``out``; the caller closes them."""
-    done, failed = DigestIndex(out), DigestIndex(out)
+    manifest: Path, out: Path, *, failed: bool = False, shard: tuple[int, int] | None = None
+) -> DigestIndex:
+    """Digests of the URLs an earlier run completed (latest row ok or skipped, and its file on disk), or
+    with ``failed`` of those whose latest row failed. The latest row for a URL wins. With ``shard``, only
+    that shard's. A large set spills to disk under ``out``; the caller closes it."""
+    found = DigestIndex(out)
     for row in read_manifest(manifest):
+        status = row.get("status")
+        if status not in ("ok", "skipped", "failed"):
+            continue
         d = _row_digest(row)
         if d is None or (shard is not None and d % shard[1] != shard[0]):
             continue
-        status, path = row.get("status"), row.get("path")
-        if status in ("ok", "skipped") and isinstance(path, str) and (out / path).is_file():
-            done.add(d)
-            failed.discard(d)
-        elif status == "failed":
-            done.discard(d)
-            failed.add(d)
-    return done, failed
+        if failed:
+            wanted = status == "failed"
+        else:
+            path = row.get("path")
+            wanted = status != "failed" and isinstance(path, str) and (out / path).is_file()
+        if wanted:
+            found.add(d)
+        else:
+            found.discard(d)
+    return found
 
 
 def jobs_from_manifest(manifest: Path, out: Path, naming: Naming = DEFAULT_NAMING) -> Iterator[Job]:
     """Jobs for ``--retry-failed``: each URL whose latest manifest row failed, once, with its old line."""
-    done, failed = earlier_outcomes(manifest, out)
-    done.close()
+    failed = earlier_outcomes(manifest, out, failed=True)
     try:
         yield from _failed_jobs(manifest, failed, naming)
     finally:
