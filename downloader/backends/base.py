@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from ..checks import BodyCheck, check_status
 from ..config import Config
 from ..models import Fetched
-from ..sink import AsyncWriter
+from ..sink import AsyncWriter, WriteBatch
 from ..sources import with_extension
 
 
@@ -65,13 +65,14 @@ class Transfer:
         self.check = BodyCheck(config, start, head.size)
         self.config, self.out, self.rel, self.start, self.status = config, out, rel, start, head.status
         self.content_type = head.headers.get("Content-Type")
-        self.target = out / rel
+        self.target = f"{out}/{rel}"
 
-    def final(self) -> Path:
+    def final(self) -> str:
         """Where the finished body goes: the planned path, or with ``--fix-ext`` its real extension."""
         if self.config.fix_ext and self.check.kind:
             self.rel = with_extension(self.rel, self.check.kind)
-        return self.out / self.rel
+            return f"{self.out}/{self.rel}"
+        return self.target
 
     def fetched(self) -> Fetched:
         return Fetched(
@@ -112,6 +113,7 @@ class StreamingBackend(ABC):
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self.writes = WriteBatch()
 
     @abstractmethod
     def get(self, url: str) -> AbstractAsyncContextManager[Body]:
@@ -129,7 +131,7 @@ class StreamingBackend(ABC):
         start = time.monotonic()
         async with self.get(url) as body:
             tr = Transfer(self.config, out, rel, start, body.head)
-            writer = AsyncWriter(tr.target, self.config.chunk_size)
+            writer = AsyncWriter(tr.target, self.config.chunk_size, self.writes)
             try:
                 async for piece in body.chunks:
                     tr.check.feed(piece)

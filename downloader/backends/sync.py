@@ -159,6 +159,9 @@ class ExecutorBackend(_PoolBackend, StreamingBackend):
 
     name = "executor"
 
+    def __init__(self, config: Config) -> None:
+        StreamingBackend.__init__(self, config)
+
     @asynccontextmanager
     async def get(self, url: str) -> AsyncIterator[Body]:
         loop = asyncio.get_running_loop()
