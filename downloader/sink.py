@@ -199,7 +199,9 @@ class WriteBatch:
         hop = asyncio.ensure_future(_write_many_async(items))
         hop.add_done_callback(lambda h: self._landed(h, waiters))
 
-    def _landed(self, hop: asyncio.Future[list[WriteError | None]], waiters: list[asyncio.Future[None]]) -> None:
+    def _landed(
+        self, hop: asyncio.Future[list[WriteError | None]], waiters: list[asyncio.Future[None]]
+    ) -> None:
         self._in_flight -= 1
         if self._pending and not self._scheduled:
             self._scheduled = True
