@@ -256,16 +256,16 @@ class AsyncWriter:
     async def commit(self, final: str) -> None:
         """Put the complete body at ``final``. A cancel that arrives now waits for the last write and the
         rename (milliseconds) instead of abandoning them, so a file on disk always has its ``ok`` row."""
-        saving = asyncio.ensure_future(self._save(final))
+        if self._fh is None:  # a small body: the batch writes it; no task of its own
+            saving: asyncio.Future[None] = self._batch.save(self.part, final, self._buf)
+        else:
+            saving = asyncio.ensure_future(self._save(final))
         try:
             await asyncio.shield(saving)
         except asyncio.CancelledError:
             await saving
 
     async def _save(self, final: str) -> None:
-        if self._fh is None:
-            await self._batch.save(self.part, final, self._buf)
-            return
         await self._spill()
         await self._fh.close()
         self._fh = None

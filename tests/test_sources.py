@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import random
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from downloader.sources import (
     read_lines,
     relative_path,
     safe_component,
+    url_hash,
     with_extension,
 )
 
@@ -192,3 +195,11 @@ def test_digest_index_without_a_folder_stays_in_memory() -> None:
 )
 def test_magic_bytes_decide(head: bytes, ext: str | None) -> None:
     assert sniff(head) == ext
+
+
+def test_url_hash_is_unpadded_lower_case_base32_of_the_digest() -> None:
+    """Names from earlier runs must stay valid: the integer form equals the ``base64`` form."""
+    rng = random.Random(7)
+    for digest in [0, 1, 2, 2**64 - 1, *(rng.getrandbits(64) for _ in range(2000))]:
+        expected = base64.b32encode(digest.to_bytes(8)).decode("ascii").rstrip("=").lower()
+        assert url_hash(digest) == expected
