@@ -267,8 +267,9 @@ class AsyncWriter:
 
     async def _save(self, final: str) -> None:
         await self._spill()
-        await self._fh.close()
-        self._fh = None
+        fh, self._fh = self._fh, None
+        assert fh is not None  # only a streamed body is saved here
+        await fh.close()
         await _replace_async(self.part, final)
 
     async def abort(self) -> None:
