@@ -25,6 +25,10 @@ MAX_URL_LENGTH = 8192
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOST = re.compile(r"^[\w.\-~!$&'()*+,;=]+$")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_PLAIN_URL = re.compile(
+    r"(https?)://([a-z0-9.\-]+)(?::([0-9]{1,5}))?"  # scheme, host, port: lower case, no user, no IPv6
+    r"(/[^?#\x00-\x20\x7f]*)?(?:\?([^#\x00-\x20\x7f]*))?(?:#[^\x00-\x1f\x7f]*)?"  # path, query, fragment
+)
 
 # Names: characters no common file system accepts, and names Windows reserves whatever the extension.
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]+')
@@ -49,8 +53,31 @@ def normalise(url: str) -> str:
 
 def normalise_with_host(url: str) -> tuple[str, str]:
     """``normalise(url)`` and the host:port it names (the engine's unit of per-host scheduling)."""
+    return _parse(url)[:2]
+
+
+def _parse(url: str) -> tuple[str, str, str]:
+    """(normalised URL, host:port, path). Most URLs in a list are plain ``http(s)://host[:port]/path``
+    in lower case: one regular expression settles those; anything else goes through ``urlsplit``.
+    A test holds both ways equal on thousands of odd URLs."""
     if len(url) > MAX_URL_LENGTH:
         raise InvalidURL(f"URL longer than {MAX_URL_LENGTH} characters")
+    m = _PLAIN_URL.fullmatch(url)
+    if m is not None:
+        scheme, host, port, path, query = m.groups()
+        if port is not None:
+            number = int(port)
+            if number > 65535:
+                return _parse_any(url)
+            if number != _DEFAULT_PORTS[scheme]:
+                host = f"{host}:{number}"
+        path = path or "/"
+        key = f"{scheme}://{host}{path}?{query}" if query else f"{scheme}://{host}{path}"
+        return key, host, path
+    return _parse_any(url)
+
+
+def _parse_any(url: str) -> tuple[str, str, str]:
     if _CONTROL.search(url):
         raise InvalidURL("URL holds control characters")
     try:
@@ -73,7 +100,8 @@ def normalise_with_host(url: str) -> tuple[str, str]:
     if "@" in parts.netloc:
         netloc = parts.netloc.rpartition("@")[0] + "@" + netloc
     query = f"?{parts.query}" if parts.query else ""
-    return f"{scheme}://{netloc}{parts.path or '/'}{query}", hostport
+    path = parts.path or "/"
+    return f"{scheme}://{netloc}{path}{query}", hostport, path
 
 
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
@@ -109,9 +137,11 @@ def safe_component(text: str, fallback: str = "file") -> str:
     return text
 
 
-def split_name(key: str) -> tuple[str, str]:
-    """The URL's basename split into (stem, extension); the extension only if it looks like one."""
-    path = urlsplit(key).path
+def split_name(key: str, path: str | None = None) -> tuple[str, str]:
+    """The URL's basename split into (stem, extension); the extension only if it looks like one.
+    ``path`` is the URL's path when the caller has it already."""
+    if path is None:
+        path = urlsplit(key).path
     base = unquote(path.rsplit("/", 1)[-1], errors="replace")
     stem, dot, ext = base.rpartition(".")
     if dot and stem and _EXT.match("." + ext):
@@ -126,6 +156,7 @@ def relative_path(
     *,
     line: int = 0,
     stem: str | None = None,
+    url_path: str | None = None,
 ) -> str:
     """Where a URL's file goes, relative to the output folder. Pure: the same list and options give the
     same path, so a rerun finds it.
@@ -134,7 +165,7 @@ def relative_path(
     never share a file, also on case-insensitive file systems. ``stem`` (from ``--name-column``) replaces
     the URL's basename; ``shards`` names files by input line, 10,000 a folder.
     """
-    url_stem, ext = split_name(key)
+    url_stem, ext = split_name(key, url_path)
     if naming.layout == "shards":
         return f"{line // SHARD_SIZE:05d}/{line:09d}{ext}"
     stem = url_stem if stem is None else stem
@@ -168,7 +199,7 @@ def make_job(
     """A ``Job`` for one input row; a bad URL becomes a job that carries its error instead."""
     shard = naming.shard
     try:
-        key, host = normalise_with_host(text)
+        key, host, url_path = _parse(text)
     except InvalidURL as exc:
         if shard is not None and line % shard[1] != shard[0]:
             return NOT_MINE
@@ -176,7 +207,7 @@ def make_job(
     digest = digest64(key)
     if shard is not None and digest % shard[1] != shard[0]:
         return NOT_MINE
-    path = relative_path(key, naming, digest, line=line, stem=stem)
+    path = relative_path(key, naming, digest, line=line, stem=stem, url_path=url_path)
     url_named = stem is None and naming.layout != "shards"
     return Job(text, line, key, digest, path, host=host, extra=extra, url_named=url_named)
 

@@ -28,6 +28,7 @@ OWNERS = {
     "pycurl": {"backends.curl"},
     "pyarrow": {"inputs"},
     "aiolimiter": {"hosts"},
+    "orjson": {"sink"},
 }
 
 

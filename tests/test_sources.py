@@ -203,3 +203,41 @@ def test_url_hash_is_unpadded_lower_case_base32_of_the_digest() -> None:
     for digest in [0, 1, 2, 2**64 - 1, *(rng.getrandbits(64) for _ in range(2000))]:
         expected = base64.b32encode(digest.to_bytes(8)).decode("ascii").rstrip("=").lower()
         assert url_hash(digest) == expected
+
+
+def _odd_urls(n: int) -> list[str]:
+    rng = random.Random(11)
+    schemes = ["http", "https", "HTTP", "ftp", "http:", ""]
+    hosts = ["example.com", "a.b-c.d", "127.0.0.1", "Example.COM", "xn--bcher-kva.de", "", "a_b", "a..b", "-"]
+    ports = ["", ":80", ":443", ":8080", ":080", ":0", ":65535", ":65536", ":99999", ":", ":x"]
+    tail = "abc/.%20?#&=:@ ~\\éü[]\t"
+    urls = []
+    for _ in range(n):
+        rest = "".join(rng.choice(tail) for _ in range(rng.randrange(12)))
+        user = rng.choice(["", "", "u:p@", "u@"])
+        sep = rng.choice(["://", "://", "//", ":/"])
+        urls.append(f"{rng.choice(schemes)}{sep}{user}{rng.choice(hosts)}{rng.choice(ports)}/{rest}")
+    return urls
+
+
+def test_the_fast_url_path_agrees_with_urlsplit() -> None:
+    """``_parse`` settles plain URLs with one regular expression; ``_parse_any`` is the general way."""
+    from urllib.parse import urlsplit
+
+    from downloader.sources import _PLAIN_URL, _parse, _parse_any
+
+    fast = 0
+    for url in _odd_urls(20000):
+        try:
+            expected: object = _parse_any(url)
+        except InvalidURL as exc:
+            expected = str(exc)
+        try:
+            got: object = _parse(url)
+        except InvalidURL as exc:
+            got = str(exc)
+        assert got == expected, url
+        if isinstance(got, tuple):
+            assert got[2] == urlsplit(got[0]).path
+        fast += _PLAIN_URL.fullmatch(url) is not None
+    assert fast > 500  # the fast way was really taken, and often

@@ -1,0 +1,23 @@
+"""The sink's pure parts: manifest rows as JSON lines."""
+
+from __future__ import annotations
+
+import json
+
+from downloader.sink import encode_row
+
+
+def test_rows_are_compact_utf8_json() -> None:
+    row = {"url": "http://example.com/ü.jpg", "line": 3, "bytes": 10, "elapsed_s": 0.25, "error": None}
+    line = encode_row(row)
+    assert b"\n" not in line and b" " not in line
+    assert "ü".encode() in line
+    assert json.loads(line) == row
+
+
+def test_what_orjson_refuses_is_still_written_as_json() -> None:
+    """A carried column may hold an integer beyond 64 bits or a lone surrogate."""
+    row = {"url": "http://example.com/a.jpg", "id": 2**70, "note": "bad \udc80 text"}
+    line = encode_row(row)
+    assert line.isascii()
+    assert json.loads(line) == row
