@@ -18,15 +18,19 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-
-from aiolimiter import AsyncLimiter
+from typing import TYPE_CHECKING
 
 from .errors import DownloadError, HostDown
 from .models import Job
 
+if TYPE_CHECKING:
+    from aiolimiter import AsyncLimiter
+
 
 def limiter(rate: float) -> AsyncLimiter:
     """``rate`` requests per second, allowing a burst of at most one second's worth (at least one)."""
+    from aiolimiter import AsyncLimiter  # imported when a rate is set (7 ms of start-up otherwise)
+
     return AsyncLimiter(max(rate, 1.0), max(rate, 1.0) / rate)
 
 

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import tempfile
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite3
 
 _EMPTY, _GONE = 0, 1
 
@@ -153,6 +156,8 @@ class DigestIndex:
         fd, name = tempfile.mkstemp(prefix=".downloader-index-", suffix=".sqlite", dir=self._folder)
         os.close(fd)
         self._path = Path(name)
+        import sqlite3  # only a list past the spill size needs it (2 ms of start-up otherwise)
+
         db = sqlite3.connect(name, isolation_level=None)
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-2048", "temp_store=FILE"):
             db.execute(f"PRAGMA {pragma}")
