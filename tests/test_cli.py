@@ -217,3 +217,31 @@ async def test_procs_stop_cleanly_on_sigint(origin: TestServer, tmp_path: Path, 
     res = await asyncio.to_thread(invoke, "fetch", str(lst), "-o", str(out), "-c", "16", "--backend", backend)
     assert res.exit_code == 0, res.output
     assert f"{len(done)} skipped" in res.output
+
+
+def test_a_run_collects_cycles_on_its_own_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Automatic collection is off during a run, yet a reference cycle is still freed within a tick,
+    and the collector is back as it was afterwards."""
+    import gc
+    import weakref
+
+    from downloader import cli
+
+    monkeypatch.setattr(cli, "GC_EVERY_S", 0.05)
+
+    class Node:
+        ref: object = None
+
+    async def work() -> tuple[bool, bool]:
+        node = Node()
+        node.ref = node  # a cycle: reference counting alone never frees it
+        alive = weakref.ref(node)
+        del node
+        during = gc.isenabled()
+        await asyncio.sleep(0.3)
+        return during, alive() is None
+
+    assert gc.isenabled()
+    enabled_during, freed = cli.run_loop(work(), "asyncio")
+    assert not enabled_during and freed
+    assert gc.isenabled() and gc.get_freeze_count() == 0
