@@ -103,6 +103,13 @@ async def redirect(request: web.Request) -> web.Response:
     raise web.HTTPFound(f"/redirect/{n - 1}")
 
 
+async def cookie(request: web.Request) -> web.Response:
+    """/cookie/<id>: sets a cookie and redirects to /echo/<id>, which records whether it came back."""
+    resp = web.HTTPFound(f"/echo/{request.match_info['id']}")
+    resp.set_cookie("session", "abc", path="/")
+    raise resp
+
+
 async def reset(request: web.Request) -> web.StreamResponse:
     """Half the image, then a TCP reset."""
     resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
@@ -200,6 +207,7 @@ def make_app() -> web.Application:
         "/trickle/{id}": trickle,
         "/truncated/{id}": truncated,
         "/redirect/{n}": redirect,
+        "/cookie/{id}": cookie,
         "/loop": loop,
         "/to-ftp": to_ftp,
         "/html/{name}": html,

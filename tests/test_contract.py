@@ -120,6 +120,15 @@ async def test_headers_sent(origin: TestServer, fetch: Fetch) -> None:
     assert sent["X-Trace"] == "42"
 
 
+async def test_no_backend_keeps_cookies(origin: TestServer, fetch: Fetch) -> None:
+    """A cookie set on the way (here by a redirect) is not sent back, by any backend."""
+    first, later = str(origin.make_url("/cookie/c")), str(origin.make_url("/echo/later"))
+    run = await fetch([first, later], concurrency=1)
+    assert run.stats.ok == 2
+    assert "Cookie" not in origin.app[HEADERS]["/echo/c"]
+    assert "Cookie" not in origin.app[HEADERS]["/echo/later"]
+
+
 async def test_html_error_page_is_not_saved_as_an_image(origin: TestServer, fetch: Fetch) -> None:
     url = str(origin.make_url("/html/x.jpg"))
     run = await fetch([url])
