@@ -67,7 +67,11 @@ class Engine:
             rate=config.rate,
             rate_per_host=config.rate_per_host,
         )
-        self._wake = asyncio.Event()
+        self._jobs: Iterator[Job] = iter(())
+        self._more = True
+        self._fed: asyncio.Future[None] | None = None
+        self._pumping = False
+        self._timer: asyncio.TimerHandle | None = None
         self._seen = DigestIndex()
         self._done = DigestIndex()
         self._stopping = False
@@ -110,27 +114,57 @@ class Engine:
             self.stats.aborted = self.stats.aborted or f"cannot write {path.name}"
 
     async def _feed(self, jobs: Iterator[Job]) -> None:
-        """Read ahead up to ``lookahead`` queued jobs, start the next eligible one whenever a slot is
-        free, and sleep until something changes (a task ends, a host's back-off ends, a stop)."""
-        more = True
-        while not self._stopping:
-            more = more and self._read_ahead(jobs)
-            for job, err in self._hosts.down_jobs():
-                self._finish(self._failure(job, err, 0, 0.0))
-            if not more and not self._hosts.queued:
-                return
-            chosen = self._hosts.next_job(len(self._tasks))
-            if chosen is not None:
-                self._start(*chosen)
-                continue
-            self._wake.clear()
-            try:
-                async with asyncio.timeout(self._hosts.wake_in()):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+        """Start jobs until the input is exhausted and none is queued, or the run stops."""
+        self._jobs, self._more = jobs, True
+        self._fed = asyncio.get_running_loop().create_future()
+        self._pump()
+        try:
+            await self._fed
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
         for job in self._hosts.drain():
             self._finish(self._failure(job, Cancelled("run stopped before this URL started"), 0, 0.0))
+
+    def _pump(self) -> None:
+        """Read ahead up to ``lookahead`` queued jobs and start every one that may start now.
+
+        It runs whenever that may change: at the start, in each task's done callback (so the next
+        download starts in the same loop turn as the last one ended, with no feeder task to wake), when
+        a host's back-off or rate wait ends (a timer), and on stop."""
+        fed = self._fed
+        if self._pumping or fed is None or fed.done():
+            return
+        self._pumping = True
+        try:
+            while not self._stopping:
+                self._more = self._more and self._read_ahead(self._jobs)
+                for job, err in self._hosts.down_jobs():
+                    self._finish(self._failure(job, err, 0, 0.0))
+                if not self._more and not self._hosts.queued:
+                    break
+                chosen = self._hosts.next_job(len(self._tasks))
+                if chosen is None:
+                    self._pump_later()
+                    return
+                self._start(*chosen)
+            fed.set_result(None)
+        except BaseException as exc:  # reading the list failed: the run ends with that error
+            if not fed.done():
+                fed.set_exception(exc)
+        finally:
+            self._pumping = False
+
+    def _pump_later(self) -> None:
+        """If queued jobs wait for time (a back-off, a request rate), pump again when it has passed;
+        otherwise the next task to end will."""
+        if len(self._tasks) >= self.config.concurrency:
+            return  # every slot is busy: a task's end comes first
+        wait = self._hosts.wake_in()
+        if wait is not None:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_later(wait, self._pump)
 
     def _read_ahead(self, jobs: Iterator[Job]) -> bool:
         """Queue jobs until ``lookahead`` wait beyond the free slots; False once the input is exhausted."""
@@ -157,7 +191,7 @@ class Engine:
         else:
             self.stats.interrupted = True
         self._stopping = True
-        self._wake.set()
+        self._pump()
         me = asyncio.current_task()
         for task in list(self._tasks):
             if task is not me:  # a task that stops the run still reports its own outcome
@@ -179,7 +213,6 @@ class Engine:
     def _done_cb(self, task: asyncio.Task[Result], *, host: str) -> None:
         job = self._tasks.pop(task)
         self._hosts.finished(host)
-        self._wake.set()
         if task.cancelled():
             result = self._failure(job, Cancelled("cancelled: the run was interrupted"), 0, 0.0)
         elif (exc := task.exception()) is not None:
@@ -188,6 +221,7 @@ class Engine:
         else:
             result = task.result()
         self._finish(result)
+        self._pump()
 
     def _finish(self, result: Result) -> None:
         assert self._manifest is not None
