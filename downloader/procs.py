@@ -14,7 +14,6 @@ a second kills them. Workers ignore SIGINT, so a terminal's Ctrl-C reaches them 
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
 import queue
 import shutil
@@ -127,6 +126,8 @@ def run_sharded(
     """Download ``source`` with ``procs`` worker processes; returns the summed statistics."""
     prepare_out(config.out)
     merge_parts(config.out)
+    import multiprocessing  # only a run with --procs above 1 needs it
+
     ctx = multiprocessing.get_context("spawn")
     progress, results = ctx.Queue(), ctx.Queue()
     workers = []

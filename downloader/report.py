@@ -7,8 +7,6 @@ import sys
 import time
 from typing import IO
 
-from tqdm import tqdm
-
 from .models import Reporter, Result, Stats, Status
 
 
@@ -16,6 +14,8 @@ class TqdmReporter(Reporter):
     """Files done, files/s and MB/s on stderr."""
 
     def __init__(self, total: int | None = None, stream: IO[str] | None = None) -> None:
+        from tqdm import tqdm  # here, not at the top: a quiet run never draws and skips its 12 ms import
+
         self._bar = tqdm(
             total=total,
             unit="file",
