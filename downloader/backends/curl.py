@@ -29,7 +29,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the extra
     raise ValueError("the curl backend needs pycurl: pip install 'downloader[curl]'") from exc
 
-HIGH_WATER = 4 << 20
+HIGH_WATER = 512 << 10
 """Queued body bytes above which the transfer pauses until the writer catches up."""
 
 
