@@ -223,7 +223,8 @@ class WriteBatch:
 
 
 class AsyncWriter:
-    """aiofiles writer: one hop for a small body, ``chunk_size`` writes for a large one, no flushes."""
+    """aiofiles writer: a small body goes whole to the ``WriteBatch``; a large one streams in
+    ``chunk_size`` writes, no flushes."""
 
     def __init__(self, target: str, chunk_size: int, batch: WriteBatch) -> None:
         self.part = part_of(target)
