@@ -153,6 +153,7 @@ class _Driver:
             self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, config.per_host)
         self.transfers: dict[pycurl.Curl, _Transfer] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._kick_pending = False
 
     def _on_socket(self, what: int, fd: int, multi: object, data: object) -> None:
         loop = self.loop
@@ -194,8 +195,18 @@ class _Driver:
         transfer.on_finish(error)
 
     def start(self, transfer: _Transfer) -> None:
+        """Add the transfer; libcurl starts it on the next ``socket_action``. One is asked for per loop
+        turn (``call_soon``), however many transfers start in it: libcurl's own zero-delay timer would
+        come a turn later, and a ``socket_action`` per transfer costs more than it saves."""
         self.transfers[transfer.easy] = transfer
         self.multi.add_handle(transfer.easy)
+        if not self._kick_pending:
+            self._kick_pending = True
+            self.loop.call_soon(self._kick)
+
+    def _kick(self) -> None:
+        self._kick_pending = False
+        self._act(pycurl.SOCKET_TIMEOUT, 0)
 
     def stop(self, transfer: _Transfer) -> None:
         """Take the handle out of the multi (aborting the transfer if it still runs)."""
