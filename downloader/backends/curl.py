@@ -205,8 +205,9 @@ class _Driver:
             self.loop.call_soon(self._kick)
 
     def _kick(self) -> None:
-        self._kick_pending = False
-        self._act(pycurl.SOCKET_TIMEOUT, 0)
+        if self._kick_pending:  # not closed since it was asked for
+            self._kick_pending = False
+            self._act(pycurl.SOCKET_TIMEOUT, 0)
 
     def stop(self, transfer: _Transfer) -> None:
         """Take the handle out of the multi (aborting the transfer if it still runs)."""
@@ -217,6 +218,7 @@ class _Driver:
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        self._kick_pending = False
         self.multi.close()
 
 
