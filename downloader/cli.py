@@ -49,54 +49,38 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-GC_EVERY_S = 1.0
-"""How often a run collects reference cycles itself (see ``paced_gc``)."""
+YOUNG_THRESHOLD = 20_000
+"""Net container allocations between two young-generation collections during a run (CPython: 700)."""
 
 
 def run_loop(coro: Coroutine[Any, Any, T], loop: str) -> T:
     import asyncio
 
     with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
-        return runner.run(paced_gc(coro))
+        return runner.run(collector_tuned(coro))
 
 
-async def paced_gc(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` with the cyclic garbage collector paced by the clock instead of by allocations.
+async def collector_tuned(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` with the cyclic garbage collector tuned for many short-lived requests.
 
-    Every request allocates hundreds of short-lived objects, and CPython's automatic collector walks
-    each of them once more (13-16 % of a run's time) although reference counting frees them all: a
-    download makes no cycles. So the objects alive at the start (modules, the backend's library) are
-    frozen out of collections, automatic collection is off, and a timer collects once a second, which
-    still frees the cycles a failure's traceback can make, so memory stays bounded."""
-    import asyncio
+    A request allocates hundreds of objects that reference counting frees, yet CPython's collector
+    visits the young ones every 700 net allocations and the whole heap (every module, aiohttp's
+    classes) now and then: 630 ms of a 10 s run of 50,000 URLs, timed with ``gc.callbacks``. So the
+    objects alive at the start are frozen out of collections and young collections come every 20,000
+    net allocations: that run collects once (0 ms). Collection stays automatic, so failures, whose
+    tracebacks make cycles, cannot pile garbage up: 50,000 404s spend 542 ms collecting (732 ms
+    before) at a 50 MB peak, where a timer that collected once a second instead spent 1.5 s and
+    reached 90 MB."""
     import gc
 
-    was_enabled = gc.isenabled()
+    threshold = gc.get_threshold()
     gc.freeze()
-    gc.disable()
-    pacer = _Pacer(asyncio.get_running_loop())
+    gc.set_threshold(YOUNG_THRESHOLD, threshold[1], threshold[2])
     try:
         return await coro
     finally:
-        pacer.cancel()
+        gc.set_threshold(*threshold)
         gc.unfreeze()
-        if was_enabled:
-            gc.enable()
-
-
-class _Pacer:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.timer = loop.call_later(GC_EVERY_S, self.collect)
-
-    def collect(self) -> None:
-        import gc
-
-        gc.collect()
-        self.timer = self.loop.call_later(GC_EVERY_S, self.collect)
-
-    def cancel(self) -> None:
-        self.timer.cancel()
 
 
 async def run_engine(
