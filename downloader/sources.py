@@ -48,18 +48,14 @@ def read_lines(stream: Iterable[str]) -> Iterator[tuple[int, str]]:
 def normalise(url: str) -> str:
     """The URL's identity: lower-case scheme and host, no default port, no fragment; path and query
     kept as given (inner spaces become ``%20``). Raises ``InvalidURL`` with a reason."""
-    return normalise_with_host(url)[0]
-
-
-def normalise_with_host(url: str) -> tuple[str, str]:
-    """``normalise(url)`` and the host:port it names (the engine's unit of per-host scheduling)."""
-    return _parse(url)[:2]
+    return _parse(url)[0]
 
 
 def _parse(url: str) -> tuple[str, str, str]:
-    """(normalised URL, host:port, path). Most URLs in a list are plain ``http(s)://host[:port]/path``
-    in lower case: one regular expression settles those; anything else goes through ``urlsplit``.
-    A test holds both ways equal on thousands of odd URLs."""
+    """(normalised URL, host:port, path); host:port is the engine's unit of per-host scheduling.
+    Most URLs in a list are plain ``http(s)://host[:port]/path`` in lower case: one regular expression
+    settles those; anything else goes through ``urlsplit``. A test holds both ways equal on thousands
+    of odd URLs."""
     if len(url) > MAX_URL_LENGTH:
         raise InvalidURL(f"URL longer than {MAX_URL_LENGTH} characters")
     m = _PLAIN_URL.fullmatch(url)
