@@ -13,18 +13,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-__all__ = ["Config", "Result", "Stats", "Status", "__version__", "adownload", "download"]
+from .version import __version__
+
+__all__ = ["Result", "RunSpec", "Stats", "Status", "__version__", "adownload", "download"]
 
 if TYPE_CHECKING:
-    from .config import Config
-    from .engine import adownload, download
+    from .app.api import adownload, download
     from .models import Result, Stats, Status
+    from .spec import RunSpec
 
 _LAZY = {
-    "download": "engine",
-    "adownload": "engine",
-    "Config": "config",
+    "download": "app.api",
+    "adownload": "app.api",
+    "RunSpec": "spec",
     "Result": "models",
     "Stats": "models",
     "Status": "models",

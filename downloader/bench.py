@@ -30,7 +30,8 @@ from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .backends import backend_names
-from .errors import RunAborted
+from .errors import RunAborted, UsageError
+from .manifest import STATS
 from .origin import Origin
 
 if TYPE_CHECKING:
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATS_FILE = "stats.json"
-"""What ``fetch`` leaves in OUT (``engine.STATS``; bench sits beside the engine, so it may not import it)."""
 PLOT_HINT = "--plot needs matplotlib: pip install 'downloader[plot]'"
 _RSS_BYTES = 1 if sys.platform == "darwin" else 1024  # ru_maxrss is bytes on macOS, KiB on Linux
 _POLL_S = 0.05
@@ -112,7 +111,7 @@ def parse_backends(text: str) -> tuple[str, ...]:
     names = _items(text)
     unknown = [n for n in names if n not in backend_names()]
     if unknown or not names:
-        raise ValueError(f"unknown backend {', '.join(unknown) or text!r}; choose from {backend_names()}")
+        raise UsageError(f"unknown backend {', '.join(unknown) or text!r}; choose from {backend_names()}")
     return names
 
 
@@ -123,7 +122,7 @@ def parse_concurrencies(text: str) -> tuple[int, ...]:
     except ValueError:
         values = ()
     if not values or min(values) < 1:
-        raise ValueError(f"not a list of concurrencies: {text!r} (try 8,32,128)")
+        raise UsageError(f"not a list of concurrencies: {text!r} (try 8,32,128)")
     return values
 
 
@@ -170,7 +169,7 @@ def run_one(
             sys_s=round(usage.ru_stime, 3),
         )
         problem = f"killed after {timeout:g} s" if timed_out else _problem(code, errors)
-        return _with_stats(base, out / STATS_FILE, problem)
+        return _with_stats(base, out / STATS, problem)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

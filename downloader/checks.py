@@ -11,8 +11,8 @@ import hashlib
 import time
 from collections.abc import Mapping
 
-from .config import Config
 from .errors import NotImage, RedirectError, Timeout, TooLarge, TooSlow, Truncated, http_error
+from .spec import Transport
 
 SNIFF_BYTES = 1024
 """Enough for every binary signature and for finding ``<svg`` after an XML prolog."""
@@ -103,14 +103,14 @@ class BodyCheck:
         "received",
     )
 
-    def __init__(self, config: Config, start: float, expected: int | None) -> None:
-        self.max_size = config.max_size
+    def __init__(self, transport: Transport, start: float, expected: int | None) -> None:
+        self.max_size = transport.content.max_size
         if self.max_size and expected is not None and expected > self.max_size:
             raise TooLarge(f"Content-Length {expected} exceeds --max-size {self.max_size}")
         self.expected = expected
-        self.accept_any = config.accept == "any"
-        self._min_rate, self._window = config.min_speed
-        self._deadline = start + config.timeout
+        self.accept_any = transport.content.accept == "any"
+        self._min_rate, self._window = transport.timeouts.min_speed
+        self._deadline = start + transport.timeouts.timeout
         now = time.monotonic()
         self._win_start, self._win_bytes = now, 0
         self._hash = hashlib.sha256()

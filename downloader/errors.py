@@ -20,14 +20,31 @@
      ├── WriteError         write           the file could not be written
      ├── Cancelled          cancelled       the run was interrupted
      └── (base)             internal        a bug: an exception no backend mapped
-    RunAborted                             the whole run stops (exit 3): output not writable, disk full
+
+    UsageError (ValueError)                 the user asked for something impossible (exit 2)
+    RunAborted                              the whole run stops (exit 3): output not writable, disk full
+
+Exit codes live here, on the classes, so the CLI only reads them: ``ExitCode``.
 
 Backends translate their library's exceptions into these at the door, so the engine sees only this tree.
 """
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import ClassVar
+
+
+class ExitCode(IntEnum):
+    """What the process returns: DESIGN.md's contract."""
+
+    OK = 0
+    FAILED = 1
+    """Some URLs failed."""
+    USAGE = 2
+    ABORTED = 3
+    INTERRUPTED = 130
+
 
 KINDS = (
     "invalid_url",
@@ -152,8 +169,17 @@ class Cancelled(DownloadError):
     kind = "cancelled"
 
 
+class UsageError(ValueError):
+    """A setting, list or option the run cannot work with; the user's to fix (exit code 2). A
+    ``ValueError`` so library callers can catch bad arguments the usual way."""
+
+    exit_code: ClassVar[ExitCode] = ExitCode.USAGE
+
+
 class RunAborted(Exception):
     """The whole run must stop (exit code 3): every further write would fail too."""
+
+    exit_code: ClassVar[ExitCode] = ExitCode.ABORTED
 
 
 def http_error(status: int, reason: str = "", retry_after: float | None = None) -> HTTPError:

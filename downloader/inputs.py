@@ -26,9 +26,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import InvalidInput
+from .errors import InvalidInput, UsageError
 from .models import Job, Naming
-from .sources import DEFAULT_NAMING, NOT_MINE, make_job, read_lines
+from .names import DEFAULT_NAMING
+from .sources import NOT_MINE, make_job, read_lines
 
 FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet")
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -53,7 +54,7 @@ def detect_format(source: str, forced: str | None = None) -> str:
     unknown suffixes are plain text, one URL a line."""
     if forced is not None:
         if forced not in FORMATS:
-            raise ValueError(f"unknown input format {forced!r}; choose one of: {', '.join(FORMATS)}")
+            raise UsageError(f"unknown input format {forced!r}; choose one of: {', '.join(FORMATS)}")
         return forced
     if source == "-":
         return "txt"
@@ -79,7 +80,7 @@ def jobs_from_source(
     fmt = detect_format(source, input_format)
     columns = _Columns(url_column, keep_columns, name_column)
     if fmt == "txt" and (keep_columns or name_column):
-        raise ValueError(
+        raise UsageError(
             "keep_columns and name_column need a csv, tsv, jsonl or parquet list, not plain text"
         )
     shard = naming.shard
@@ -128,7 +129,7 @@ class _Columns:
         for column in wanted:
             if column not in names:
                 shown = ", ".join(names[:20]) + (", …" if len(names) > 20 else "")
-                raise ValueError(f"no column {column!r} in the {where}; columns are: {shown}")
+                raise UsageError(f"no column {column!r} in the {where}; columns are: {shown}")
         if self.keep_all:
             return replace(self, keep=tuple(n for n in names if n != self.url))
         return self
@@ -281,7 +282,7 @@ def _header(reader: Any, fmt: str) -> list[str]:
             if any(name.strip() for name in row):
                 return [name.strip() for name in row]
     except csv.Error as exc:
-        raise ValueError(f"the header is not valid {fmt.upper()}: {exc}") from None
+        raise UsageError(f"the header is not valid {fmt.upper()}: {exc}") from None
     return []
 
 
@@ -356,7 +357,7 @@ def _pyarrow_parquet() -> Any:
     try:
         import pyarrow.parquet as pq
     except ImportError:
-        raise ValueError(PARQUET_HINT) from None
+        raise UsageError(PARQUET_HINT) from None
     return pq
 
 

@@ -89,42 +89,6 @@ class Result:
     def ok(self) -> bool:
         return self.status in (Status.OK, Status.SKIPPED, Status.DUPLICATE)
 
-    def row(self) -> dict[str, Any]:
-        """The manifest row (DESIGN.md, "Manifest"); carried input columns come last."""
-        row: dict[str, Any] = {
-            "url": self.url,
-            "line": self.line,
-            "path": self.path,
-            "status": str(self.status),
-            "kind": self.kind,
-            "http_status": self.http_status,
-            "bytes": self.bytes,
-            "sha256": self.sha256,
-            "content_type": self.content_type,
-            "attempts": self.attempts,
-            "elapsed_s": round(self.elapsed_s, 6),
-            "ttfb_s": None if self.ttfb_s is None else round(self.ttfb_s, 6),
-            "error": self.error,
-        }
-        if self.extra:
-            for k, v in self.extra.items():
-                row.setdefault(k, v)
-        return row
-
-
-MANIFEST_FIELDS = frozenset(Result("", 0, Status.OK).row())
-"""The manifest's own columns; anything else in a row was carried from the input."""
-
-
-class Reporter:
-    """Progress as results arrive; this base says nothing (the tqdm bar lives in ``report.py``)."""
-
-    def update(self, result: Result) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
 
 class Histogram:
     """Latency quantiles in constant memory: log buckets 1 % wide, from 10 µs up.

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from downloader.app.api import adownload
 from downloader.backends import backend_names
-from downloader.engine import adownload
 from downloader.models import Result, Stats
 from tests.faults import HITS, make_app
 

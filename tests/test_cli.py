@@ -225,7 +225,7 @@ def test_a_run_tunes_the_collector_and_restores_it() -> None:
     import gc
     import weakref
 
-    from downloader import cli
+    from downloader import loop
 
     class Node:
         ref: object = None
@@ -235,11 +235,11 @@ def test_a_run_tunes_the_collector_and_restores_it() -> None:
         node.ref = node  # a cycle: reference counting alone never frees it
         alive = weakref.ref(node)
         del node
-        keep: list[list[int]] = [[] for _ in range(cli.YOUNG_THRESHOLD + 5_000)]  # enough to collect
+        keep: list[list[int]] = [[] for _ in range(loop.YOUNG_THRESHOLD + 5_000)]  # enough to collect
         del keep
         return gc.get_threshold()[0], gc.get_freeze_count(), alive() is None
 
     before = gc.get_threshold()
-    young, frozen, freed = cli.run_loop(work(), "asyncio")
-    assert young == cli.YOUNG_THRESHOLD and frozen > 0 and freed
+    young, frozen, freed = loop.run_loop(work(), "asyncio")
+    assert young == loop.YOUNG_THRESHOLD and frozen > 0 and freed
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0 and gc.isenabled()

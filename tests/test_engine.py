@@ -11,10 +11,10 @@ from typing import Self
 import pytest
 
 from downloader import adownload, download
-from downloader.config import Config
-from downloader.engine import Engine
+from downloader.app.assemble import build_engine
 from downloader.models import Fetched, Job
 from downloader.sources import jobs_from_urls
+from downloader.spec import RunSpec
 from tests.conftest import manifest_rows
 
 
@@ -37,7 +37,7 @@ class GatedBackend:
     ) -> None:
         return None
 
-    async def fetch(self, url: str, out: Path, rel: str) -> Fetched:
+    async def fetch(self, url: str, rel: str) -> Fetched:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
@@ -68,7 +68,9 @@ async def test_input_is_pulled_lazily_and_in_flight_is_bounded(tmp_path: Path, l
             yield job
 
     backend = GatedBackend()
-    engine = Engine(Config(out=tmp_path, concurrency=n, lookahead=lookahead), backend)
+    engine = build_engine(
+        RunSpec.from_options(out=tmp_path, concurrency=n, lookahead=lookahead), backend=backend
+    )
     run = asyncio.create_task(engine.run(million()))
     await wait_for(lambda: backend.in_flight == n)
     await asyncio.sleep(0.05)

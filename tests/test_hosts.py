@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from downloader.engine.hosts import Hosts
 from downloader.errors import ConnectError, ServerError
-from downloader.hosts import Hosts
 from downloader.sources import make_job
 
 

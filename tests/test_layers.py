@@ -8,27 +8,39 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "downloader"
 
-LAYERS = {
-    "errors": 0, "models": 0, "keys": 0, "__init__": 0,
-    "config": 1, "checks": 2, "sources": 2,
-    "sink": 3, "report": 3, "origin": 3, "hosts": 3, "inputs": 3,
-    "backends": 2, "backends.base": 4, "backends.aio": 5, "backends.sync": 5, "backends.curl": 5,
-    "engine": 6, "bench": 6, "procs": 7,
-    "cli": 8, "__main__": 9,
-}  # fmt: skip
+FLOORS: list[tuple[str, list[str]]] = [
+    # (floor, its rooms), from the ground up; a room may import rooms on its own floor listed before it
+    ("ground", ["version", "errors", "models", "keys", "spec"]),
+    ("input", ["names", "sources", "inputs"]),
+    ("storage", ["writers", "writers.files", "manifest", "origin"]),
+    ("processing", ["checks", "stages"]),
+    ("transfer", ["backends", "backends.base", "backends.aio", "backends.sync", "backends.curl"]),
+    ("engine", ["engine", "engine.hosts", "engine.engine"]),
+    ("loop", ["loop"]),
+    (
+        "application",
+        ["app", "app.progress", "app.summary", "app.assemble", "app.procs", "app.run", "app.api"],
+    ),
+    ("side", ["bench"]),
+    ("commands", ["cli.options", "cli", "__main__"]),
+]
+LAYERS = {room: i for i, (_floor, rooms) in enumerate(FLOORS) for room in rooms}
+ORDER = {room: n for n, room in enumerate(r for _floor, rooms in FLOORS for r in rooms)}
+LAYERS["__init__"] = 0
 OWNERS = {
     "aiohttp": {"backends.aio", "origin"},
     "requests": {"backends.sync"},
     "urllib3": {"backends.sync"},
-    "aiofiles": {"sink"},
-    "click": {"cli"},
-    "uvloop": {"cli"},
-    "tqdm": {"report"},
+    "aiofiles": {"writers.files"},
+    "click": {"cli", "cli.options"},
+    "cloup": {"cli", "cli.options"},
+    "uvloop": {"loop"},
+    "tqdm": {"app.progress"},
     "matplotlib": {"bench"},
     "pycurl": {"backends.curl"},
     "pyarrow": {"inputs"},
-    "aiolimiter": {"hosts"},
-    "orjson": {"sink"},
+    "aiolimiter": {"engine.hosts"},
+    "orjson": {"manifest"},
 }
 
 
@@ -92,7 +104,9 @@ def test_imports_point_down() -> None:
             target = internal(name)
             if target is None or target not in LAYERS:
                 continue
-            if target != me and LAYERS[target] >= LAYERS[me] and target != "__init__":
+            if target in (me, "__init__"):
+                continue
+            if LAYERS[target] > LAYERS[me] or (LAYERS[target] == LAYERS[me] and ORDER[target] > ORDER[me]):
                 wrong.append(f"{me} imports {target}")
     assert wrong == []
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 
-from downloader.models import Reporter, Result, Stats, Status
-from downloader.report import TqdmReporter, reporter_for, summary
+from downloader.app.progress import Silent, TqdmReporter, reporter_for
+from downloader.app.summary import summary
+from downloader.models import Result, Stats, Status
 
 
 class Tty(io.StringIO):
@@ -15,8 +16,8 @@ class Tty(io.StringIO):
 
 def test_bar_only_on_a_terminal_and_not_quiet() -> None:
     assert isinstance(reporter_for(Tty(), quiet=False), TqdmReporter)
-    assert type(reporter_for(Tty(), quiet=True)) is Reporter
-    assert type(reporter_for(io.StringIO(), quiet=False)) is Reporter
+    assert type(reporter_for(Tty(), quiet=True)) is Silent
+    assert type(reporter_for(io.StringIO(), quiet=False)) is Silent
 
 
 def test_bar_counts_files_and_failures() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from downloader.sink import encode_row
+from downloader.manifest import encode_row
 
 
 def test_rows_are_compact_utf8_json() -> None:

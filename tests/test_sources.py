@@ -13,16 +13,15 @@ from downloader.checks import sniff
 from downloader.errors import InvalidURL
 from downloader.keys import DigestIndex, DigestSet, digest64
 from downloader.models import Naming
-from downloader.sources import (
+from downloader.names import (
     MAX_STEM_BYTES,
-    make_job,
     normalise,
-    read_lines,
     relative_path,
     safe_component,
     url_hash,
     with_extension,
 )
+from downloader.sources import make_job, read_lines
 
 
 def test_read_lines_skips_blanks_and_comments() -> None:
@@ -224,7 +223,8 @@ def test_the_fast_url_path_agrees_with_urlsplit() -> None:
     """``_parse`` settles plain URLs with one regular expression; ``_parse_any`` is the general way."""
     from urllib.parse import urlsplit
 
-    from downloader.sources import _PLAIN_URL, _parse, _parse_any
+    from downloader.names import _PLAIN_URL, _parse_any
+    from downloader.names import parse_url as _parse
 
     fast = 0
     for url in _odd_urls(20000):

@@ -11,8 +11,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from ..errors import UsageError
+
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..spec import Transport
+    from ..writers import Output
     from .base import Backend
 
 _REGISTRY: dict[str, tuple[str, str]] = {
@@ -28,9 +31,11 @@ def backend_names() -> list[str]:
     return list(_REGISTRY)
 
 
-def create_backend(config: Config) -> Backend:
-    if config.backend not in _REGISTRY:
-        raise ValueError(f"unknown backend {config.backend!r}; choose from {', '.join(_REGISTRY)}")
-    module, cls = _REGISTRY[config.backend]
-    backend: Backend = getattr(importlib.import_module(module), cls)(config)
+def create_backend(transport: Transport, output: Output) -> Backend:
+    """The backend the transport names, built with its share of the spec and where samples land."""
+    name = transport.network.backend
+    if name not in _REGISTRY:
+        raise UsageError(f"unknown backend {name!r}; choose from {', '.join(_REGISTRY)}")
+    module, cls = _REGISTRY[name]
+    backend: Backend = getattr(importlib.import_module(module), cls)(transport, output)
     return backend

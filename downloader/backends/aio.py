@@ -28,22 +28,22 @@ class AiohttpBackend(StreamingBackend):
     _session: aiohttp.ClientSession
 
     async def __aenter__(self) -> Self:
-        c = self.config
+        net, t = self.net, self.timeouts
         connector = aiohttp.TCPConnector(
-            limit=c.concurrency,
-            limit_per_host=c.per_host,
+            limit=self.transport.slots,
+            limit_per_host=self.transport.per_host,
             ttl_dns_cache=300,
-            ssl=_ssl(c.insecure, c.ca_bundle),
+            ssl=_ssl(net.insecure, net.ca_bundle),
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            timeout=aiohttp.ClientTimeout(sock_connect=c.connect_timeout, sock_read=c.read_timeout),
-            headers=c.request_headers(),
+            timeout=aiohttp.ClientTimeout(sock_connect=t.connect_timeout, sock_read=t.read_timeout),
+            headers=net.request_headers(),
             auto_decompress=False,
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),
         )
-        self._proxies = Proxies(c)
+        self._proxies = Proxies(net)
         return self
 
     async def __aexit__(
@@ -56,7 +56,7 @@ class AiohttpBackend(StreamingBackend):
         in_body = False
         try:
             async with self._session.get(
-                url, max_redirects=self.config.max_redirects, proxy=self._proxies.for_url(url)
+                url, max_redirects=self.net.max_redirects, proxy=self._proxies.for_url(url)
             ) as resp:
                 in_body = True
                 head = Head(resp.status, resp.reason or "", resp.headers, resp.content_length)
@@ -64,7 +64,7 @@ class AiohttpBackend(StreamingBackend):
         except (errors.DownloadError, asyncio.CancelledError):
             raise
         except Exception as exc:
-            raise translate(exc, in_body, self.config.read_timeout) from exc
+            raise translate(exc, in_body, self.timeouts.read_timeout) from exc
 
 
 def translate(exc: Exception, in_body: bool, read_timeout: float) -> errors.DownloadError:

@@ -1,5 +1,8 @@
 """What the backends share: the ``Backend`` protocol, the ``Body`` a streaming backend yields, the sans-I/O
-``Transfer`` rules, proxy choice, and ``StreamingBackend.fetch`` (checks, then the aiofiles writer)."""
+``Transfer`` rules, proxy choice, and ``StreamingBackend.fetch`` (checks, then the output's writer).
+
+A backend is built from a ``Transport`` (its share of the run spec) and an ``Output`` (the writer seam):
+it never sees the naming rules or the output folder."""
 
 from __future__ import annotations
 
@@ -9,21 +12,19 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import urlsplit
 
 from ..checks import BodyCheck, check_status
-from ..config import Config
 from ..models import Fetched
-from ..sink import AsyncWriter, WriteBatch
-from ..sources import with_extension
+from ..spec import Network, Transport
+from ..writers import Output
 
 
 class Backend(Protocol):
     """``async with backend:`` opens its session or pool; ``fetch`` makes one attempt at one URL and
-    leaves the body at ``out/rel`` (or at the ``--fix-ext`` variant), raising only ``DownloadError``."""
+    leaves the body with the output's writer for ``rel``, raising only ``DownloadError``."""
 
     name: str
 
@@ -33,7 +34,7 @@ class Backend(Protocol):
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None: ...
 
-    async def fetch(self, url: str, out: Path, rel: str) -> Fetched: ...
+    async def fetch(self, url: str, rel: str) -> Fetched: ...
 
 
 @dataclass(slots=True)
@@ -55,24 +56,17 @@ class Body:
 
 
 class Transfer:
-    """The rules for one body, for sync and async callers alike: status, checks, final name, result."""
+    """The rules for one body, for sync and async callers alike: status, checks, result."""
 
-    __slots__ = ("check", "config", "content_type", "out", "rel", "start", "status", "target", "ttfb")
+    __slots__ = ("check", "content_type", "rel", "status", "ttfb")
 
-    def __init__(self, config: Config, out: Path, rel: str, start: float, head: Head) -> None:
+    def __init__(self, transport: Transport, start: float, head: Head) -> None:
         self.ttfb = time.monotonic() - start
         check_status(head.status, head.reason, head.headers)
-        self.check = BodyCheck(config, start, head.size)
-        self.config, self.out, self.rel, self.start, self.status = config, out, rel, start, head.status
+        self.check = BodyCheck(transport, start, head.size)
+        self.status = head.status
         self.content_type = head.headers.get("Content-Type")
-        self.target = f"{out}/{rel}"
-
-    def final(self) -> str:
-        """Where the finished body goes: the planned path, or with ``--fix-ext`` its real extension."""
-        if self.config.fix_ext and self.check.kind:
-            self.rel = with_extension(self.rel, self.check.kind)
-            return f"{self.out}/{self.rel}"
-        return self.target
+        self.rel = ""
 
     def fetched(self) -> Fetched:
         return Fetched(
@@ -85,9 +79,9 @@ class Proxies:
     ``trust_env``) HTTP_PROXY/HTTPS_PROXY/NO_PROXY. The clients' own per-request environment lookups
     (aiohttp and requests re-read the environment and ``~/.netrc`` on every request) are switched off."""
 
-    def __init__(self, config: Config) -> None:
-        self.fixed = config.proxy
-        env = _proxy_environment() if config.trust_env and not config.proxy else {}
+    def __init__(self, network: Network) -> None:
+        self.fixed = network.proxy
+        env = _proxy_environment() if network.trust_env and not network.proxy else {}
         self.by_scheme = {k: v for k, v in env.items() if k in ("http", "https")}
         self.bypass = [h.strip().lower().lstrip(".") for h in env.get("no", "").split(",") if h.strip()]
 
@@ -121,9 +115,9 @@ class StreamingBackend(ABC):
 
     name = ""
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.writes = WriteBatch()
+    def __init__(self, transport: Transport, output: Output) -> None:
+        self.transport, self.output = transport, output
+        self.net, self.timeouts = transport.network, transport.timeouts
 
     @abstractmethod
     def get(self, url: str) -> AbstractAsyncContextManager[Body]:
@@ -137,17 +131,17 @@ class StreamingBackend(ABC):
     ) -> None:
         return None
 
-    async def fetch(self, url: str, out: Path, rel: str) -> Fetched:
+    async def fetch(self, url: str, rel: str) -> Fetched:
         start = time.monotonic()
         async with self.get(url) as body:
-            tr = Transfer(self.config, out, rel, start, body.head)
-            writer = AsyncWriter(tr.target, self.config.chunk_size, self.writes)
+            tr = Transfer(self.transport, start, body.head)
+            writer = self.output.open(rel)
             try:
                 async for piece in body.chunks:
                     tr.check.feed(piece)
                     await writer.write(piece)
                 tr.check.finish()
-                await writer.commit(tr.final())
+                tr.rel = await writer.commit(tr.check.kind)
             except BaseException:
                 await writer.abort()
                 raise

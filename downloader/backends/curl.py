@@ -21,13 +21,14 @@ from types import TracebackType
 from typing import Any, Self
 
 from .. import errors
-from ..config import Config
+from ..spec import Transport
+from ..writers import Output
 from .base import Body, Head, Proxies, StreamingBackend
 
 try:
     import pycurl
 except ImportError as exc:  # pragma: no cover - depends on the extra
-    raise ValueError("the curl backend needs pycurl: pip install 'downloader[curl]'") from exc
+    raise errors.UsageError("the curl backend needs pycurl: pip install 'downloader[curl]'") from exc
 
 HIGH_WATER = 512 << 10
 """Queued body bytes above which the transfer pauses until the writer catches up."""
@@ -143,14 +144,14 @@ class _Transfer:
 class _Driver:
     """Connects libcurl's socket and timer callbacks to the event loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, config: Config) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, tp: Transport) -> None:
         self.loop = loop
         self.multi = pycurl.CurlMulti()
         self.multi.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         self.multi.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
-        self.multi.setopt(pycurl.M_MAXCONNECTS, max(config.concurrency, 8))
-        if config.per_host:
-            self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, config.per_host)
+        self.multi.setopt(pycurl.M_MAXCONNECTS, max(tp.slots, 8))
+        if tp.per_host:
+            self.multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, tp.per_host)
         self.transfers: dict[pycurl.Curl, _Transfer] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._kick_pending = False
@@ -247,15 +248,15 @@ def translate(code: int, message: str, transfer: _Transfer) -> errors.DownloadEr
 class CurlBackend(StreamingBackend):
     name = "curl"
 
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
+    def __init__(self, tp: Transport, output: Output) -> None:
+        super().__init__(tp, output)
         self._idle: list[pycurl.Curl] = []
-        self._header_list = [f"{k}: {v}" for k, v in config.request_headers().items()]
-        self._cafile = config.ca_bundle or ssl.get_default_verify_paths().cafile
+        self._header_list = [f"{k}: {v}" for k, v in tp.network.request_headers().items()]
+        self._cafile = tp.network.ca_bundle or ssl.get_default_verify_paths().cafile
 
     async def __aenter__(self) -> Self:
-        self._driver = _Driver(asyncio.get_running_loop(), self.config)
-        self._proxies = Proxies(self.config)
+        self._driver = _Driver(asyncio.get_running_loop(), self.transport)
+        self._proxies = Proxies(self.transport.network)
         return self
 
     async def __aexit__(
@@ -267,17 +268,17 @@ class CurlBackend(StreamingBackend):
 
     def _new_handle(self) -> pycurl.Curl:
         """An easy handle with the settings every request shares, set once."""
-        c, easy = self.config, pycurl.Curl()
+        c, easy = self.transport, pycurl.Curl()
         easy.setopt(pycurl.NOSIGNAL, 1)
         easy.setopt(pycurl.FOLLOWLOCATION, 1)
-        easy.setopt(pycurl.MAXREDIRS, c.max_redirects)
+        easy.setopt(pycurl.MAXREDIRS, c.network.max_redirects)
         easy.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         easy.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         easy.setopt(pycurl.HTTPHEADER, self._header_list)
         easy.setopt(pycurl.HTTP_CONTENT_DECODING, 0)
-        easy.setopt(pycurl.CONNECTTIMEOUT_MS, int(c.connect_timeout * 1000))
+        easy.setopt(pycurl.CONNECTTIMEOUT_MS, int(c.timeouts.connect_timeout * 1000))
         easy.setopt(pycurl.TCP_NODELAY, 1)
-        if c.insecure:
+        if c.network.insecure:
             easy.setopt(pycurl.SSL_VERIFYPEER, 0)
             easy.setopt(pycurl.SSL_VERIFYHOST, 0)
         elif self._cafile and os.path.exists(self._cafile):
@@ -287,7 +288,7 @@ class CurlBackend(StreamingBackend):
     @asynccontextmanager
     async def get(self, url: str) -> AsyncIterator[Body]:
         easy = self._idle.pop() if self._idle else self._new_handle()
-        transfer = _Transfer(self._driver.loop, easy, self.config.read_timeout)
+        transfer = _Transfer(self._driver.loop, easy, self.transport.timeouts.read_timeout)
         easy.setopt(pycurl.URL, url)
         easy.setopt(pycurl.PROXY, self._proxies.for_url(url) or "")  # "": no proxy, not libcurl's env
         easy.setopt(pycurl.HEADERFUNCTION, transfer.on_header)

@@ -22,7 +22,6 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -31,9 +30,9 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from .. import errors
-from ..config import Config
 from ..models import Fetched
-from ..sink import SyncWriter
+from ..spec import Transport
+from ..writers import Output
 from .base import Body, Head, Proxies, StreamingBackend, Transfer
 
 CANCEL_GRACE_S = 5.0
@@ -50,28 +49,26 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
-def make_session(config: Config) -> requests.Session:
+def make_session(tp: Transport) -> requests.Session:
     session = requests.Session()
     session.headers.clear()
-    session.headers.update(config.request_headers())
+    session.headers.update(tp.network.request_headers())
     session.cookies.set_policy(_NoCookies())
-    session.max_redirects = config.max_redirects
+    session.max_redirects = tp.network.max_redirects
     session.trust_env = False  # environment proxies come through Proxies, read once
-    session.verify = False if config.insecure else (config.ca_bundle or True)
-    if config.insecure:
+    session.verify = False if tp.network.insecure else (tp.network.ca_bundle or True)
+    if tp.network.insecure:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-    adapter = HTTPAdapter(pool_connections=32, pool_maxsize=config.concurrency, max_retries=0)
+    adapter = HTTPAdapter(pool_connections=32, pool_maxsize=tp.slots, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-def open_response(
-    session: requests.Session, url: str, config: Config, proxy: str | None
-) -> requests.Response:
+def open_response(session: requests.Session, url: str, tp: Transport, proxy: str | None) -> requests.Response:
     """The GET, headers only (``stream=True``); requests' exceptions leave as ``DownloadError``."""
     proxies = {"http": proxy, "https": proxy} if proxy else {}
-    timeout = (config.connect_timeout, config.read_timeout)
+    timeout = (tp.timeouts.connect_timeout, tp.timeouts.read_timeout)
     try:
         # ``session.get`` would merge per-request settings into the session's (none are given here) at
         # about 100 us a call: requests 2.34 checks each against a runtime Protocol, slow before
@@ -82,15 +79,15 @@ def open_response(
             request, stream=True, timeout=timeout, proxies=proxies, verify=session.verify, cert=None
         )
     except Exception as exc:
-        raise translate(exc, False, config) from exc
+        raise translate(exc, False, tp) from exc
 
 
-def read_piece(resp: requests.Response, size: int, config: Config) -> bytes:
+def read_piece(resp: requests.Response, size: int, tp: Transport) -> bytes:
     """Up to ``size`` bytes, returning as soon as any arrive; ``b""`` at the end of the body."""
     try:
         return resp.raw.read1(size, decode_content=False)
     except Exception as exc:
-        raise translate(exc, True, config) from exc
+        raise translate(exc, True, tp) from exc
 
 
 def head_of(resp: requests.Response) -> Head:
@@ -120,7 +117,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def translate(exc: Exception, in_body: bool, config: Config) -> errors.DownloadError:
+def translate(exc: Exception, in_body: bool, tp: Transport) -> errors.DownloadError:
     """requests' and urllib3's exceptions as ``downloader.errors``."""
     if isinstance(exc, errors.DownloadError):
         return exc
@@ -135,7 +132,7 @@ def translate(exc: Exception, in_body: bool, config: Config) -> errors.DownloadE
     if isinstance(exc, requests.ConnectTimeout | urllib3.exceptions.ConnectTimeoutError):
         return errors.Timeout("connect timed out", connecting=True)
     if isinstance(exc, requests.ReadTimeout | urllib3.exceptions.ReadTimeoutError | TimeoutError):
-        return errors.Timeout(f"no data for {config.read_timeout:g} s (read timeout)")
+        return errors.Timeout(f"no data for {tp.timeouts.read_timeout:g} s (read timeout)")
     if in_body:
         return errors.Truncated(f"connection lost mid-body: {_last_words(exc)}")
     if any(isinstance(e, urllib3.exceptions.NameResolutionError) for e in _chain(exc)):
@@ -157,13 +154,13 @@ class _PoolBackend:
 
     name = ""
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    def __init__(self, tp: Transport, output: Output) -> None:
+        self.transport, self.output = tp, output
 
     async def __aenter__(self) -> Self:
-        self._pool = ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"downloader-{self.name}")
-        self._session = make_session(self.config)
-        self._proxies = Proxies(self.config)
+        self._pool = ThreadPoolExecutor(self.transport.slots, thread_name_prefix=f"downloader-{self.name}")
+        self._session = make_session(self.transport)
+        self._proxies = Proxies(self.transport.network)
         return self
 
     async def __aexit__(
@@ -178,14 +175,14 @@ class ExecutorBackend(_PoolBackend, StreamingBackend):
 
     name = "executor"
 
-    def __init__(self, config: Config) -> None:
-        StreamingBackend.__init__(self, config)
+    def __init__(self, tp: Transport, output: Output) -> None:
+        StreamingBackend.__init__(self, tp, output)
 
     @asynccontextmanager
     async def get(self, url: str) -> AsyncIterator[Body]:
         loop = asyncio.get_running_loop()
         pending = loop.run_in_executor(
-            self._pool, open_and_read, self._session, url, self.config, self._proxies.for_url(url)
+            self._pool, open_and_read, self._session, url, self.transport, self._proxies.for_url(url)
         )
         try:
             resp, pieces, ended = await pending
@@ -208,22 +205,22 @@ class ExecutorBackend(_PoolBackend, StreamingBackend):
         if ended:
             return
         loop = asyncio.get_running_loop()
-        size, config = self.config.chunk_size, self.config
-        while piece := await loop.run_in_executor(self._pool, read_piece, resp, size, config):
+        size, tp = self.transport.network.chunk_size, self.transport
+        while piece := await loop.run_in_executor(self._pool, read_piece, resp, size, tp):
             yield piece
 
 
 def open_and_read(
-    session: requests.Session, url: str, config: Config, proxy: str | None
+    session: requests.Session, url: str, tp: Transport, proxy: str | None
 ) -> tuple[requests.Response, list[bytes], bool]:
     """The GET and, for a 2xx answer, as much of the body as has a known end, in one hop: a small body
     then needs no hop of its own. Returns the response, the pieces read and whether the body ended."""
-    resp = open_response(session, url, config, proxy)
+    resp = open_response(session, url, tp, proxy)
     if not 200 <= resp.status_code < 300:
         return resp, [], False
     pieces: list[bytes] = []
     try:
-        while piece := read_piece(resp, config.chunk_size, config):
+        while piece := read_piece(resp, tp.network.chunk_size, tp):
             pieces.append(piece)
             if resp.raw.length_remaining != 0:  # more to come, or no known length: piece by piece
                 return resp, pieces, False
@@ -262,9 +259,9 @@ class ThreadsBackend(_PoolBackend):
 
     name = "threads"
 
-    async def fetch(self, url: str, out: Path, rel: str) -> Fetched:
+    async def fetch(self, url: str, rel: str) -> Fetched:
         token = _Token()
-        future: Future[Fetched] = self._pool.submit(self._work, url, out, rel, token)
+        future: Future[Fetched] = self._pool.submit(self._work, url, rel, token)
         waiter = asyncio.wrap_future(future)
         try:
             return await asyncio.shield(waiter)
@@ -276,17 +273,17 @@ class ThreadsBackend(_PoolBackend):
                 return waiter.result()  # the worker had already saved the file: report it
             raise
 
-    def _work(self, url: str, out: Path, rel: str, token: _Token) -> Fetched:
+    def _work(self, url: str, rel: str, token: _Token) -> Fetched:
         start = time.monotonic()
         if token.event.is_set():
             raise errors.Cancelled("cancelled before it started")
-        resp = token.resp = open_response(self._session, url, self.config, self._proxies.for_url(url))
+        resp = token.resp = open_response(self._session, url, self.transport, self._proxies.for_url(url))
         try:
-            tr = Transfer(self.config, out, rel, start, head_of(resp))
-            writer = SyncWriter(tr.target, self.config.chunk_size)
+            tr = Transfer(self.transport, start, head_of(resp))
+            writer = self.output.open_sync(rel)
             try:
                 while True:
-                    piece = read_piece(resp, self.config.chunk_size, self.config)
+                    piece = read_piece(resp, self.transport.network.chunk_size, self.transport)
                     if token.event.is_set():  # a shut-down socket reads as the end: never commit it
                         raise errors.Cancelled("cancelled")
                     if not piece:
@@ -294,7 +291,7 @@ class ThreadsBackend(_PoolBackend):
                     tr.check.feed(piece)
                     writer.write(piece)
                 tr.check.finish()
-                writer.commit(tr.final())
+                tr.rel = writer.commit(tr.check.kind)
             except BaseException:
                 writer.abort()
                 raise

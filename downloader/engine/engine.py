@@ -11,61 +11,52 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
-from .backends import create_backend
-from .backends.base import Backend
-from .config import Config
-from .errors import (
-    Cancelled,
-    DownloadError,
-    RateLimited,
-    Timeout,
-    WriteError,
-)
+from ..backends.base import Backend
+from ..errors import Cancelled, DownloadError, RateLimited, Timeout, WriteError
+from ..keys import DigestIndex
+from ..manifest import MANIFEST, STATS, ManifestWriter, earlier_outcomes, write_stats
+from ..models import Fetched, Job, Result, Stats, Status
+from ..spec import RunSpec
+from ..writers.files import prepare_out
 from .hosts import Hosts
-from .keys import DigestIndex
-from .models import Fetched, Job, Reporter, Result, Stats, Status
-from .sink import Manifest, prepare_out, write_stats
-from .sources import earlier_outcomes, jobs_from_urls
 
 log = logging.getLogger("downloader")
 
 OnDone = Callable[[Result], object]
-MANIFEST = "manifest.jsonl"
-STATS = "stats.json"
 ATTEMPT_GRACE_S = 1.0
 """Beyond ``--timeout`` before the engine itself cancels an attempt (the backends enforce it first)."""
 
 
 class Engine:
+    """One run over one list of jobs, built by the application layer (``app.run``) from the spec."""
+
     def __init__(
         self,
-        config: Config,
-        backend: Backend | None = None,
+        spec: RunSpec,
+        backend: Backend,
         *,
         on_done: Sequence[OnDone] = (),
-        reporter: Reporter | None = None,
         manifest: str = MANIFEST,
         stats_file: str | None = STATS,
     ) -> None:
-        self.config = config
-        self.backend = backend or create_backend(config)
+        self.limits, self.retries, self.timeouts = spec.limits, spec.retries, spec.timeouts
+        self.out, self.overwrite, self.shard = spec.output.out, spec.output.overwrite, spec.performance.shard
+        self.backend = backend
         self.on_done = list(on_done)
-        self.reporter = reporter or Reporter()
-        self.stats = Stats(backend=self.backend.name, concurrency=config.concurrency)
+        self.stats = Stats(backend=self.backend.name, concurrency=self.limits.concurrency)
         self._tasks: dict[asyncio.Task[Result], Job] = {}
+        lim = self.limits
         self._hosts = Hosts(
-            config.concurrency,
-            per_host=config.per_host,
-            host_down_after=config.host_down_after,
-            rate=config.rate,
-            rate_per_host=config.rate_per_host,
+            lim.concurrency,
+            per_host=lim.per_host,
+            host_down_after=lim.host_down_after,
+            rate=lim.rate,
+            rate_per_host=lim.rate_per_host,
         )
         self._jobs: Iterator[Job] = iter(())
         self._more = True
@@ -75,19 +66,19 @@ class Engine:
         self._seen = DigestIndex()
         self._done = DigestIndex()
         self._stopping = False
-        self._manifest: Manifest | None = None
+        self._manifest: ManifestWriter | None = None
         self._manifest_name, self._stats_file = manifest, stats_file
 
     # -- the run ---------------------------------------------------------------------------------------
 
     async def run(self, jobs: Iterable[Job]) -> Stats:
         """Download every job; returns the statistics. Raises ``RunAborted`` if the output is unusable."""
-        out = self.config.out
+        out = self.out
         prepare_out(out)
-        if not self.config.overwrite:
-            self._done = earlier_outcomes(out / MANIFEST, out, shard=self.config.shard)
+        if not self.overwrite:
+            self._done = earlier_outcomes(out / MANIFEST, out, shard=self.shard)
         self._seen = DigestIndex(out)
-        self._manifest = Manifest(out / self._manifest_name)
+        self._manifest = ManifestWriter(out / self._manifest_name)
         started = time.monotonic()
         try:
             async with self.backend:
@@ -101,7 +92,6 @@ class Engine:
             self._manifest.close()
             if self._manifest.error and not self.stats.aborted:
                 self.stats.aborted = self._manifest.error
-            self.reporter.close()
             if self._stats_file:
                 self._write_stats(out / self._stats_file)
         return self.stats
@@ -158,7 +148,7 @@ class Engine:
     def _pump_later(self) -> None:
         """If queued jobs wait for time (a back-off, a request rate), pump again when it has passed;
         otherwise the next task to end will."""
-        if len(self._tasks) >= self.config.concurrency:
+        if len(self._tasks) >= self.limits.concurrency:
             return  # every slot is busy: a task's end comes first
         wait = self._hosts.wake_in()
         if wait is not None:
@@ -168,7 +158,7 @@ class Engine:
 
     def _read_ahead(self, jobs: Iterator[Job]) -> bool:
         """Queue jobs until ``lookahead`` wait beyond the free slots; False once the input is exhausted."""
-        while self._hosts.queued <= self.config.lookahead:
+        while self._hosts.queued <= self.limits.lookahead:
             job = next(jobs, None)
             if job is None:
                 return False
@@ -229,7 +219,6 @@ class Engine:
         if self._manifest.error and not self._stopping:
             self.stop(self._manifest.error)
         self.stats.add(result)
-        self.reporter.update(result)
         for callback in self.on_done:
             try:
                 callback(result)
@@ -241,7 +230,7 @@ class Engine:
     async def fetch_one(self, job: Job) -> Result:
         """All attempts at one URL within ``--deadline``; never raises for a bad URL."""
         start = time.monotonic()
-        deadline = start + self.config.deadline
+        deadline = start + self.timeouts.deadline
         attempts = 0
         while True:
             attempts += 1
@@ -267,18 +256,20 @@ class Engine:
         wait = self._hosts.gate(host)
         if wait > 0:
             if time.monotonic() + wait > deadline:
-                raise Timeout(f"URL deadline of {self.config.deadline:g} s would pass while {host} backs off")
+                raise Timeout(
+                    f"URL deadline of {self.timeouts.deadline:g} s would pass while {host} backs off"
+                )
             await asyncio.sleep(wait)
         left = deadline - time.monotonic()
-        budget = min(self.config.timeout + ATTEMPT_GRACE_S, left)
+        budget = min(self.timeouts.timeout + ATTEMPT_GRACE_S, left)
         try:
             async with asyncio.timeout(budget):
                 await self._hosts.admit(host)
-                fetched = await self.backend.fetch(job.key, self.config.out, job.path)
+                fetched = await self.backend.fetch(job.key, job.path)
         except TimeoutError:
             if budget == left:
-                raise Timeout(f"URL deadline of {self.config.deadline:g} s exceeded") from None
-            err: DownloadError = Timeout(f"attempt exceeded its total timeout of {self.config.timeout:g} s")
+                raise Timeout(f"URL deadline of {self.timeouts.deadline:g} s exceeded") from None
+            err: DownloadError = Timeout(f"attempt exceeded its total timeout of {self.timeouts.timeout:g} s")
             self._hosts.failed(host, err)
             raise err from None
         except DownloadError as exc:
@@ -307,7 +298,7 @@ class Engine:
         self, job: Job, err: DownloadError, attempts: int, start: float
     ) -> tuple[float | None, DownloadError]:
         """Seconds to wait before the next attempt, or None to give up; and the error to report."""
-        c = self.config
+        c = self.retries
         if not err.retryable or attempts > c.retries:
             return None, err
         if err.retry_after is not None and err.retry_after > c.retry_after_max:
@@ -321,7 +312,7 @@ class Engine:
             delay = c.backoff * 2 ** (attempts - 1) * random.uniform(0.5, 1.5)
         if err.http_status == 429 or err.retry_after is not None:
             self._hosts.back_off(job.host, delay)
-        if time.monotonic() + delay - start > c.deadline:
+        if time.monotonic() + delay - start > self.timeouts.deadline:
             return None, err
         return delay, err
 
@@ -338,45 +329,3 @@ class Engine:
             error=str(err),
             extra=job.extra,
         )
-
-
-# -- the library API -----------------------------------------------------------------------------------
-
-
-async def adownload(
-    urls: Iterable[str],
-    out: str | os.PathLike[str] = "downloads",
-    *,
-    on_done: OnDone | Sequence[OnDone] | None = None,
-    backend: str | Backend = "aiohttp",
-    **options: Any,
-) -> Stats:
-    """Download ``urls`` into ``out``; returns the statistics. Works inside an already running loop.
-
-    ``backend`` is a name (``aiohttp``, ``executor``, ``threads``) or a ``Backend`` object; ``options``
-    are ``Config`` fields (``concurrency=32``, ``timeout=30``...); ``on_done`` is called with each
-    ``Result`` as it arrives.
-    """
-    name = backend if isinstance(backend, str) else "aiohttp"
-    config = Config.from_options(out, backend=name, **options)
-    callbacks: list[OnDone] = [] if on_done is None else [on_done] if callable(on_done) else list(on_done)
-    engine = Engine(config, None if isinstance(backend, str) else backend, on_done=callbacks)
-    return await engine.run(jobs_from_urls(urls, config.naming))
-
-
-def download(
-    urls: Iterable[str],
-    out: str | os.PathLike[str] = "downloads",
-    *,
-    on_done: OnDone | Sequence[OnDone] | None = None,
-    **options: Any,
-) -> Stats:
-    """The synchronous form of ``adownload``; it runs its own event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(adownload(urls, out, on_done=on_done, **options))
-    raise RuntimeError(
-        "download() cannot run inside a running event loop (a notebook, an async app): "
-        "use `await downloader.adownload(...)` there"
-    )

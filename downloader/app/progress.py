@@ -1,16 +1,40 @@
-"""Progress and the summary line. The tqdm bar draws on a terminal only; its postfix (MB/s) is refreshed
+"""Progress while a run goes on. The tqdm bar draws on a terminal only; its postfix (MB/s) is refreshed
 at most twice a second, so it costs nothing measurable per file."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import IO
+from typing import IO, Protocol
 
-from .models import Reporter, Result, Stats, Status
+from ..models import Result, Status
 
 
-class TqdmReporter(Reporter):
+class Reporter(Protocol):
+    """Progress as results arrive: one ``update`` per row, or ``advance`` by counts (what ``--procs``
+    workers send in batches)."""
+
+    def update(self, result: Result) -> None: ...
+
+    def advance(self, files: int, nbytes: int, failed: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Silent:
+    """The reporter of a quiet run, or of a run without a terminal."""
+
+    def update(self, result: Result) -> None:
+        return None
+
+    def advance(self, files: int, nbytes: int, failed: int) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class TqdmReporter:
     """Files done, files/s and MB/s on stderr."""
 
     def __init__(self, total: int | None = None, stream: IO[str] | None = None) -> None:
@@ -55,46 +79,5 @@ class TqdmReporter(Reporter):
 def reporter_for(stream: IO[str], quiet: bool, total: int | None = None) -> Reporter:
     """A bar when ``stream`` is a terminal and not ``quiet``; otherwise silence."""
     if quiet or not stream.isatty():
-        return Reporter()
+        return Silent()
     return TqdmReporter(total, stream)
-
-
-def _ms(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.1f} s"
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def summary(stats: Stats) -> str:
-    """One line a person can read, plus failures by kind when there are any."""
-    q = stats.latency.quantile
-    done = f"{stats.ok} ok"
-    for label, n in (
-        ("failed", stats.failed),
-        ("invalid", stats.invalid),
-        ("skipped", stats.skipped),
-        ("duplicate", stats.duplicate),
-    ):
-        if n or label == "failed":
-            done += f", {n} {label}"
-    line = (
-        f"{done} · {_size(stats.bytes)} in {stats.wall_s:.2f} s · {stats.files_per_s:,.0f} files/s · "
-        f"{stats.mb_per_s:.2f} MB/s · latency p50 {_ms(q(0.5))}, p95 {_ms(q(0.95))}, p99 {_ms(q(0.99))}"
-        f" · {stats.backend}, -c {stats.concurrency}"
-    )
-    if stats.failures:
-        kinds = ", ".join(f"{k} {v}" for k, v in sorted(stats.failures.items(), key=lambda kv: -kv[1]))
-        line += f"\nfailures by kind: {kinds}"
-    if stats.aborted:
-        line += f"\nrun aborted: {stats.aborted}"
-    elif stats.interrupted:
-        line += "\ninterrupted: rerun the same command to resume"
-    return line

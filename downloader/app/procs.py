@@ -3,9 +3,10 @@
 A shard is every row whose URL digest is k modulo N (invalid rows: whose line number is), so duplicates of
 a URL always meet in the same worker and no two workers ever write the same file. Each worker reads the
 list itself and drops other shards' rows before making a path (the costly part of a row), runs its own
-engine with ``-c / N`` slots, and appends to ``OUT/.manifest-K.jsonl``; the parent merges those into
-``manifest.jsonl`` afterwards (and before starting, should a crashed run have left any), sums the
-statistics, and draws the only progress bar from counts the workers send four times a second.
+engine with ``-c / N`` slots, and appends to its own part of the manifest (``manifest.part_name``);
+the parent merges those into ``manifest.jsonl`` afterwards (and before starting, should a crashed run
+have left any), sums the statistics, and draws the only progress bar from counts the workers send
+four times a second.
 
 Signals: the parent owns them. Its first Ctrl-C or SIGTERM asks every worker to stop cleanly (SIGTERM);
 a second kills them. Workers ignore SIGINT, so a terminal's Ctrl-C reaches them only through the parent.
@@ -16,26 +17,20 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
-import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
-from .config import Config
-from .engine import MANIFEST, STATS, Engine
-from .inputs import jobs_from_source
-from .models import Job, Reporter, Result, Stats, Status
-from .sink import prepare_out, write_stats
+from ..manifest import STATS, merge_parts, part_name, write_stats
+from ..models import Result, Stats, Status
+from ..spec import RunSpec
+from ..writers.files import prepare_out
+from .assemble import OnInterrupt, build_engine, list_jobs, run
+from .progress import Reporter
 
-PART_GLOB = ".manifest-*.jsonl"
 MIN_ROWS_PER_PROC = 10_000
 """A list shorter than this per process is not worth another process's start-up."""
-
-Runner = Callable[[Engine, Iterable[Job]], Stats]
-"""Runs an engine over jobs on an event loop, signals handled (the CLI's, injected from above)."""
 
 
 def usable_cpus() -> int:
@@ -60,19 +55,7 @@ def split(total: int, parts: int) -> list[int]:
     return [max(1, total // parts + (i < total % parts)) for i in range(parts)]
 
 
-def merge_parts(out: Path) -> None:
-    """Append the workers' manifests to ``manifest.jsonl`` and remove them."""
-    parts = sorted(out.glob(PART_GLOB))
-    if not parts:
-        return
-    with (out / MANIFEST).open("ab") as whole:
-        for part in parts:
-            with part.open("rb") as fh:
-                shutil.copyfileobj(fh, whole)
-            part.unlink()
-
-
-class Tally(Reporter):
+class Tally:
     """A worker's progress, sent to the parent in batches (a message per row would cost more than it)."""
 
     def __init__(self, channel: Any, every: float = 0.25) -> None:
@@ -93,60 +76,69 @@ class Tally(Reporter):
             self._files = self._bytes = self._failed = 0
         self._next = time.monotonic() + self._every
 
+    def advance(self, files: int, nbytes: int, failed: int) -> None:  # pragma: no cover - a worker's own
+        return None
+
     def close(self) -> None:
         self._send()
 
 
 @dataclasses.dataclass(frozen=True)
 class Shard:
-    """What one worker needs: its number, its configuration (with ``shard`` set) and how to read the list."""
+    """What one worker needs: its number, its spec (with ``shard`` set) and the list to read."""
 
     k: int
-    config: Config
+    spec: RunSpec
     source: str
-    reading: dict[str, Any]
 
 
-def _worker(shard: Shard, runner: Runner, progress: Any, results: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards Ctrl-C as SIGTERM
+def _worker(shard: Shard, progress: Any, results: Any) -> None:
+    """A worker process: its parent forwards Ctrl-C as SIGTERM, which stops it cleanly; a second one
+    is the parent's to escalate (SIGKILL)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    config = shard.config
-    engine = Engine(config, reporter=Tally(progress), manifest=f".manifest-{shard.k}.jsonl", stats_file=None)
-    jobs = jobs_from_source(shard.source, config.naming, **shard.reading)
+    spec = shard.spec
+    engine = build_engine(spec, manifest=part_name(shard.k), stats_file=None)
+    jobs = list_jobs(spec, shard.source)
     try:
-        stats = runner(engine, jobs)
+        stats = run(spec, engine, jobs, progress=Tally(progress), on_interrupt=_ignore, signals=("SIGTERM",))
     finally:
         jobs.close()
     results.put(stats)
 
 
+def _ignore(n: int) -> None:
+    return None
+
+
 def run_sharded(
-    config: Config, source: str, reading: dict[str, Any], *, procs: int, runner: Runner, bar: Reporter
+    spec: RunSpec, source: str, *, procs: int, bar: Reporter, on_interrupt: OnInterrupt | None = None
 ) -> Stats:
     """Download ``source`` with ``procs`` worker processes; returns the summed statistics."""
-    prepare_out(config.out)
-    merge_parts(config.out)
+    out = spec.output.out
+    prepare_out(out)
+    merge_parts(out)
     import multiprocessing  # only a run with --procs above 1 needs it
 
     ctx = multiprocessing.get_context("spawn")
     progress, results = ctx.Queue(), ctx.Queue()
     workers = []
-    for k, slots in enumerate(split(config.concurrency, procs)):
-        shard_config = dataclasses.replace(config, concurrency=slots, shard=(k, procs))
-        args = (Shard(k, shard_config, source, reading), runner, progress, results)
+    for k, slots in enumerate(split(spec.limits.concurrency, procs)):
+        shard = Shard(k, spec.replace(concurrency=slots, shard=(k, procs)), source)
+        args = (shard, progress, results)
         workers.append(ctx.Process(target=_worker, args=args, name=f"downloader-{k}", daemon=True))
     started = time.monotonic()
-    stats = Stats(backend=config.backend, concurrency=config.concurrency)
-    with SignalsForwarded(workers, stats):
+    stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
+    with SignalsForwarded(workers, stats, on_interrupt):
         for w in workers:
             w.start()
         collected = _collect(workers, progress, results, bar, stats)
     stats.wall_s = time.monotonic() - started
     bar.close()
-    merge_parts(config.out)
+    merge_parts(out)
     if collected < procs and not stats.interrupted:
         stats.aborted = stats.aborted or f"{procs - collected} worker process(es) died"
-    write_stats(config.out / STATS, stats)
+    write_stats(out / STATS, stats)
     return stats
 
 
@@ -168,25 +160,25 @@ def _collect(workers: list[Any], progress: Any, results: Any, bar: Reporter, sta
 
 
 def _drain_progress(progress: Any, bar: Reporter) -> None:
-    advance = getattr(bar, "advance", None)
     while True:
         try:
             files, nbytes, failed = progress.get_nowait()
         except queue.Empty:
             return
-        if advance is not None:
-            advance(files, nbytes, failed)
+        bar.advance(files, nbytes, failed)
 
 
 class SignalsForwarded:
     """First SIGINT/SIGTERM: ask the workers to stop (SIGTERM); a second: kill them."""
 
-    def __init__(self, workers: list[Any], stats: Stats) -> None:
-        self.workers, self.stats = workers, stats
+    def __init__(self, workers: list[Any], stats: Stats, on_interrupt: OnInterrupt | None) -> None:
+        self.workers, self.stats, self.on_interrupt = workers, stats, on_interrupt
         self.previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: object) -> None:
         sig = signal.SIGKILL if self.stats.interrupted else signal.SIGTERM
+        if not self.stats.interrupted and self.on_interrupt is not None:
+            self.on_interrupt(1)  # a second one is answered here, by killing the workers
         self.stats.interrupted = True
         for w in self.workers:
             if w.pid is not None and w.is_alive():

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import DownloadError, HostDown
-from .models import Job
+from ..errors import DownloadError, HostDown
+from ..models import Job
 
 if TYPE_CHECKING:
     from aiolimiter import AsyncLimiter

@@ -1,0 +1,98 @@
+"""A run assembled from the spec: the output, the backend and the engine are built here and nowhere else,
+for the CLI, the library and ``--procs`` workers alike; and the one way a run is awaited (progress fed,
+signals turned into a clean stop)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable, Sequence
+
+from ..backends import create_backend
+from ..backends.base import Backend
+from ..engine.engine import Engine, OnDone
+from ..inputs import jobs_from_source
+from ..loop import run_loop, with_signals
+from ..manifest import MANIFEST, STATS
+from ..models import Job, Stats
+from ..spec import RunSpec
+from ..stages import Stage, StagedOutput
+from ..writers import Output
+from ..writers.files import FilesOutput
+from .progress import Reporter, Silent
+
+OnInterrupt = Callable[[int], None]
+"""Told of the n-th SIGINT/SIGTERM (n from 1) after the run has reacted: the first stops it cleanly."""
+
+
+def build_output(spec: RunSpec, stage: Stage | None = None) -> Output:
+    """Where samples land: files in OUT, behind the stage when there is one."""
+    out = spec.output
+    files = FilesOutput(out.out, fix_ext=out.fix_ext, chunk_size=spec.network.chunk_size)
+    return files if stage is None else StagedOutput(files, stage)
+
+
+def build_engine(
+    spec: RunSpec,
+    *,
+    backend: Backend | None = None,
+    stage: Stage | None = None,
+    on_done: Sequence[OnDone] = (),
+    manifest: str = MANIFEST,
+    stats_file: str | None = STATS,
+) -> Engine:
+    """The engine for ``spec``; ``backend`` replaces the one the spec names (a library caller's own)."""
+    backend = backend or create_backend(spec.transport(), build_output(spec, stage))
+    return Engine(spec, backend, on_done=on_done, manifest=manifest, stats_file=stats_file)
+
+
+def list_jobs(spec: RunSpec, source: str) -> Generator[Job, None, None]:
+    """The jobs of a list file (or ``-``), read lazily with the spec's input settings."""
+    i = spec.input
+    return jobs_from_source(
+        source,
+        spec.naming,
+        input_format=i.input_format,
+        url_column=i.url_column,
+        keep_columns=i.keep_columns,
+        name_column=i.name_column,
+    )
+
+
+async def arun(
+    engine: Engine,
+    jobs: Iterable[Job],
+    *,
+    progress: Reporter | None = None,
+    on_interrupt: OnInterrupt | None = None,
+    signals: tuple[str, ...] = ("SIGINT", "SIGTERM"),
+) -> Stats:
+    """Run ``engine`` over ``jobs``. With ``on_interrupt``, the named signals stop the run cleanly (the
+    first) and are reported to it; without, no handler is installed (a library caller's loop)."""
+    bar = progress or Silent()
+    engine.on_done.insert(0, bar.update)
+
+    def interrupted(n: int) -> None:
+        if n == 1:
+            engine.stop()
+        if on_interrupt is not None:
+            on_interrupt(n)
+
+    try:
+        if on_interrupt is None:
+            return await engine.run(jobs)
+        return await with_signals(engine.run(jobs), interrupted, signals)
+    finally:
+        bar.close()
+
+
+def run(
+    spec: RunSpec,
+    engine: Engine,
+    jobs: Iterable[Job],
+    *,
+    progress: Reporter | None = None,
+    on_interrupt: OnInterrupt | None = None,
+    signals: tuple[str, ...] = ("SIGINT", "SIGTERM"),
+) -> Stats:
+    """``arun`` on a loop of its own, of the kind the spec chooses."""
+    coro = arun(engine, jobs, progress=progress, on_interrupt=on_interrupt, signals=signals)
+    return run_loop(coro, spec.performance.loop)

@@ -1,0 +1,82 @@
+"""The runs a user asks for: a list file (on one loop or ``--procs`` processes), the failed rows of an
+earlier run, and the demo against the embedded origin. The list file is checked and counted once here,
+before any work, and each process then reads it once."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+from ..inputs import count_rows
+from ..loop import run_loop
+from ..manifest import MANIFEST, jobs_from_manifest
+from ..models import Stats
+from ..sources import jobs_from_urls
+from ..spec import RunSpec
+from .assemble import OnInterrupt, arun, build_engine, list_jobs, run
+from .procs import default_procs, run_sharded
+from .progress import Reporter, Silent
+
+
+def _silent(total: int | None) -> Reporter:
+    return Silent()
+
+
+@dataclass(frozen=True)
+class Ui:
+    """What the caller (the CLI) plugs into a run: a progress reporter made once the total is known, and
+    what to do on an interrupt. The application itself neither prints nor exits."""
+
+    progress: Callable[[int | None], Reporter] = _silent
+    on_interrupt: OnInterrupt | None = None
+    announce: Callable[[str], None] = field(default=lambda text: None)
+
+
+def fetch_list(spec: RunSpec, source: str, ui: Ui) -> Stats:
+    """Download every row of ``source`` (a path, or ``-`` for stdin) into the spec's OUT."""
+    jobs = list_jobs(spec, source)
+    try:
+        first = next(jobs, None)  # a missing column or an unreadable file is a usage error, before any work
+    except OSError as exc:
+        raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
+    rows = count_rows(source, spec.input.input_format)
+    bar = ui.progress(rows)
+    procs = spec.performance.procs or default_procs(rows, source)
+    if procs > 1:
+        jobs.close()
+        return run_sharded(spec, source, procs=procs, bar=bar, on_interrupt=ui.on_interrupt)
+    engine = build_engine(spec)
+    try:
+        chained = itertools.chain([first] if first else [], jobs)
+        return run(spec, engine, chained, progress=bar, on_interrupt=ui.on_interrupt)
+    finally:
+        jobs.close()
+
+
+def retry_failed(spec: RunSpec, ui: Ui) -> Stats:
+    """Fetch again each URL whose latest row in OUT's manifest failed."""
+    out = spec.output.out
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        raise UsageError(f"--retry-failed: no manifest at {manifest}")
+    jobs = jobs_from_manifest(manifest, out, spec.naming)
+    return run(spec, build_engine(spec), jobs, progress=ui.progress(None), on_interrupt=ui.on_interrupt)
+
+
+def demo(spec: RunSpec, count: int, latency: float, ui: Ui) -> Stats:
+    """Download ``count`` images from the embedded origin (loopback, a random port)."""
+    from ..origin import Origin  # aiohttp's server: only the demo needs it
+
+    async def go() -> Stats:
+        async with Origin(latency=latency) as origin:
+            ui.announce(
+                f"origin: {origin.base} serving {len(origin.images)} images, "
+                f"{latency * 1000:.0f} ms latency; {count} URLs → {spec.output.out}"
+            )
+            engine = build_engine(spec)
+            jobs = jobs_from_urls(origin.urls(count), spec.naming)
+            return await arun(engine, jobs, progress=ui.progress(count), on_interrupt=ui.on_interrupt)
+
+    return run_loop(go(), spec.performance.loop)

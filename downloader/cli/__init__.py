@@ -1,0 +1,327 @@
+"""The command line: ``downloader fetch``, ``demo``, ``bench`` and ``origin``. Commands only: the options
+come from the run spec (``cli.options``), the runs from the application layer (``app``).
+
+The only package that prints or exits; exit codes are the error classes' own (``errors.ExitCode``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+import cloup
+
+from ..backends import backend_names
+from ..errors import ExitCode
+from ..spec import Content, Input, Limits, Network, Output, Performance, Retries, RunSpec, Timeouts
+from ..version import __version__
+from .options import DISPLAY, guarded, spec_options, split_params
+
+if TYPE_CHECKING:  # the application loads only when a command runs: --help stays fast
+    from ..app.progress import Reporter
+    from ..app.run import Ui
+    from ..models import Stats
+
+RUN_GROUPS = (Output, Network, Timeouts, Retries, Content, Limits, Performance)
+
+
+def exit_code(stats: Stats) -> int:
+    if stats.interrupted:
+        return ExitCode.INTERRUPTED
+    if stats.aborted:
+        return ExitCode.ABORTED
+    return ExitCode.OK if stats.all_ok else ExitCode.FAILED
+
+
+def on_interrupt(n: int) -> None:
+    """The first Ctrl-C stops the run cleanly (the application has already asked it to); a second
+    ends the process at once."""
+    if n == 1:
+        click.echo("\ninterrupted: finishing cleanly (Ctrl-C again to quit at once)", err=True)
+        return
+    click.echo("interrupted again: exiting now", err=True)
+    os._exit(ExitCode.INTERRUPTED)
+
+
+def make_ui(quiet: bool) -> Ui:
+    from ..app.progress import reporter_for
+    from ..app.run import Ui
+
+    def progress(total: int | None) -> Reporter:
+        return reporter_for(sys.stderr, quiet, total)
+
+    def announce(text: str) -> None:
+        if not quiet:
+            click.echo(text)
+
+    return Ui(progress=progress, on_interrupt=on_interrupt, announce=announce)
+
+
+def finish(stats: Stats, quiet: bool) -> None:
+    from ..app.summary import summary
+
+    if not quiet:
+        click.echo(summary(stats))
+    sys.exit(exit_code(stats))
+
+
+@cloup.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="downloader")
+def main() -> None:
+    """Download large lists of image URLs concurrently, fast, politely and without losing anything.
+
+    \b
+    Examples:
+      downloader demo                                   # a local origin, a few hundred images
+      downloader fetch urls.txt -o out/                 # one URL per line
+      cat urls.txt | downloader fetch - -o out/ -c 128 --backend threads
+      downloader bench --demo                           # compare the backends
+    """
+
+
+RETRY_FAILED = cloup.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Fetch only the URLs whose latest row in OUT/manifest.jsonl failed (then LIST is not given).",
+)
+
+
+@main.command()
+@cloup.argument("list_file", metavar="LIST", required=False)
+@spec_options(Input, *RUN_GROUPS, extra={"Input": [RETRY_FAILED], "Display": DISPLAY})
+@guarded
+def fetch(list_file: str | None, *, retry_failed: bool, quiet: bool, **params: Any) -> None:
+    """Download every URL in LIST (a file, or - for stdin) into OUT.
+
+    LIST is plain text (one URL per line; blank lines and # comments skipped), CSV, TSV, JSON Lines or
+    Parquet, each also gzip'd; the format comes from the file name (or --input-format). Files are written as
+    NAME.part and renamed when complete; OUT/manifest.jsonl gets one row per input row and OUT/stats.json
+    the totals. Rerunning the same command skips what is already complete.
+
+    \b
+    Examples:
+      downloader fetch urls.txt -o out/
+      downloader fetch urls.txt -o out/ -c 128 --backend threads --timeout 30
+      downloader fetch - -o out/ -q < urls.txt
+      downloader fetch images.csv.gz --url-column image_url --keep-columns caption,id --name-column id
+      downloader fetch --retry-failed -o out/          # only what failed last time
+    """
+    from ..app.run import fetch_list
+    from ..app.run import retry_failed as retry
+
+    spec = RunSpec.from_options(**split_params(params))
+    ui = make_ui(quiet)
+    if retry_failed:
+        if list_file is not None:
+            raise click.UsageError("give LIST or --retry-failed (which reads OUT/manifest.jsonl), not both")
+        stats = retry(spec, ui)
+    else:
+        if list_file is None:
+            raise click.UsageError("Missing argument 'LIST' (a file of URLs, or - for stdin).")
+        if list_file != "-" and not os.path.isfile(list_file):
+            raise click.UsageError(f"no such list file: {list_file}")
+        stats = fetch_list(spec, list_file, ui)
+    finish(stats, quiet)
+
+
+DEMO_OUT = {
+    "default": None,
+    "show_default": False,
+    "help": "Output folder [default: a temporary folder, removed afterwards].",
+}
+DEMO_OWN = [
+    cloup.option(
+        "-n",
+        "--count",
+        type=click.IntRange(min=1),
+        default=300,
+        show_default=True,
+        help="How many URLs to download.",
+    ),
+    cloup.option(
+        "--latency",
+        type=click.FloatRange(min=0),
+        default=0.02,
+        show_default=True,
+        help="Simulated server latency per response, in seconds.",
+    ),
+]
+
+
+@main.command()
+@spec_options(*RUN_GROUPS, extra={"Demo": DEMO_OWN, "Display": DISPLAY}, out=DEMO_OUT)
+@guarded
+def demo(count: int, latency: float, quiet: bool, **params: Any) -> None:
+    """Download COUNT images from an embedded local origin and report throughput.
+
+    The origin serves the images in fixtures/ on 127.0.0.1 (a random port) with a little latency, so no
+    internet is needed. Without -o the files go to a temporary folder that is removed afterwards.
+
+    \b
+    Examples:
+      downloader demo
+      downloader demo -n 2000 -c 128 --backend threads --latency 0.05
+    """
+    import tempfile
+
+    from ..app.run import demo as run_demo
+
+    settings = split_params(params)
+    with tempfile.TemporaryDirectory(prefix="downloader-demo-") as tmp:
+        settings["out"] = settings["out"] or Path(tmp)
+        stats = run_demo(RunSpec.from_options(**settings), count, latency, make_ui(quiet))
+    finish(stats, quiet)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True)
+@click.option("--latency", type=click.FloatRange(min=0), default=0.02, show_default=True)
+@click.option("--loop", type=click.Choice(["auto", "uvloop", "asyncio"]), default="auto")
+@click.option("--debug", is_flag=True)
+@guarded
+def origin(host: str, port: int, latency: float, loop: str, debug: bool) -> None:
+    """Serve the fixture images on HOST:PORT until interrupted (a local origin for trials).
+
+    Any path /img/<anything>/<fixture name> serves that fixture.
+    """
+    from ..loop import run_loop
+    from ..origin import Origin, serve_forever
+
+    served = Origin(latency=latency, host=host, port=port)
+    click.echo(f"serving {len(served.images)} images on http://{host}:{port}/img/<n>/<name>", err=True)
+    run_loop(serve_forever(served), loop)
+
+
+@main.command()
+@click.argument(
+    "list_file",
+    metavar="[LIST]",
+    required=False,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
+@click.option("--demo", is_flag=True, help="Bench against the embedded origin (in a process of its own).")
+@click.option(
+    "-n",
+    "--count",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="With --demo: how many URLs.",
+)
+@click.option(
+    "--latency",
+    type=click.FloatRange(min=0),
+    default=0.02,
+    show_default=True,
+    help="With --demo: simulated server latency per response, in seconds.",
+)
+@click.option(
+    "--backends",
+    default=",".join(backend_names()),
+    show_default=True,
+    help="Comma-separated backends to compare.",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    "concurrencies",
+    default="8,32,128",
+    show_default=True,
+    help="Comma-separated concurrencies to try.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Runs per combination; the table shows medians.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every run and the medians to this JSON file.",
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Draw files/s against -c as a PNG (needs downloader[plot]).",
+)
+@click.option(
+    "--run-timeout",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Kill a run after this many seconds (0: never).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@guarded
+def bench(
+    *,
+    list_file: Path | None,
+    demo: bool,
+    count: int,
+    latency: float,
+    backends: str,
+    concurrencies: str,
+    repeat: int,
+    json_path: Path | None,
+    plot_path: Path | None,
+    run_timeout: float,
+    debug: bool,
+) -> None:
+    """Compare backends and concurrencies on LIST (or --demo): files/s, MB/s, latency, CPU, memory.
+
+    Every combination runs `downloader fetch` in a fresh process into a fresh temporary folder (removed
+    afterwards), round-robin over the repeats, so CPU time and peak memory are the kernel's figures for
+    that run alone. Prints a table of medians, each row's files/s relative to the best; failures are
+    totals over the repeats. Exit 0 when every run downloaded every URL, else 1.
+
+    \b
+    Examples:
+      downloader bench --demo
+      downloader bench --demo -n 500 --backends aiohttp,threads -c 16,64 --repeat 1
+      downloader bench urls.txt --repeat 5 --json bench.json --plot bench.png
+    """
+    import signal
+    import threading
+
+    from .. import bench as b
+
+    if (list_file is None) != demo:
+        raise click.UsageError("give either a LIST or --demo")
+    if plot_path is not None:
+        try:
+            b.check_plot()
+        except ImportError as exc:
+            raise click.UsageError(str(exc)) from None
+    names, levels = b.parse_backends(backends), b.parse_concurrencies(concurrencies)
+    trials = b.plan(names, levels, repeat)
+    where = f"{count} URLs, embedded origin, {latency * 1000:g} ms latency" if demo else str(list_file)
+    click.echo(f"bench: {len(trials)} runs over {where}", err=True)
+    runs = []
+    # SIGTERM unwinds like Ctrl-C, so neither the origin nor a fetch child outlives the bench
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
+    try:
+        with b.list_source(list_file, count, latency) as urls:
+            env = b.local_env() if demo else None
+            for i, run in enumerate(b.run_all(urls, trials, run_timeout or None, env), 1):
+                runs.append(run)
+                click.echo(b.format_run(i, len(trials), run), err=True)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    rows = b.summarise(runs)
+    click.echo(b.format_table(rows))
+    if json_path is not None:
+        settings = {"list": where, "backends": names, "concurrencies": levels, "repeat": repeat}
+        b.write_json(json_path, runs, rows, settings | {"python": sys.version, "cpus": os.cpu_count()})
+    if plot_path is not None:
+        b.plot(rows, plot_path, f"{where}; median of {repeat}")
+    sys.exit(ExitCode.OK if all(r.completed for r in runs) else ExitCode.FAILED)

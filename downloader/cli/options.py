@@ -1,0 +1,151 @@
+"""Command-line options generated from the run spec's field metadata, grouped by topic in ``--help``.
+
+Grouped help comes from cloup (a maintained click extension: option groups are a first-class part of its
+help formatter and it stays a drop-in for click's decorators and ``CliRunner``); click-option-group and
+rich-click were the alternatives (the first is thinner but formats groups by patching click's help
+records; the second restyles all output and pulls in rich). The options themselves are written once, in
+``spec``: name, default, help, short flag, parser and range come from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import cloup
+
+from ..backends import backend_names
+from ..errors import ExitCode, RunAborted, UsageError
+from ..spec import GROUPS, Setting, setting_of
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+SPEC_NAMES = frozenset(f.name for g in GROUPS for f in dataclasses.fields(g))
+"""Every setting of the run spec; a command's other parameters (``-q``, ``LIST``) are its own."""
+
+
+def _parse(parser: Callable[[str], T]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            if isinstance(value, tuple):
+                return tuple(parser(v) for v in value)
+            return parser(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return callback
+
+
+def _type(f: dataclasses.Field[Any], s: Setting) -> Any:
+    """The click type of a field: a choice, a range for numbers, a path, or text."""
+    if s.choices:
+        return click.Choice(backend_names() if s.choices == ("@backends",) else s.choices)
+    base = str(f.type).split(" |")[0]
+    lowest = s.minimum
+    if base == "int":
+        return click.IntRange(min=None if lowest is None else int(lowest), min_open=s.above_minimum)
+    if base == "float":
+        return click.FloatRange(min=lowest, min_open=s.above_minimum)
+    if base == "Path":
+        return click.Path(file_okay=False, path_type=Path)
+    return None
+
+
+def make_option(f: dataclasses.Field[Any], s: Setting, **override: Any) -> Any:
+    """One click option for one spec field."""
+    decls = [s.short] if s.short else []
+    if f.name == "headers":  # one header per flag, collected into the tuple
+        decls += ["--header", "headers"]
+        kwargs: dict[str, Any] = {"multiple": True, "callback": _parse(s.parse or str)}
+    elif isinstance(f.default, bool):
+        decls.append("--" + f.name.replace("_", "-"))
+        kwargs = {"is_flag": True, "default": f.default}
+    else:
+        decls.append("--" + f.name.replace("_", "-"))
+        default = s.text_default if s.parse else f.default
+        kwargs = {"default": default, "show_default": default not in (None, "", ())}
+        if s.parse:
+            kwargs["callback"] = _parse(s.parse)
+        else:
+            kwargs["type"] = _type(f, s)
+    kwargs["help"] = s.help
+    kwargs.update(override)
+    return cloup.option(*decls, **kwargs)
+
+
+def spec_options(
+    *groups: type[Any], extra: dict[str, list[Any]] | None = None, **overrides: dict[str, Any]
+) -> Callable[[F], F]:
+    """Add the CLI settings of ``groups`` to a command, one help section per group title. ``extra``
+    adds a command's own options to a section; ``overrides`` changes one setting's option."""
+    sections: dict[str, list[Any]] = {}
+    for group in groups:
+        for f in dataclasses.fields(group):
+            s = setting_of(f)
+            if s.cli:
+                sections.setdefault(group.TITLE, []).append(make_option(f, s, **overrides.get(f.name, {})))
+    for title, options in (extra or {}).items():
+        sections.setdefault(title, []).extend(options)
+    decorators = [cloup.option_group(title, *options) for title, options in sections.items()]
+
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+DISPLAY = [
+    cloup.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; only errors."),
+    cloup.option("--debug", is_flag=True, help="Show tracebacks and debug logs."),
+]
+"""The display options every downloading command shares (not settings of the run)."""
+
+
+def split_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Take the run spec's settings out of a command's parameters (the rest stay for the command)."""
+    return {name: params.pop(name) for name in list(params) if name in SPEC_NAMES}
+
+
+def guarded(func: F) -> F:
+    """Errors become one line and their exit code; ``--debug`` shows the traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = bool(kwargs.get("debug"))
+        logging.basicConfig(
+            level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s"
+        )
+        try:
+            return func(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except UsageError as exc:
+            if debug:
+                raise
+            raise click.UsageError(str(exc)) from None
+        except RunAborted as exc:
+            if debug:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(ExitCode.INTERRUPTED)
+        except Exception as exc:
+            if debug:
+                raise
+            click.echo(f"error: {type(exc).__name__}: {exc} (--debug shows where)", err=True)
+            sys.exit(ExitCode.ABORTED)
+
+    return wrapper  # type: ignore[return-value]

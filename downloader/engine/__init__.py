@@ -1,0 +1,1 @@
+"""The engine floor: one event loop over one list's rows (scheduling, hosts, retries, results)."""

@@ -1,0 +1,403 @@
+"""The typed run spec: every setting of a run, written once, in small frozen groups.
+
+Each field carries its own metadata (help, short flag, how text is parsed, the smallest value), from which
+the CLI generates its options, grouped by topic, and ``help(downloader.download)`` its list of keywords:
+a setting's name, default and meaning live here and nowhere else. Each group goes only where it is
+needed: a backend gets a ``Transport`` (network, timeouts, content rules, pool sizes), never the naming
+rules; the engine gets the limits and retries. The library never reads the environment: the CLI passes
+environment variables in through click.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from .errors import UsageError
+from .models import Naming
+from .version import __version__
+
+DEFAULT_USER_AGENT = f"downloader/{__version__}"
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def parse_size(text: str) -> int:
+    """``100MB`` → 100_000_000; ``8MiB`` → 8_388_608; ``0`` means no limit."""
+    m = _SIZE.match(text)
+    if not m:
+        raise UsageError(f"not a size: {text!r} (try 100MB, 512KiB or 0)")
+    unit = (m.group(2) or "").lower()
+    binary = "i" in unit
+    letter = unit[:1] if unit[:1] in "kmgt" and unit else ""
+    scale = 1024 ** "_kmgt".index(letter) if binary and letter else _UNITS[letter]
+    return int(float(m.group(1)) * scale)
+
+
+def parse_min_speed(text: str) -> tuple[int, float]:
+    """``1024:30`` → at least 1024 bytes/s over any 30 s window; ``0`` switches the rule off."""
+    if text.strip() == "0":
+        return (0, 30.0)
+    rate, sep, window = text.partition(":")
+    try:
+        pair = (parse_size(rate), float(window) if sep else 30.0)
+    except ValueError:
+        raise UsageError(f"not a minimum speed: {text!r} (try 1024:30, bytes per second : window)") from None
+    if pair[1] <= 0:
+        raise UsageError(f"the minimum-speed window must be positive: {text!r}")
+    return pair
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """``'Referer: http://x/'`` → ``('Referer', 'http://x/')``."""
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip() or any(c in name for c in " \t\r\n"):
+        raise UsageError(f"not a header: {text!r} (try 'Name: value')")
+    if "\n" in value or "\r" in value:
+        raise UsageError(f"a header value cannot hold a line break: {text!r}")
+    return (name.strip(), value.strip())
+
+
+def parse_columns(text: str) -> tuple[str, ...]:
+    """``'caption, id'`` → ``('caption', 'id')``; ``*`` keeps every column."""
+    return tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+# -- field metadata ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """What a field needs to become a command-line option and a documented keyword."""
+
+    help: str
+    short: str | None = None
+    """A one-letter flag such as ``-o``."""
+    parse: Callable[[str], Any] | None = None
+    """Turns the option's text into the field's value (sizes, headers...)."""
+    text_default: str | None = None
+    """The default as a user types it, when ``parse`` is set."""
+    minimum: float | None = None
+    above_minimum: bool = False
+    """The value must be strictly greater than ``minimum``."""
+    choices: tuple[str, ...] | None = None
+    """``("@backends",)``: the CLI asks the backend registry (the ground floor cannot)."""
+    cli: bool = True
+    """False: a library-only setting (or one the run sets itself)."""
+    envvar: str | None = None
+
+
+def setting(default: Any, help: str, **meta: Any) -> Any:
+    """A field with a default and its ``Setting``; mutable defaults are not used, so no factory."""
+    return field(default=default, metadata={"setting": Setting(help, **meta)})
+
+
+def setting_of(f: dataclasses.Field[Any]) -> Setting:
+    found: Setting = f.metadata["setting"]
+    return found
+
+
+def _check(group: Any) -> None:
+    """Enforce each field's ``minimum`` and ``choices`` for library callers (click does it for the CLI)."""
+    for f in fields(group):
+        s, value = setting_of(f), getattr(group, f.name)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        low = s.minimum
+        if number and low is not None and (value < low or (s.above_minimum and value == low)):
+            word = "positive" if s.above_minimum and low == 0 else f"at least {low:g}"
+            raise UsageError(f"{f.name} must be {word}, not {value!r}")
+        if s.choices and s.choices[0] != "@backends" and value not in s.choices:
+            raise UsageError(f"{f.name} must be one of {', '.join(s.choices)}, not {value!r}")
+
+
+# -- the groups --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Output:
+    """Where files go and how they are named."""
+
+    TITLE: ClassVar[str] = "Output"
+    out: Path = setting(Path("downloads"), "Output folder; created when missing.", short="-o")
+    names: Literal["hashed", "plain"] = setting(
+        "hashed",
+        "hashed: NAME.<url-digest>.EXT, never colliding; plain: the URL's basename.",
+        choices=("hashed", "plain"),
+    )
+    layout: Literal["flat", "host", "shards"] = setting(
+        "flat",
+        "flat: OUT/NAME; host: OUT/HOST/NAME; shards: OUT/00000/000000123.jpg, 10,000 a folder.",
+        choices=("flat", "host", "shards"),
+    )
+    fix_ext: bool = setting(False, "Give each file the extension of its real type.")
+    overwrite: bool = setting(False, "Download again what an earlier run completed.")
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.out, Path):
+            object.__setattr__(self, "out", Path(self.out))
+        _check(self)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Input:
+    """How a list file is read (the CLI's ``fetch``; library callers pass URLs or rows)."""
+
+    TITLE: ClassVar[str] = "Input"
+    input_format: Literal["txt", "csv", "tsv", "jsonl", "parquet"] | None = setting(
+        None,
+        "Format of LIST (default: from its name; stdin is txt).",
+        choices=("txt", "csv", "tsv", "jsonl", "parquet"),
+    )
+    url_column: str = setting("url", "CSV/TSV/JSONL/Parquet column of URLs.")
+    keep_columns: tuple[str, ...] = setting(
+        (),
+        "Columns to carry into the manifest, comma-separated (* for all).",
+        parse=parse_columns,
+        text_default="",
+    )
+    name_column: str | None = setting(None, "Column whose value names each file (sanitised).")
+
+    def __post_init__(self) -> None:
+        if self.input_format is not None:
+            _check(self)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Network:
+    """How requests go out: the client, its identity, proxies and TLS."""
+
+    TITLE: ClassVar[str] = "Network"
+    backend: str = setting("aiohttp", "Download strategy.", choices=("@backends",))
+    user_agent: str = setting(DEFAULT_USER_AGENT, "User-Agent header (honest by default).")
+    headers: tuple[tuple[str, str], ...] = setting(
+        (), "Extra request header 'Name: value' (repeatable).", short="-H", parse=parse_header
+    )
+    proxy: str | None = setting(None, "Proxy URL (else HTTP(S)_PROXY from the environment).")
+    trust_env: bool = setting(True, "Honour HTTP(S)_PROXY / NO_PROXY from the environment.", cli=False)
+    insecure: bool = setting(False, "Do not verify TLS certificates.")
+    ca_bundle: str | None = setting(None, "PEM file of trusted certificate authorities.")
+    max_redirects: int = setting(10, "Redirects followed before a URL fails as redirect.", minimum=0)
+    chunk_size: int = setting(
+        256 * 1024,
+        "Bytes per read for the thread backends, and per write for large bodies.",
+        minimum=0,
+        above_minimum=True,
+        cli=False,
+    )
+
+    def __post_init__(self) -> None:
+        _check(self)
+        if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
+            raise UsageError(f"no such CA bundle: {self.ca_bundle}")
+
+    def request_headers(self) -> dict[str, str]:
+        """Headers sent with every request: honest UA, identity encoding, then the user's own."""
+        base = {"User-Agent": self.user_agent, "Accept-Encoding": "identity", "Accept": "image/*,*/*;q=0.8"}
+        for name, value in self.headers:
+            base[name] = value
+        return base
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Timeouts:
+    """How long an attempt and a URL may take."""
+
+    TITLE: ClassVar[str] = "Retries and timeouts"
+    connect_timeout: float = setting(10.0, "Seconds to connect.", minimum=0, above_minimum=True)
+    read_timeout: float = setting(
+        30.0, "Seconds of silence allowed within a body.", minimum=0, above_minimum=True
+    )
+    timeout: float = setting(120.0, "Seconds for one attempt, whole.", minimum=0, above_minimum=True)
+    deadline: float = setting(
+        600.0, "Seconds for one URL, all attempts and waits.", minimum=0, above_minimum=True
+    )
+    min_speed: tuple[int, float] = setting(
+        (1024, 30.0),
+        "BYTES:SECONDS; slower bodies fail as too_slow (0: off).",
+        parse=parse_min_speed,
+        text_default="1024:30",
+    )
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Retries:
+    """When a failed attempt is tried again."""
+
+    TITLE: ClassVar[str] = "Retries and timeouts"
+    retries: int = setting(
+        3, "Retries after a retryable failure (connection, timeout, 408, 429, 5xx).", minimum=0
+    )
+    backoff: float = setting(0.5, "Base of the exponential backoff (seconds, jittered).", minimum=0)
+    retry_after_max: float = setting(120.0, "A longer Retry-After fails the URL as rate_limited.", minimum=0)
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Content:
+    """What a body must be to be kept."""
+
+    TITLE: ClassVar[str] = "Content"
+    accept: Literal["images", "any"] = setting(
+        "images",
+        "images: the first bytes must be an image; any: keep every body.",
+        choices=("images", "any"),
+    )
+    max_size: int = setting(
+        100_000_000,
+        "Larger bodies fail as too_large (0: no limit).",
+        parse=parse_size,
+        text_default="100MB",
+        minimum=0,
+    )
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Limits:
+    """How much runs at once, and how politely."""
+
+    TITLE: ClassVar[str] = "Politeness and limits"
+    concurrency: int = setting(64, "Downloads in flight.", short="-c", minimum=1)
+    per_host: int = setting(0, "Connections per host:port (0: no cap).", minimum=0)
+    rate: float = setting(0.0, "Requests per second, overall (0: no limit).", minimum=0)
+    rate_per_host: float = setting(0.0, "Requests per second to each host:port (0: no limit).", minimum=0)
+    lookahead: int = setting(
+        1024, "Rows read ahead of the free slots, so one slow host cannot hold every slot.", minimum=0
+    )
+    host_down_after: int = setting(
+        5, "Consecutive connect failures before a host's other URLs fail fast (0: never).", minimum=0
+    )
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Performance:
+    """How the run uses the machine."""
+
+    TITLE: ClassVar[str] = "Performance"
+    loop: Literal["auto", "uvloop", "asyncio"] = setting(
+        "auto", "Event loop (auto: uvloop when installed).", choices=("auto", "uvloop", "asyncio")
+    )
+    procs: int | None = setting(
+        None,
+        "Worker processes, each an event loop over a shard of the list; -c is split among them "
+        "[default: the usable CPUs, fewer for lists under 10,000 rows per process, 1 for stdin].",
+        minimum=1,
+    )
+    shard: tuple[int, int] | None = setting(
+        None, "(k, n): this process downloads shard k of n of the list (set by --procs).", cli=False
+    )
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+
+GROUPS: tuple[type[Any], ...] = (Output, Input, Network, Timeouts, Retries, Content, Limits, Performance)
+"""Every group, in the order the help shows them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """A backend's share of the spec: the network, the timeouts, the content rules and its pool sizes."""
+
+    network: Network
+    timeouts: Timeouts
+    content: Content
+    slots: int
+    per_host: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunSpec:
+    """Everything a run needs, built once (by the CLI, by ``download(**options)``, or in a worker)."""
+
+    output: Output = field(default_factory=Output)
+    input: Input = field(default_factory=Input)
+    network: Network = field(default_factory=Network)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retries: Retries = field(default_factory=Retries)
+    content: Content = field(default_factory=Content)
+    limits: Limits = field(default_factory=Limits)
+    performance: Performance = field(default_factory=Performance)
+
+    @classmethod
+    def from_options(cls, **options: Any) -> RunSpec:
+        """Build from flat keywords (``concurrency=32, timeout=30``), naming any unknown one. Text is
+        accepted where the CLI takes text (``max_size="8MiB"``, ``headers={"Referer": ...}``)."""
+        owners = {f.name: (gf.name, g) for gf, g in _group_fields() for f in fields(g)}
+        unknown = sorted(set(options) - set(owners))
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(unknown)}")
+        values: dict[str, dict[str, Any]] = {}
+        for name, value in options.items():
+            attr, group = owners[name]
+            values.setdefault(attr, {})[name] = _coerce(group, name, value)
+        classes = {gf.name: g for gf, g in _group_fields()}
+        return cls(**{attr: classes[attr](**vals) for attr, vals in values.items()})
+
+    def replace(self, **options: Any) -> RunSpec:
+        """A copy with some flat settings changed (``spec.replace(concurrency=8, shard=(0, 2))``)."""
+        owners = {f.name: gf.name for gf, g in _group_fields() for f in fields(g)}
+        changes: dict[str, dict[str, Any]] = {}
+        for name, value in options.items():
+            changes.setdefault(owners[name], {})[name] = value
+        return dataclasses.replace(
+            self, **{a: dataclasses.replace(getattr(self, a), **c) for a, c in changes.items()}
+        )
+
+    @property
+    def naming(self) -> Naming:
+        return Naming(self.output.names, self.output.layout, self.performance.shard)
+
+    def transport(self) -> Transport:
+        return Transport(
+            self.network, self.timeouts, self.content, self.limits.concurrency, self.limits.per_host
+        )
+
+
+def _group_fields() -> Iterator[tuple[dataclasses.Field[Any], type[Any]]]:
+    by_name = {g.__name__: g for g in GROUPS}
+    for gf in fields(RunSpec):
+        yield gf, by_name[str(gf.type)]
+
+
+def _coerce(group: type[Any], name: str, value: Any) -> Any:
+    """A library caller's value in the field's own type: text parsed as the CLI would parse it."""
+    (f,) = [f for f in fields(group) if f.name == name]
+    s = setting_of(f)
+    if name == "headers" and isinstance(value, dict):
+        return tuple(value.items())
+    if s.parse is not None and isinstance(value, str):
+        if name == "headers":
+            return (s.parse(value),)
+        return s.parse(value)
+    if name == "headers":
+        return tuple(tuple(pair) for pair in value)
+    return value
+
+
+def options_doc() -> str:
+    """Every keyword of ``download()``, its default and its meaning, by group (for its docstring)."""
+    lines = []
+    for _gf, group in _group_fields():
+        lines.append(f"\n{group.TITLE}:")
+        for f in fields(group):
+            s = setting_of(f)
+            shown = s.text_default if s.text_default is not None else repr(f.default)
+            lines.append(f"    {f.name} (default {shown}): {s.help}")
+    return "\n".join(lines)

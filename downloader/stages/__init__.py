@@ -1,0 +1,99 @@
+"""The stage seam: work on a complete, checked body before it lands (bytes in, bytes and metadata out).
+
+A ``Stage`` sees the whole body of one sample once every check passed, and returns the bytes to store
+(the same, or re-encoded) and its type. ``StagedOutput`` wraps any ``Output`` with a stage, so every
+backend, sync or async, gets it without knowing: its writer keeps the body in memory, runs the stage at
+commit, and hands the result to the wrapped writer. With no stage nothing is wrapped and nothing costs.
+The CPU-heavy stages run ``process`` in worker processes; ``aprocess`` is how the loop awaits them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..writers import Output, SampleWriter, SyncSampleWriter
+
+
+@dataclass(slots=True)
+class Sample:
+    """A complete body, its sniffed type (``.jpg``, or None) and what a stage learned of it."""
+
+    body: bytes
+    kind: str | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Stage(Protocol):
+    def process(self, sample: Sample) -> Sample:
+        """Synchronous form, for worker threads and processes. Raises ``DownloadError`` to reject."""
+        ...
+
+    async def aprocess(self, sample: Sample) -> Sample:
+        """The loop's form: must not block the loop (hand CPU work to an executor)."""
+        ...
+
+
+class Passthrough:
+    """The stage of a run without one: the body as it came."""
+
+    def process(self, sample: Sample) -> Sample:
+        return sample
+
+    async def aprocess(self, sample: Sample) -> Sample:
+        return sample
+
+
+class _StagedWriter:
+    def __init__(self, inner: SampleWriter, stage: Stage) -> None:
+        self._inner, self._stage, self._pieces = inner, stage, list[bytes]()
+
+    async def write(self, piece: bytes) -> None:
+        self._pieces.append(piece)
+
+    async def commit(self, kind: str | None) -> str:
+        try:
+            sample = await self._stage.aprocess(Sample(b"".join(self._pieces), kind))
+        except BaseException:
+            await self._inner.abort()
+            raise
+        await self._inner.write(sample.body)
+        return await self._inner.commit(sample.kind)
+
+    async def abort(self) -> None:
+        self._pieces.clear()
+        await self._inner.abort()
+
+
+class _StagedSyncWriter:
+    def __init__(self, inner: SyncSampleWriter, stage: Stage) -> None:
+        self._inner, self._stage, self._pieces = inner, stage, list[bytes]()
+
+    def write(self, piece: bytes) -> None:
+        self._pieces.append(piece)
+
+    def commit(self, kind: str | None) -> str:
+        try:
+            sample = self._stage.process(Sample(b"".join(self._pieces), kind))
+        except BaseException:
+            self._inner.abort()
+            raise
+        self._inner.write(sample.body)
+        return self._inner.commit(sample.kind)
+
+    def abort(self) -> None:
+        self._pieces.clear()
+        self._inner.abort()
+
+
+class StagedOutput:
+    """``inner`` with ``stage`` run on each complete body before it lands."""
+
+    def __init__(self, inner: Output, stage: Stage) -> None:
+        self.inner, self.stage = inner, stage
+
+    def open(self, rel: str) -> SampleWriter:
+        return _StagedWriter(self.inner.open(rel), self.stage)
+
+    def open_sync(self, rel: str) -> SyncSampleWriter:
+        return _StagedSyncWriter(self.inner.open_sync(rel), self.stage)
