@@ -288,40 +288,66 @@ def bench(
       downloader bench --demo -n 500 --backends aiohttp,threads -c 16,64 --repeat 1
       downloader bench urls.txt --repeat 5 --json bench.json --plot bench.png
     """
-    import signal
-    import threading
-
     from .. import bench as b
 
     if (list_file is None) != demo:
         raise click.UsageError("give either a LIST or --demo")
+    _check_plot(b, plot_path)
+    names, levels = b.parse_backends(backends), b.parse_concurrencies(concurrencies)
+    trials = b.plan(names, levels, repeat)
+    where = f"{count} URLs, embedded origin, {latency * 1000:g} ms latency" if demo else str(list_file)
+    click.echo(f"bench: {len(trials)} runs over {where}", err=True)
+    runs = _bench_runs(
+        b, list_file=list_file, count=count, latency=latency, trials=trials, timeout=run_timeout, demo=demo
+    )
+    _bench_outputs(
+        b,
+        runs,
+        {"list": where, "backends": names, "concurrencies": levels, "repeat": repeat},
+        json_path,
+        plot_path,
+    )
+    sys.exit(ExitCode.OK if all(r.completed for r in runs) else ExitCode.FAILED)
+
+
+def _check_plot(b: Any, plot_path: Path | None) -> None:
     if plot_path is not None:
         try:
             b.check_plot()
         except ImportError as exc:
             raise click.UsageError(str(exc)) from None
-    names, levels = b.parse_backends(backends), b.parse_concurrencies(concurrencies)
-    trials = b.plan(names, levels, repeat)
-    where = f"{count} URLs, embedded origin, {latency * 1000:g} ms latency" if demo else str(list_file)
-    click.echo(f"bench: {len(trials)} runs over {where}", err=True)
+
+
+def _bench_runs(
+    b: Any, *, list_file: Path | None, count: int, latency: float, trials: Any, timeout: float, demo: bool
+) -> list[Any]:
+    """Every trial, in turn, each reported as it ends. SIGTERM unwinds like Ctrl-C, so neither the
+    origin nor a fetch child outlives the bench."""
+    import signal
+    import threading
+
     runs = []
-    # SIGTERM unwinds like Ctrl-C, so neither the origin nor a fetch child outlives the bench
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     try:
         with b.list_source(list_file, count, latency) as urls:
             env = b.local_env() if demo else None
-            for i, run in enumerate(b.run_all(urls, trials, run_timeout or None, env), 1):
+            for i, run in enumerate(b.run_all(urls, trials, timeout or None, env), 1):
                 runs.append(run)
                 click.echo(b.format_run(i, len(trials), run), err=True)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+    return runs
+
+
+def _bench_outputs(
+    b: Any, runs: list[Any], settings: dict[str, Any], json_path: Path | None, plot_path: Path | None
+) -> None:
+    """The table of medians on stdout; the JSON and the chart when asked for."""
     rows = b.summarise(runs)
     click.echo(b.format_table(rows))
     if json_path is not None:
-        settings = {"list": where, "backends": names, "concurrencies": levels, "repeat": repeat}
         b.write_json(json_path, runs, rows, settings | {"python": sys.version, "cpus": os.cpu_count()})
     if plot_path is not None:
-        b.plot(rows, plot_path, f"{where}; median of {repeat}")
-    sys.exit(ExitCode.OK if all(r.completed for r in runs) else ExitCode.FAILED)
+        b.plot(rows, plot_path, f"{settings['list']}; median of {settings['repeat']}")
