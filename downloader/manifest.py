@@ -50,6 +50,9 @@ def row_of(result: Result) -> dict[str, Any]:
         "ttfb_s": None if result.ttfb_s is None else round(result.ttfb_s, 6),
         "error": result.error,
     }
+    if result.meta:
+        for k, v in result.meta.items():
+            row.setdefault(k, v)
     if result.extra:
         for k, v in result.extra.items():
             row.setdefault(k, v)

@@ -55,6 +55,17 @@ class Job:
 
 
 @dataclass(slots=True)
+class Stored:
+    """Where a writer put a sample, relative to OUT; and, when a stage changed the body, the stored
+    bytes' size and sha256 and what the stage learned (width, height...)."""
+
+    path: str
+    bytes: int | None = None
+    sha256: str | None = None
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
 class Fetched:
     """What one successful attempt produced."""
 
@@ -64,6 +75,7 @@ class Fetched:
     content_type: str | None
     ttfb_s: float
     path: str
+    meta: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -84,6 +96,8 @@ class Result:
     ttfb_s: float | None = None
     error: str | None = None
     extra: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = None
+    """What a stage learned of the stored sample; written after the manifest's own fields."""
 
     @property
     def ok(self) -> bool:

@@ -3,6 +3,7 @@ backend writes through. Both are exercised for real, on every backend, with a to
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from aiohttp.test_utils import TestServer
@@ -51,7 +52,10 @@ async def test_a_stage_gets_each_whole_body_and_its_output_lands(
     rows = {r["url"]: r for r in manifest_rows(out)}
     ok, rejected = rows[urls[0]], rows[urls[1]]
     assert ok["status"] == "ok" and ok["path"].endswith(".tagged")  # the stage's type names the file
-    assert (out / ok["path"]).read_bytes() == TAG + JPEG
+    stored = (out / ok["path"]).read_bytes()
+    assert stored == TAG + JPEG
+    assert ok["bytes"] == len(stored) and ok["sha256"] == hashlib.sha256(stored).hexdigest()
+    assert ok["tagged"] is True  # what the stage learned lands in the row
     assert rejected["status"] == "failed" and rejected["kind"] == "not_image"
     assert "no PNG" in rejected["error"]
     assert sorted(p.name for p in out.iterdir() if p.suffix not in (".jsonl", ".json")) == [

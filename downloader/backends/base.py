@@ -17,7 +17,7 @@ from typing import Protocol, Self
 from urllib.parse import urlsplit
 
 from ..checks import BodyCheck, check_status
-from ..models import Fetched
+from ..models import Fetched, Stored
 from ..spec import Network, Transport
 from ..writers import Output
 
@@ -58,7 +58,7 @@ class Body:
 class Transfer:
     """The rules for one body, for sync and async callers alike: status, checks, result."""
 
-    __slots__ = ("check", "content_type", "rel", "status", "ttfb")
+    __slots__ = ("check", "content_type", "status", "stored", "ttfb")
 
     def __init__(self, transport: Transport, start: float, head: Head) -> None:
         self.ttfb = time.monotonic() - start
@@ -66,12 +66,14 @@ class Transfer:
         self.check = BodyCheck(transport, start, head.size)
         self.status = head.status
         self.content_type = head.headers.get("Content-Type")
-        self.rel = ""
+        self.stored = Stored("")
 
     def fetched(self) -> Fetched:
-        return Fetched(
-            self.status, self.check.received, self.check.sha256, self.content_type, self.ttfb, self.rel
-        )
+        """The attempt's result: the body as checked, or as a stage stored it."""
+        s, check = self.stored, self.check
+        size = check.received if s.bytes is None else s.bytes
+        sha = check.sha256 if s.sha256 is None else s.sha256
+        return Fetched(self.status, size, sha, self.content_type, self.ttfb, s.path, s.meta)
 
 
 class Proxies:
@@ -141,7 +143,7 @@ class StreamingBackend(ABC):
                     tr.check.feed(piece)
                     await writer.write(piece)
                 tr.check.finish()
-                tr.rel = await writer.commit(tr.check.kind)
+                tr.stored = await writer.commit(tr.check.kind)
             except BaseException:
                 await writer.abort()
                 raise

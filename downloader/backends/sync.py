@@ -291,7 +291,7 @@ class ThreadsBackend(_PoolBackend):
                     tr.check.feed(piece)
                     writer.write(piece)
                 tr.check.finish()
-                tr.rel = writer.commit(tr.check.kind)
+                tr.stored = writer.commit(tr.check.kind)
             except BaseException:
                 writer.abort()
                 raise

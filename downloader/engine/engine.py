@@ -292,6 +292,7 @@ class Engine:
             elapsed_s=time.monotonic() - start,
             ttfb_s=fetched.ttfb_s,
             extra=job.extra,
+            meta=fetched.meta,
         )
 
     def _retry_delay(

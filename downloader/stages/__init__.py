@@ -9,9 +9,11 @@ The CPU-heavy stages run ``process`` in worker processes; ``aprocess`` is how th
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..models import Stored
 from ..writers import Output, SampleWriter, SyncSampleWriter
 
 
@@ -51,14 +53,15 @@ class _StagedWriter:
     async def write(self, piece: bytes) -> None:
         self._pieces.append(piece)
 
-    async def commit(self, kind: str | None) -> str:
+    async def commit(self, kind: str | None) -> Stored:
+        body = b"".join(self._pieces)
         try:
-            sample = await self._stage.aprocess(Sample(b"".join(self._pieces), kind))
+            sample = await self._stage.aprocess(Sample(body, kind))
         except BaseException:
             await self._inner.abort()
             raise
         await self._inner.write(sample.body)
-        return await self._inner.commit(sample.kind)
+        return _described(await self._inner.commit(sample.kind), body, sample)
 
     async def abort(self) -> None:
         self._pieces.clear()
@@ -72,18 +75,27 @@ class _StagedSyncWriter:
     def write(self, piece: bytes) -> None:
         self._pieces.append(piece)
 
-    def commit(self, kind: str | None) -> str:
+    def commit(self, kind: str | None) -> Stored:
+        body = b"".join(self._pieces)
         try:
-            sample = self._stage.process(Sample(b"".join(self._pieces), kind))
+            sample = self._stage.process(Sample(body, kind))
         except BaseException:
             self._inner.abort()
             raise
         self._inner.write(sample.body)
-        return self._inner.commit(sample.kind)
+        return _described(self._inner.commit(sample.kind), body, sample)
 
     def abort(self) -> None:
         self._pieces.clear()
         self._inner.abort()
+
+
+def _described(stored: Stored, original: bytes, sample: Sample) -> Stored:
+    """``stored`` with the stored body's own size and sha256 when the stage changed it, and its meta."""
+    if sample.body is not original:
+        stored.bytes, stored.sha256 = len(sample.body), hashlib.sha256(sample.body).hexdigest()
+    stored.meta = sample.meta or None
+    return stored
 
 
 class StagedOutput:

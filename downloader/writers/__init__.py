@@ -1,7 +1,7 @@
 """The writer seam: where a sample lands.
 
 An ``Output`` opens one writer per sample; the writer takes the body piece by piece and then either
-commits (the sample is complete at its final name, returned relative to OUT) or aborts (nothing of it
+commits (the sample is complete at its final name, returned as a ``models.Stored``) or aborts (nothing of it
 remains). A final name never holds a partial body. Today's one implementation is ``files.FilesOutput``
 (a file per sample, ``.part`` and rename); dataset shards plug in here as further outputs.
 """
@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..models import Stored
+
 
 class SampleWriter(Protocol):
     """One sample's body, written from the event loop."""
 
     async def write(self, piece: bytes) -> None: ...
 
-    async def commit(self, kind: str | None) -> str:
-        """Finish the sample; ``kind`` is its sniffed type (``.png``) or None. Returns its path."""
+    async def commit(self, kind: str | None) -> Stored:
+        """Finish the sample; ``kind`` is its sniffed type (``.png``) or None. Says where it is."""
         ...
 
     async def abort(self) -> None: ...
@@ -28,7 +30,7 @@ class SyncSampleWriter(Protocol):
 
     def write(self, piece: bytes) -> None: ...
 
-    def commit(self, kind: str | None) -> str: ...
+    def commit(self, kind: str | None) -> Stored: ...
 
     def abort(self) -> None: ...
 

@@ -21,6 +21,7 @@ import aiofiles.os
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from ..errors import RunAborted, WriteError
+from ..models import Stored
 from ..names import with_extension
 
 T = TypeVar("T")
@@ -141,17 +142,17 @@ class SyncWriter:
         self._buf.clear()
         self._size = 0
 
-    def commit(self, kind: str | None) -> str:
-        """Put the complete body at its final name; returns that name relative to OUT."""
+    def commit(self, kind: str | None) -> Stored:
+        """Put the complete body at its final name (returned relative to OUT)."""
         final = self.target.final(kind)
         if self._fh is None:
             write_whole(self.part, final, self._buf)
-            return self.target.rel
+            return Stored(self.target.rel)
         self._spill()
         self._fh.close()
         self._fh = None
         _replace(self.part, final)
-        return self.target.rel
+        return Stored(self.target.rel)
 
     def abort(self) -> None:
         self._buf.clear()
@@ -271,7 +272,7 @@ class AsyncWriter:
         self._buf.clear()
         self._size = 0
 
-    async def commit(self, kind: str | None) -> str:
+    async def commit(self, kind: str | None) -> Stored:
         """Put the complete body at its final name (returned, relative to OUT). A cancel that arrives now
         waits for the last write and the rename (milliseconds) instead of abandoning them, so a file on
         disk always has its ``ok`` row."""
@@ -284,7 +285,7 @@ class AsyncWriter:
             await asyncio.shield(saving)
         except asyncio.CancelledError:
             await saving
-        return self.target.rel
+        return Stored(self.target.rel)
 
     async def _save(self, final: str) -> None:
         await self._spill()
