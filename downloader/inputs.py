@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -101,7 +102,7 @@ def count_rows(source: str, input_format: str | None = None) -> int | None:
     try:
         if fmt == "parquet":
             return _parquet_rows(source)
-        lines = _count_lines(source)
+        lines = _count_lines(source, skip_blank_and_comments=fmt == "txt")
     except (OSError, ValueError):
         return None
     return None if lines is None else max(0, lines - (fmt in _DIALECTS))
@@ -403,9 +404,14 @@ def _parquet_rows(source: str) -> int | None:
         return rows
 
 
-def _count_lines(source: str) -> int | None:
+_SKIPPED_LINE = re.compile(rb"\n(?=[\n#])")
+"""A newline that starts a blank or comment line: such lines are no rows of a text list."""
+
+
+def _count_lines(source: str, *, skip_blank_and_comments: bool = False) -> int | None:
     """Lines in a plain file (a last line without a newline counts), or None when it is too big to count
-    quickly."""
+    quickly. For a text list, blank lines and ``#`` comments at the start of a line are not counted, so
+    the bar's total is the number of URLs (a line of spaces, rare, still counts)."""
     path = Path(source)
     if path.stat().st_size > MAX_COUNT_BYTES:
         return None
@@ -413,5 +419,7 @@ def _count_lines(source: str) -> int | None:
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             lines += block.count(b"\n")
+            if skip_blank_and_comments:  # ``last`` joins the blocks; at the start it stands for line 1
+                lines -= len(_SKIPPED_LINE.findall(last + block))
             last = block[-1:]
     return lines + (last != b"\n")

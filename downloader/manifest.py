@@ -201,3 +201,27 @@ def _failed_jobs(manifest: Path, failed: DigestIndex, naming: Naming) -> Iterato
             line = row.get("line")
             extra = {k: v for k, v in row.items() if k not in MANIFEST_FIELDS}
             yield make_job(line if isinstance(line, int) else 0, row["url"], naming, extra=extra or None)
+
+
+def failed_rows(manifest: Path, out: Path) -> Iterator[dict[str, Any]]:
+    """The rows to show a person as failures: each URL whose latest row failed (once), and each invalid
+    input row (once per line, however many runs met it). Streams, in bounded memory."""
+    failed = earlier_outcomes(manifest, out, failed=True)
+    shown = DigestIndex(out)
+    try:
+        for row in read_manifest(manifest):
+            status = row.get("status")
+            if status == "failed":
+                d = _row_digest(row)
+                if d is None or d not in failed:
+                    continue
+                failed.discard(d)
+            elif status == "invalid":
+                if not shown.add(digest64(f"{row.get('line')}\x00{row['url']}")):
+                    continue
+            else:
+                continue
+            yield row
+    finally:
+        failed.close()
+        shown.close()

@@ -14,6 +14,9 @@ class Status(StrEnum):
     SKIPPED = "skipped"
     DUPLICATE = "duplicate"
     INVALID = "invalid"
+    NOT_STARTED = "not_started"
+    """The run stopped (interrupted, or aborted) before this row was done: not a failure, and a rerun
+    fetches it."""
 
 
 SHARD_SIZE = 10_000
@@ -139,6 +142,9 @@ class Histogram:
         return None  # pragma: no cover - unreachable: counts sum to n
 
 
+SHOWN_FAILURES = 10
+
+
 @dataclass
 class Stats:
     """Running totals for a run; ``as_dict`` is ``stats.json``."""
@@ -150,12 +156,15 @@ class Stats:
     skipped: int = 0
     duplicate: int = 0
     invalid: int = 0
+    not_started: int = 0
     bytes: int = 0
     wall_s: float = 0.0
     aborted: str | None = None
     interrupted: bool = False
     failures: dict[str, int] = field(default_factory=dict)
     latency: Histogram = field(default_factory=Histogram)
+    first_failures: list[tuple[str, str, str]] = field(default_factory=list)
+    """(url, kind, sentence) of the first ``SHOWN_FAILURES`` failed or invalid rows, to show a person."""
 
     def add(self, r: Result) -> None:
         if r.status is Status.OK:
@@ -166,6 +175,8 @@ class Stats:
             self.skipped += 1
         elif r.status is Status.DUPLICATE:
             self.duplicate += 1
+        elif r.status is Status.NOT_STARTED:
+            self.not_started += 1
         else:
             if r.status is Status.INVALID:
                 self.invalid += 1
@@ -173,20 +184,24 @@ class Stats:
                 self.failed += 1
             kind = r.kind or "unknown"
             self.failures[kind] = self.failures.get(kind, 0) + 1
+            if len(self.first_failures) < SHOWN_FAILURES:
+                self.first_failures.append((r.url, kind, r.error or ""))
 
     def absorb(self, other: Stats) -> None:
         """Add another process's totals (``--procs``); wall time stays this run's own."""
-        for name in ("ok", "failed", "skipped", "duplicate", "invalid", "bytes"):
+        for name in ("ok", "failed", "skipped", "duplicate", "invalid", "not_started", "bytes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for kind, count in other.failures.items():
             self.failures[kind] = self.failures.get(kind, 0) + count
         self.latency.absorb(other.latency)
+        room = SHOWN_FAILURES - len(self.first_failures)
+        self.first_failures.extend(other.first_failures[: max(0, room)])
         self.aborted = self.aborted or other.aborted
         self.interrupted = self.interrupted or other.interrupted
 
     @property
     def total(self) -> int:
-        return self.ok + self.failed + self.skipped + self.duplicate + self.invalid
+        return self.ok + self.failed + self.skipped + self.duplicate + self.invalid + self.not_started
 
     @property
     def all_ok(self) -> bool:
@@ -210,6 +225,7 @@ class Stats:
             "invalid": self.invalid,
             "skipped": self.skipped,
             "duplicate": self.duplicate,
+            "not_started": self.not_started,
             "bytes": self.bytes,
             "wall_s": round(self.wall_s, 4),
             "files_per_s": round(self.files_per_s, 2),

@@ -330,7 +330,7 @@ def test_an_exhausted_list_is_closed(tmp_path: Path) -> None:
 
 
 def test_count_rows(tmp_path: Path) -> None:
-    assert count_rows(write(tmp_path / "urls.txt", TEXT["txt"])) == 5  # every line, as the bar counts
+    assert count_rows(write(tmp_path / "urls.txt", TEXT["txt"])) == 3  # the URLs, not comments or blanks
     assert count_rows(write(tmp_path / "urls.csv", TEXT["csv"])) == 3
     assert count_rows(write(tmp_path / "urls.tsv", TEXT["tsv"].rstrip("\n"))) == 3  # no final newline
     assert count_rows(write(tmp_path / "urls.jsonl", TEXT["jsonl"])) == 3
@@ -427,3 +427,22 @@ def test_without_pyarrow_parquet_asks_for_the_extra(tmp_path: Path, monkeypatch:
     with pytest.raises(ValueError, match=r"pip install 'downloader\[parquet\]'"):
         jobs(source)
     assert count_rows(source) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "rows"),
+    [
+        ("# a list\nhttp://a/1\nhttp://a/2\n\n", 2),
+        ("\n\nhttp://a/1\n#c\nhttp://a/2", 2),
+        ("http://a/1", 1),
+        ("", 0),
+        ("#only\n", 0),
+        ("a\n\n\n\nb\n", 2),
+    ],
+)
+def test_a_text_list_counts_its_urls_not_its_blank_or_comment_lines(
+    tmp_path: Path, text: str, rows: int
+) -> None:
+    path = tmp_path / "urls.txt"
+    path.write_text(text)
+    assert count_rows(str(path)) == rows

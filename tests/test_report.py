@@ -17,7 +17,7 @@ class Tty(io.StringIO):
 def test_bar_only_on_a_terminal_and_not_quiet() -> None:
     assert isinstance(reporter_for(Tty(), quiet=False), TqdmReporter)
     assert type(reporter_for(Tty(), quiet=True)) is Silent
-    assert type(reporter_for(io.StringIO(), quiet=False)) is Silent
+    assert not isinstance(reporter_for(io.StringIO(), quiet=False), TqdmReporter)  # status lines there
 
 
 def test_bar_counts_files_and_failures() -> None:

@@ -4,6 +4,7 @@ signals turned into a clean stop)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Generator, Iterable, Sequence
 
 from ..backends import create_backend
@@ -69,6 +70,7 @@ async def arun(
     first) and are reported to it; without, no handler is installed (a library caller's loop)."""
     bar = progress or Silent()
     engine.on_done.insert(0, bar.update)
+    ticker = _Ticker(bar)
 
     def interrupted(n: int) -> None:
         if n == 1:
@@ -81,7 +83,24 @@ async def arun(
             return await engine.run(jobs)
         return await with_signals(engine.run(jobs), interrupted, signals)
     finally:
+        ticker.cancel()
         bar.close()
+
+
+class _Ticker:
+    """Calls ``bar.tick()`` once a second on the running loop, so progress shows in a quiet spell."""
+
+    def __init__(self, bar: Reporter) -> None:
+        self._bar = bar
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_later(1.0, self._tick)
+
+    def _tick(self) -> None:
+        self._bar.tick()
+        self._handle = self._loop.call_later(1.0, self._tick)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 def run(

@@ -15,6 +15,7 @@ a second kills them. Workers ignore SIGINT, so a terminal's Ctrl-C reaches them 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import queue
 import signal
@@ -23,11 +24,11 @@ import time
 from typing import Any
 
 from ..manifest import STATS, merge_parts, part_name, write_stats
-from ..models import Result, Stats, Status
+from ..models import Result, Stats
 from ..spec import RunSpec
 from ..writers.files import prepare_out
 from .assemble import OnInterrupt, build_engine, list_jobs, run
-from .progress import Reporter
+from .progress import Reporter, counts
 
 MIN_ROWS_PER_PROC = 10_000
 """A list shorter than this per process is not worth another process's start-up."""
@@ -60,24 +61,28 @@ class Tally:
 
     def __init__(self, channel: Any, every: float = 0.25) -> None:
         self._channel, self._every = channel, every
-        self._files = self._bytes = self._failed = 0
+        self._counts = [0, 0, 0, 0]
         self._next = time.monotonic() + every
 
     def update(self, result: Result) -> None:
-        self._files += 1
-        self._bytes += result.bytes if result.status is Status.OK else 0
-        self._failed += 0 if result.ok else 1
+        c = counts(result)
+        if c is not None:
+            self.advance(*c)
+
+    def advance(self, files: int, nbytes: int, failed: int, skipped: int = 0) -> None:
+        for i, n in enumerate((files, nbytes, failed, skipped)):
+            self._counts[i] += n
+        self.tick()
+
+    def tick(self) -> None:
         if time.monotonic() >= self._next:
             self._send()
 
     def _send(self) -> None:
-        if self._files:
-            self._channel.put((self._files, self._bytes, self._failed))
-            self._files = self._bytes = self._failed = 0
+        if any(self._counts):
+            self._channel.put(tuple(self._counts))
+            self._counts = [0, 0, 0, 0]
         self._next = time.monotonic() + self._every
-
-    def advance(self, files: int, nbytes: int, failed: int) -> None:  # pragma: no cover - a worker's own
-        return None
 
     def close(self) -> None:
         self._send()
@@ -90,6 +95,29 @@ class Shard:
     k: int
     spec: RunSpec
     source: str
+    log_level: int = logging.WARNING
+    log_file: str | None = None
+    """The parent's logging, repeated in the worker (a spawned process starts with none)."""
+
+
+def _parent_logging() -> tuple[int, str | None]:
+    """The level and log file the parent's ``downloader`` logger uses, for the workers to copy."""
+    logger = logging.getLogger("downloader")
+    files = [h.baseFilename for h in logger.handlers if isinstance(h, logging.FileHandler)]
+    stream_levels = [h.level for h in logger.handlers if not isinstance(h, logging.FileHandler)]
+    return min(stream_levels, default=logging.WARNING), files[0] if files else None
+
+
+def _worker_logging(shard: Shard) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    handlers[0].setLevel(shard.log_level)
+    if shard.log_file is not None:
+        to_file = logging.FileHandler(shard.log_file, encoding="utf-8")
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handlers.append(to_file)
+    logger = logging.getLogger("downloader")
+    logger.handlers, logger.propagate = handlers, False
+    logger.setLevel(logging.INFO if shard.log_file else shard.log_level)
 
 
 def _worker(shard: Shard, progress: Any, results: Any) -> None:
@@ -97,6 +125,7 @@ def _worker(shard: Shard, progress: Any, results: Any) -> None:
     is the parent's to escalate (SIGKILL)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _worker_logging(shard)
     spec = shard.spec
     engine = build_engine(spec, manifest=part_name(shard.k), stats_file=None)
     jobs = list_jobs(spec, shard.source)
@@ -123,8 +152,9 @@ def run_sharded(
     ctx = multiprocessing.get_context("spawn")
     progress, results = ctx.Queue(), ctx.Queue()
     workers = []
+    level, log_file = _parent_logging()
     for k, slots in enumerate(split(spec.limits.concurrency, procs)):
-        shard = Shard(k, spec.replace(concurrency=slots, shard=(k, procs)), source)
+        shard = Shard(k, spec.replace(concurrency=slots, shard=(k, procs)), source, level, log_file)
         args = (shard, progress, results)
         workers.append(ctx.Process(target=_worker, args=args, name=f"downloader-{k}", daemon=True))
     started = time.monotonic()
@@ -162,10 +192,11 @@ def _collect(workers: list[Any], progress: Any, results: Any, bar: Reporter, sta
 def _drain_progress(progress: Any, bar: Reporter) -> None:
     while True:
         try:
-            files, nbytes, failed = progress.get_nowait()
+            files, nbytes, failed, skipped = progress.get_nowait()
         except queue.Empty:
+            bar.tick()
             return
-        bar.advance(files, nbytes, failed)
+        bar.advance(files, nbytes, failed, skipped)
 
 
 class SignalsForwarded:

@@ -19,28 +19,54 @@ def _size(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def summary(stats: Stats) -> str:
-    """One line a person can read, plus failures by kind when there are any."""
+def summary(stats: Stats, out: str | None = None) -> str:
+    """The run in a few lines a person can read: the counts and rates, failures by kind, the first
+    failures themselves, and where the rest are (``out``: the run's output folder)."""
     q = stats.latency.quantile
-    done = f"{stats.ok} ok"
-    for label, n in (
-        ("failed", stats.failed),
-        ("invalid", stats.invalid),
-        ("skipped", stats.skipped),
-        ("duplicate", stats.duplicate),
-    ):
-        if n or label == "failed":
-            done += f", {n} {label}"
     line = (
-        f"{done} · {_size(stats.bytes)} in {stats.wall_s:.2f} s · {stats.files_per_s:,.0f} files/s · "
-        f"{stats.mb_per_s:.2f} MB/s · latency p50 {_ms(q(0.5))}, p95 {_ms(q(0.95))}, p99 {_ms(q(0.99))}"
+        f"{_counts(stats)} · {_size(stats.bytes)} in {stats.wall_s:.2f} s · {stats.files_per_s:,.0f} files/s"
+        f" · {stats.mb_per_s:.2f} MB/s · latency p50 {_ms(q(0.5))}, p95 {_ms(q(0.95))}, p99 {_ms(q(0.99))}"
         f" · {stats.backend}, -c {stats.concurrency}"
     )
     if stats.failures:
-        kinds = ", ".join(f"{k} {v}" for k, v in sorted(stats.failures.items(), key=lambda kv: -kv[1]))
+        kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.failures.items(), key=lambda kv: -kv[1]))
         line += f"\nfailures by kind: {kinds}"
+        line += _first_failures(stats, out)
     if stats.aborted:
         line += f"\nrun aborted: {stats.aborted}"
     elif stats.interrupted:
         line += "\ninterrupted: rerun the same command to resume"
     return line
+
+
+def _counts(stats: Stats) -> str:
+    """``948 ok, 0 failed, 1,052 not started (interrupted)``: ok and failed always, the rest when any."""
+    done = f"{stats.ok:,} ok"
+    for label, n in (
+        ("failed", stats.failed),
+        ("invalid", stats.invalid),
+        ("skipped", stats.skipped),
+        ("duplicate", stats.duplicate),
+        ("not started", stats.not_started),
+    ):
+        if n or label == "failed":
+            done += f", {n:,} {label}"
+    if stats.not_started:
+        done += " (interrupted)" if stats.interrupted else " (run aborted)"
+    return done
+
+
+def _first_failures(stats: Stats, out: str | None) -> str:
+    shown = stats.first_failures
+    total = stats.failed + stats.invalid
+    text = "\nfirst failures:" if total > len(shown) else "\nfailures:"
+    for url, kind, sentence in shown:
+        text += f"\n  {_clip(url, 80)}  {kind}: {_clip(sentence, 100)}"
+    if out is not None:
+        more = f"all {total:,}" if total > len(shown) else "them again"
+        text += f"\nto list {more}: downloader failures {out}"
+    return text
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -18,7 +18,7 @@ from ..backends import backend_names
 from ..errors import ExitCode
 from ..spec import Content, Input, Limits, Network, Output, Performance, Retries, RunSpec, Timeouts
 from ..version import __version__
-from .options import DISPLAY, guarded, spec_options, split_params
+from .options import DISPLAY, SUMMARY_LOG, guarded, spec_options, split_params
 
 if TYPE_CHECKING:  # the application loads only when a command runs: --help stays fast
     from ..app.progress import Reporter
@@ -46,25 +46,33 @@ def on_interrupt(n: int) -> None:
     os._exit(ExitCode.INTERRUPTED)
 
 
-def make_ui(quiet: bool) -> Ui:
+def make_ui(quiet: bool, progress: str = "auto", progress_interval: float = 10.0) -> Ui:
+    """How a run shows itself: the progress (a bar, status lines or nothing) and the interrupt notices."""
     from ..app.progress import reporter_for
     from ..app.run import Ui
 
-    def progress(total: int | None) -> Reporter:
-        return reporter_for(sys.stderr, quiet, total)
+    def reporter(total: int | None) -> Reporter:
+        mode: Any = progress
+        return reporter_for(sys.stderr, quiet, total, mode, progress_interval)
 
     def announce(text: str) -> None:
         if not quiet:
             click.echo(text)
 
-    return Ui(progress=progress, on_interrupt=on_interrupt, announce=announce)
+    return Ui(progress=reporter, on_interrupt=on_interrupt, announce=announce)
 
 
-def finish(stats: Stats, quiet: bool) -> None:
+def finish(stats: Stats, quiet: bool, out: Path | None = None) -> None:
+    """The summary (with the first failures and how to list them all), then the exit code."""
+    import logging
+    import shlex
+
     from ..app.summary import summary
 
+    text = summary(stats, None if out is None else shlex.quote(str(out)))
     if not quiet:
-        click.echo(summary(stats))
+        click.echo(text)
+    logging.getLogger(SUMMARY_LOG).info("%s", text)
     sys.exit(exit_code(stats))
 
 
@@ -93,7 +101,7 @@ RETRY_FAILED = cloup.option(
 @cloup.argument("list_file", metavar="LIST", required=False)
 @spec_options(Input, *RUN_GROUPS, extra={"Input": [RETRY_FAILED], "Display": DISPLAY})
 @guarded
-def fetch(list_file: str | None, *, retry_failed: bool, quiet: bool, **params: Any) -> None:
+def fetch(list_file: str | None, *, retry_failed: bool, **params: Any) -> None:
     """Download every URL in LIST (a file, or - for stdin) into OUT.
 
     LIST is plain text (one URL per line; blank lines and # comments skipped), CSV, TSV, JSON Lines or
@@ -113,7 +121,7 @@ def fetch(list_file: str | None, *, retry_failed: bool, quiet: bool, **params: A
     from ..app.run import retry_failed as retry
 
     spec = RunSpec.from_options(**split_params(params))
-    ui = make_ui(quiet)
+    ui = make_ui(params["quiet"], params["progress"], params["progress_interval"])
     if retry_failed:
         if list_file is not None:
             raise click.UsageError("give LIST or --retry-failed (which reads OUT/manifest.jsonl), not both")
@@ -124,7 +132,7 @@ def fetch(list_file: str | None, *, retry_failed: bool, quiet: bool, **params: A
         if list_file != "-" and not os.path.isfile(list_file):
             raise click.UsageError(f"no such list file: {list_file}")
         stats = fetch_list(spec, list_file, ui)
-    finish(stats, quiet)
+    finish(stats, params["quiet"], spec.output.out)
 
 
 DEMO_OUT = {
@@ -154,7 +162,7 @@ DEMO_OWN = [
 @main.command()
 @spec_options(*RUN_GROUPS, extra={"Demo": DEMO_OWN, "Display": DISPLAY}, out=DEMO_OUT)
 @guarded
-def demo(count: int, latency: float, quiet: bool, **params: Any) -> None:
+def demo(count: int, latency: float, **params: Any) -> None:
     """Download COUNT images from an embedded local origin and report throughput.
 
     The origin serves the images in fixtures/ on 127.0.0.1 (a random port) with a little latency, so no
@@ -172,8 +180,39 @@ def demo(count: int, latency: float, quiet: bool, **params: Any) -> None:
     settings = split_params(params)
     with tempfile.TemporaryDirectory(prefix="downloader-demo-") as tmp:
         settings["out"] = settings["out"] or Path(tmp)
-        stats = run_demo(RunSpec.from_options(**settings), count, latency, make_ui(quiet))
-    finish(stats, quiet)
+        ui = make_ui(params["quiet"], params["progress"], params["progress_interval"])
+        stats = run_demo(RunSpec.from_options(**settings), count, latency, ui)
+    finish(stats, params["quiet"], None if settings["out"] == Path(tmp) else settings["out"])
+
+
+@main.command()
+@cloup.argument("out", metavar="OUT", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@cloup.option("--kind", "kinds", multiple=True, help="Only failures of this kind (repeatable).")
+@cloup.option("--json", "as_json", is_flag=True, help="Print each failure's manifest row as JSON.")
+@cloup.option("--debug", is_flag=True, help="Show tracebacks.")
+@guarded
+def failures(out: Path, kinds: tuple[str, ...], as_json: bool, debug: bool) -> None:
+    """List the failures of the runs in OUT: each URL whose latest row failed, and each invalid row.
+
+    \b
+    Examples:
+      downloader failures out/
+      downloader failures out/ --kind http_4xx --kind not_image
+      downloader failures out/ --json > failed.jsonl
+    """
+    import json
+
+    from ..manifest import MANIFEST, failed_rows
+
+    if not (out / MANIFEST).is_file():
+        raise click.UsageError(f"no manifest at {out / MANIFEST}")
+    for row in failed_rows(out / MANIFEST, out):
+        if kinds and row.get("kind") not in kinds:
+            continue
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            click.echo(f"{row['url']}\t{row.get('kind')}\t{row.get('error') or ''}")
 
 
 @main.command()

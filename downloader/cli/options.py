@@ -106,15 +106,73 @@ def spec_options(
 
 
 DISPLAY = [
-    cloup.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; only errors."),
+    cloup.option("-q", "--quiet", is_flag=True, help="No progress and no summary; only errors."),
+    cloup.option("-v", "--verbose", is_flag=True, help="Print each failure as it happens."),
+    cloup.option(
+        "--progress",
+        type=click.Choice(["auto", "bar", "lines", "none"]),
+        default="auto",
+        show_default=True,
+        help="auto: a bar on a terminal, else a status line every --progress-interval seconds.",
+    ),
+    cloup.option(
+        "--progress-interval",
+        type=click.FloatRange(min=0, min_open=True),
+        default=10.0,
+        show_default=True,
+        help="Seconds between status lines.",
+    ),
+    cloup.option(
+        "--log-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Append warnings, each failure and the summary to this file.",
+    ),
     cloup.option("--debug", is_flag=True, help="Show tracebacks and debug logs."),
 ]
 """The display options every downloading command shares (not settings of the run)."""
 
 
+SUMMARY_LOG = "downloader.summary"
+"""The summary goes to ``--log-file`` through this logger; on the terminal it is printed."""
+
+
+def setup_logging(
+    *, quiet: bool = False, verbose: bool = False, debug: bool = False, log_file: Path | None = None
+) -> None:
+    """Warnings on stderr (errors only with ``-q``), failures too with ``-v``, everything at INFO and
+    above in ``--log-file``; ``--debug`` shows debug logs."""
+    level = (
+        logging.DEBUG if debug else logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING
+    )
+    stderr = logging.StreamHandler()
+    stderr.setLevel(level)
+    stderr.setFormatter(logging.Formatter("%(levelname)s %(message)s" if debug else "%(message)s"))
+    stderr.addFilter(lambda record: record.name != SUMMARY_LOG)  # the summary is printed, not logged, there
+    handlers: list[logging.Handler] = [stderr]
+    if log_file is not None:
+        to_file = logging.FileHandler(log_file, encoding="utf-8")
+        to_file.setLevel(logging.DEBUG if debug else logging.INFO)
+        to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        handlers.append(to_file)
+    root = logging.getLogger("downloader")
+    close_logging()
+    root.handlers = handlers
+    root.setLevel(min(h.level for h in handlers))
+    root.propagate = False
+
+
 def split_params(params: dict[str, Any]) -> dict[str, Any]:
     """Take the run spec's settings out of a command's parameters (the rest stay for the command)."""
     return {name: params.pop(name) for name in list(params) if name in SPEC_NAMES}
+
+
+def close_logging() -> None:
+    """Close the handlers ``setup_logging`` opened (the log file)."""
+    root = logging.getLogger("downloader")
+    for handler in root.handlers:
+        handler.close()
+    root.handlers = []
 
 
 def guarded(func: F) -> F:
@@ -123,10 +181,9 @@ def guarded(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         debug = bool(kwargs.get("debug"))
-        logging.basicConfig(
-            level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s"
-        )
+        names = ("quiet", "verbose", "debug", "log_file")
         try:
+            setup_logging(**{k: kwargs[k] for k in names if k in kwargs})
             return func(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
@@ -147,5 +204,7 @@ def guarded(func: F) -> F:
                 raise
             click.echo(f"error: {type(exc).__name__}: {exc} (--debug shows where)", err=True)
             sys.exit(ExitCode.ABORTED)
+        finally:
+            close_logging()
 
     return wrapper  # type: ignore[return-value]

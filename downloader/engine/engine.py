@@ -26,6 +26,8 @@ from ..writers.files import prepare_out
 from .hosts import Hosts
 
 log = logging.getLogger("downloader")
+failure_log = logging.getLogger("downloader.failures")
+"""Each failed or invalid row as it happens, at INFO (``-v`` and ``--log-file`` show it)."""
 
 OnDone = Callable[[Result], object]
 ATTEMPT_GRACE_S = 1.0
@@ -67,6 +69,7 @@ class Engine:
         self._done = DigestIndex()
         self._stopping = False
         self._manifest: ManifestWriter | None = None
+        self._log_failures = False
         self._manifest_name, self._stats_file = manifest, stats_file
 
     # -- the run ---------------------------------------------------------------------------------------
@@ -79,6 +82,7 @@ class Engine:
             self._done = earlier_outcomes(out / MANIFEST, out, shard=self.shard)
         self._seen = DigestIndex(out)
         self._manifest = ManifestWriter(out / self._manifest_name)
+        self._log_failures = failure_log.isEnabledFor(logging.INFO)
         started = time.monotonic()
         try:
             async with self.backend:
@@ -114,7 +118,7 @@ class Engine:
             if self._timer is not None:
                 self._timer.cancel()
         for job in self._hosts.drain():
-            self._finish(self._failure(job, Cancelled("run stopped before this URL started"), 0, 0.0))
+            self._finish(self._not_started(job, "the run stopped before this URL started"))
 
     def _pump(self) -> None:
         """Read ahead up to ``lookahead`` queued jobs and start every one that may start now.
@@ -203,22 +207,29 @@ class Engine:
     def _done_cb(self, task: asyncio.Task[Result], *, host: str) -> None:
         job = self._tasks.pop(task)
         self._hosts.finished(host)
-        if task.cancelled():
-            result = self._failure(job, Cancelled("cancelled: the run was interrupted"), 0, 0.0)
+        if task.cancelled() and self.stats.interrupted:
+            result = self._not_started(job, "interrupted while downloading; nothing of it was kept")
+        elif task.cancelled():
+            result = self._failure(job, Cancelled("cancelled: the run was stopped"), 0, 0.0)
         elif (exc := task.exception()) is not None:
             log.error("internal error on %s", job.url, exc_info=exc)
             result = self._failure(job, DownloadError(f"internal error: {exc!r}"), 0, 0.0)
         else:
             result = task.result()
+            if result.kind == Cancelled.kind and self.stats.interrupted:
+                result = self._not_started(job, "interrupted while downloading; nothing of it was kept")
         self._finish(result)
         self._pump()
 
     def _finish(self, result: Result) -> None:
         assert self._manifest is not None
-        self._manifest.write(result)
+        if result.status is not Status.SKIPPED:  # complete already: its earlier row stands
+            self._manifest.write(result)
         if self._manifest.error and not self._stopping:
             self.stop(self._manifest.error)
         self.stats.add(result)
+        if self._log_failures and result.status in (Status.FAILED, Status.INVALID):
+            failure_log.info("failed %s (%s): %s", result.url, result.kind, result.error)
         for callback in self.on_done:
             try:
                 callback(result)
@@ -316,6 +327,9 @@ class Engine:
         if time.monotonic() + delay - start > self.timeouts.deadline:
             return None, err
         return delay, err
+
+    def _not_started(self, job: Job, why: str) -> Result:
+        return Result(job.url, job.line, Status.NOT_STARTED, error=why, extra=job.extra)
 
     def _failure(self, job: Job, err: DownloadError, attempts: int, elapsed: float) -> Result:
         return Result(
