@@ -3,34 +3,43 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint typecheck pytest bench clean
+.PHONY: help install demo test lint typecheck pytest bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,parquet,dev]'
+
+# the tool and the extras a user wants: uvloop, pycurl, pyarrow
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[fast,curl,parquet]'
 	@# bytecode for the editable package too, so start-up does not compile it where PYTHONDONTWRITEBYTECODE is set
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q downloader
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the package with its extras
+# the test tools on top: pytest, mypy, ruff, the type stubs, and matplotlib for bench --plot
+$(DEV): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,parquet,dev]'
+	@touch $(DEV)
+
+install: $(STAMP) ## create .venv and install the tool with the fast, curl and parquet extras (no test tools)
 
 demo: $(STAMP) ## download a few hundred images from the embedded local origin and report throughput
 	$(BIN)/downloader demo
 
-lint: $(STAMP) ## ruff
+lint: $(DEV) ## ruff
 	$(BIN)/ruff check downloader tests fixtures benchmarks
 	$(BIN)/ruff format --check downloader tests fixtures benchmarks
 
-typecheck: $(STAMP) ## mypy --strict
+typecheck: $(DEV) ## mypy --strict
 	$(BIN)/mypy
 
-pytest: $(STAMP) ## the test suite
+pytest: $(DEV) ## the test suite
 	$(BIN)/pytest
 
 test: lint typecheck pytest ## the whole gate: ruff, mypy --strict, pytest
