@@ -145,7 +145,7 @@ class BodyCheck:
         if not self.kind and not self.accept_any:
             if not self.head:
                 raise NotImage("body is empty")
-            preview = self.head[:24].decode("latin-1").encode("unicode_escape").decode("ascii")
+            preview = self.head[:24].decode("latin-1")
             raise NotImage(f"body is not an image (starts with {preview!r})")
 
     def finish(self) -> None:

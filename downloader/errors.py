@@ -78,6 +78,8 @@ class DownloadError(Exception):
     """The host itself could not be reached (counts towards ``host_down``)."""
     http_status: int | None = None
     retry_after: float | None = None
+    content_type: str | None = None
+    """What the server said the body was, when the failure came after the headers."""
 
 
 class InvalidURL(DownloadError):

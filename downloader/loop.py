@@ -35,8 +35,14 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def run_loop(coro: Coroutine[Any, Any, T], loop: str) -> T:
     """Run ``coro`` to its end on a new loop of the chosen kind, with the collector tuned."""
-    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
-        return runner.run(collector_tuned(coro))
+    wrapped = collector_tuned(coro)
+    try:
+        with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+            return runner.run(wrapped)
+    except BaseException:
+        wrapped.close()  # never started (another loop runs here, say): no "never awaited" warning
+        coro.close()
+        raise
 
 
 async def collector_tuned(coro: Awaitable[T]) -> T:

@@ -6,6 +6,7 @@ row becomes a job that carries its error, so it still gets exactly one manifest 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -18,11 +19,18 @@ NOT_MINE = Job(url="", line=0, error="another shard's row")
 """What ``make_job`` returns for a row of another shard; readers drop it."""
 
 
+_TRAILING_COMMENT = re.compile(r"\s+#.*$", re.DOTALL)
+"""`` URL  # note``: a ``#`` after white space starts a comment (a fragment follows the URL directly)."""
+
+
 def read_lines(stream: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each URL line; blank lines and ``#`` comments skipped, whitespace stripped."""
+    """(line number, text) of each URL line; blank lines and ``#`` comments (whole lines, or after white
+    space at the end of a line) skipped, white space stripped."""
     for number, raw in enumerate(stream, 1):
         text = raw.strip()
         if text and not text.startswith("#"):
+            if "#" in text:
+                text = _TRAILING_COMMENT.sub("", text)
             yield number, text
 
 

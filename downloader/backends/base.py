@@ -17,6 +17,7 @@ from typing import Protocol, Self
 from urllib.parse import urlsplit
 
 from ..checks import BodyCheck, check_status
+from ..errors import DownloadError
 from ..models import Fetched, Stored
 from ..spec import Network, Transport
 from ..writers import Output
@@ -67,6 +68,11 @@ class Transfer:
         self.status = head.status
         self.content_type = head.headers.get("Content-Type")
         self.stored = Stored("")
+
+    def failed(self, err: DownloadError) -> None:
+        """Note on a failure after the headers what the server answered, for its manifest row."""
+        err.http_status = err.http_status or self.status
+        err.content_type = self.content_type
 
     def fetched(self) -> Fetched:
         """The attempt's result: the body as checked, or as a stage stored it."""
@@ -144,6 +150,10 @@ class StreamingBackend(ABC):
                     await writer.write(piece)
                 tr.check.finish()
                 tr.stored = await writer.commit(tr.check.kind)
+            except DownloadError as err:
+                tr.failed(err)
+                await writer.abort()
+                raise
             except BaseException:
                 await writer.abort()
                 raise

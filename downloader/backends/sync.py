@@ -292,6 +292,10 @@ class ThreadsBackend(_PoolBackend):
                     writer.write(piece)
                 tr.check.finish()
                 tr.stored = writer.commit(tr.check.kind)
+            except errors.DownloadError as err:
+                tr.failed(err)
+                writer.abort()
+                raise
             except BaseException:
                 writer.abort()
                 raise

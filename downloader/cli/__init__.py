@@ -216,22 +216,39 @@ def failures(out: Path, kinds: tuple[str, ...], as_json: bool, debug: bool) -> N
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(min=0, max=65535), default=8080, show_default=True)
-@click.option("--latency", type=click.FloatRange(min=0), default=0.02, show_default=True)
+@click.option(
+    "--latency",
+    type=click.FloatRange(min=0),
+    default=0.02,
+    show_default=True,
+    help="Seconds before each answer.",
+)
 @click.option("--loop", type=click.Choice(["auto", "uvloop", "asyncio"]), default="auto")
 @click.option("--debug", is_flag=True)
 @guarded
 def origin(host: str, port: int, latency: float, loop: str, debug: bool) -> None:
     """Serve the fixture images on HOST:PORT until interrupted (a local origin for trials).
 
-    Any path /img/<anything>/<fixture name> serves that fixture.
+    GET /img/<anything>/<name> answers with the fixture <name> (image-00.jpg ... from fixtures/); the
+    <anything> part lets a list hold many distinct URLs of the same few images. Any other path is a 404.
+
+    \b
+    Examples:
+      downloader origin --port 8080 &
+      seq 100 | sed 's|.*|http://127.0.0.1:8080/img/&/image-00.jpg|' > urls.txt
+      downloader fetch urls.txt -o out/
     """
     from ..loop import run_loop
     from ..origin import Origin, serve_forever
 
     served = Origin(latency=latency, host=host, port=port)
-    click.echo(f"serving {len(served.images)} images on http://{host}:{port}/img/<n>/<name>", err=True)
+    names = ", ".join(sorted(served.images)[:3]) + (", …" if len(served.images) > 3 else "")
+    click.echo(
+        f"serving {len(served.images)} images ({names}) as http://{host}:{port}/img/<anything>/<name>",
+        err=True,
+    )
     run_loop(serve_forever(served), loop)
 
 

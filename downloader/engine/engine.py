@@ -339,6 +339,7 @@ class Engine:
             path=None,
             kind=err.kind,
             http_status=err.http_status,
+            content_type=err.content_type,
             attempts=attempts,
             elapsed_s=elapsed,
             error=str(err),
