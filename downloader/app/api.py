@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..backends.base import Backend
@@ -28,6 +28,7 @@ async def adownload(
     ``backend`` is a name (``aiohttp``, ``executor``, ``threads``, ``curl``) or a ``Backend`` object;
     ``on_done`` is called with each ``Result`` as it arrives; ``options`` are the settings below.
     """
+    _refuse_one("adownload", urls)
     name = backend if isinstance(backend, str) else "aiohttp"
     spec = RunSpec.from_options(out=out, backend=name, **options)
     callbacks: list[OnDone] = [] if on_done is None else [on_done] if callable(on_done) else list(on_done)
@@ -44,14 +45,33 @@ def download(
     **options: Any,
 ) -> Stats:
     """The synchronous form of ``adownload``; it runs its own event loop. Options are listed below."""
+    _refuse_one("download", urls)
+    if _loop_running():
+        raise RuntimeError(
+            "download() cannot run inside a running event loop (a notebook, an async app): "
+            "use `await downloader.adownload(...)` there"
+        )
+    return asyncio.run(adownload(urls, out, on_done=on_done, **options))
+
+
+def _loop_running() -> bool:
+    """Asked apart from the run: a run started inside ``except RuntimeError`` would chain every error
+    logged during it (a callback's, say) to "no running event loop"."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(adownload(urls, out, on_done=on_done, **options))
-    raise RuntimeError(
-        "download() cannot run inside a running event loop (a notebook, an async app): "
-        "use `await downloader.adownload(...)` there"
-    )
+        return False
+    return True
+
+
+def _refuse_one(name: str, urls: object) -> None:
+    """A bare string (or bytes, or one row) is iterable too: taken as a list it would give one invalid
+    row per character (per key), and no error."""
+    if isinstance(urls, str | bytes | bytearray | Mapping):
+        what = "row" if isinstance(urls, Mapping) else "url"
+        raise TypeError(
+            f"{name}() takes a list of URLs, not a single {type(urls).__name__}: call {name}([{what}], ...)"
+        )
 
 
 _OPTIONS = "\nOptions (keywords), each also a command-line flag:\n" + options_doc()

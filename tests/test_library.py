@@ -1,0 +1,71 @@
+"""The library as a user meets it: what ``download()`` and ``adownload()`` take, their callbacks, their
+help, rows given as dicts and the progress bar; downloads on every backend against the loopback origin."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from downloader import adownload, download
+from downloader.models import Result, Stats
+from tests.conftest import manifest_rows
+
+
+def images(origin: TestServer, n: int) -> list[str]:
+    return [str(origin.make_url(f"/img/{i}/image-00.jpg")) for i in range(n)]
+
+
+async def run_in(form: str, urls: Any, out: Path, **options: Any) -> Stats:
+    """``download()`` from a thread with no loop (as a script calls it), or ``adownload()`` here."""
+    if form == "download":
+        return await asyncio.to_thread(download, urls, out, **options)
+    return await adownload(urls, out, **options)
+
+
+# -- what urls may be ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("one", ["http://127.0.0.1:9/a.jpg", b"http://127.0.0.1:9/a.jpg"])
+async def test_a_bare_string_is_refused_with_a_hint(tmp_path: Path, one: str) -> None:
+    with pytest.raises(TypeError, match=r"download\(\[url\]"):
+        await asyncio.to_thread(download, one, tmp_path)
+    with pytest.raises(TypeError, match=r"adownload\(\[url\]"):
+        await adownload(one, tmp_path)
+    assert not tmp_path.joinpath("manifest.jsonl").exists()
+
+
+async def test_a_bare_row_is_refused_with_a_hint(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"adownload\(\[row\]"):
+        await adownload({"url": "http://127.0.0.1:9/a.jpg"}, tmp_path)
+
+
+# -- callbacks -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["download", "adownload"])
+async def test_a_raising_callback_is_logged_with_its_own_traceback(
+    origin: TestServer, backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, form: str
+) -> None:
+    urls = images(origin, 5)
+    seen: list[int] = []
+
+    def fails(result: Result) -> None:
+        seen.append(result.line)
+        raise LookupError(f"the callback's own error, line {result.line}")
+
+    caplog.set_level(logging.ERROR, logger="downloader")
+    stats = await run_in(form, urls, tmp_path, backend=backend, on_done=fails)
+    assert stats.ok == 5 and sorted(seen) == [1, 2, 3, 4, 5]
+    assert len(manifest_rows(tmp_path)) == 5
+    logged = [r for r in caplog.records if r.getMessage().startswith("on_done callback failed")]
+    assert len(logged) == 5
+    for record in logged:
+        assert record.exc_info is not None and isinstance(record.exc_info[1], LookupError)
+        assert record.exc_info[1].__context__ is None
+    assert "LookupError: the callback's own error" in caplog.text
+    assert "no running event loop" not in caplog.text and "During handling" not in caplog.text
