@@ -69,3 +69,47 @@ async def test_a_raising_callback_is_logged_with_its_own_traceback(
         assert record.exc_info[1].__context__ is None
     assert "LookupError: the callback's own error" in caplog.text
     assert "no running event loop" not in caplog.text and "During handling" not in caplog.text
+
+
+@pytest.mark.parametrize("form", ["download", "adownload"])
+async def test_async_callbacks_are_awaited_before_the_run_returns(
+    origin: TestServer, backend: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, form: str
+) -> None:
+    done: list[int] = []
+
+    async def slow(result: Result) -> None:
+        await asyncio.sleep(0.02)
+        if result.line == 3:
+            raise KeyError("the async callback's own error")
+        done.append(result.line)
+
+    caplog.set_level(logging.ERROR, logger="downloader")
+    stats = await run_in(form, images(origin, 6), tmp_path, backend=backend, on_done=[slow, slow])
+    assert stats.ok == 6 and sorted(done) == [1, 1, 2, 2, 4, 4, 5, 5, 6, 6]
+    logged = [r for r in caplog.records if r.getMessage().startswith("on_done callback failed")]
+    assert len(logged) == 2  # line 3, once for each callback
+    assert all(r.exc_info is not None and isinstance(r.exc_info[1], KeyError) for r in logged)
+    assert 'KeyError: "the async callback\'s own error"' in caplog.text
+
+
+async def test_lagging_async_callbacks_hold_new_downloads_back(
+    origin: TestServer, backend: str, tmp_path: Path
+) -> None:
+    arrived: list[int] = []
+    release = asyncio.Event()
+
+    async def held(result: Result) -> None:
+        arrived.append(result.line)
+        await release.wait()
+
+    run = asyncio.create_task(
+        adownload(images(origin, 20), tmp_path, backend=backend, on_done=held, concurrency=2)
+    )
+    async with asyncio.timeout(5):
+        while len(arrived) < 2:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    assert len(arrived) <= 4 and not run.done()  # the two held, and the two that were in flight
+    release.set()
+    stats = await run
+    assert stats.ok == 20 and sorted(arrived) == list(range(1, 21))

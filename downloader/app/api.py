@@ -26,7 +26,10 @@ async def adownload(
     """Download ``urls`` into ``out``; returns the statistics. Works inside an already running loop.
 
     ``backend`` is a name (``aiohttp``, ``executor``, ``threads``, ``curl``) or a ``Backend`` object;
-    ``on_done`` is called with each ``Result`` as it arrives; ``options`` are the settings below.
+    ``on_done`` (one callable or several) is called with each ``Result`` as it arrives, on the loop's
+    thread; an ``async def`` one is run as a task, and every such task has ended when this returns.
+    A callback that raises is logged (logger ``downloader``) and the run goes on. ``options`` are the
+    settings below.
     """
     _refuse_one("adownload", urls)
     name = backend if isinstance(backend, str) else "aiohttp"
