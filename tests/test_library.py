@@ -4,6 +4,8 @@ help, rows given as dicts and the progress bar; downloads on every backend again
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import inspect
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from downloader import adownload, download
 from downloader.models import Result, Stats
+from downloader.spec import GROUPS
 from tests.conftest import manifest_rows
 
 
@@ -113,3 +116,28 @@ async def test_lagging_async_callbacks_hold_new_downloads_back(
     release.set()
     stats = await run
     assert stats.ok == 20 and sorted(arrived) == list(range(1, 21))
+
+
+# -- help ------------------------------------------------------------------------------------------------
+
+
+def test_help_lists_every_option_download_takes_and_only_those(tmp_path: Path) -> None:
+    doc = download.__doc__ or ""
+    taken: list[str] = []
+    refused: list[tuple[str, str]] = []
+    for f in (f for g in GROUPS for f in dataclasses.fields(g) if f.name != "out"):
+        try:  # an empty list: the keyword is parsed and checked, and the run ends at once
+            keyword: dict[str, Any] = {f.name: f.default}
+            download([], tmp_path / f.name, **keyword)
+        except TypeError as exc:
+            refused.append((f.name, str(exc)))
+        else:
+            taken.append(f.name)
+    listed = {line.split()[0] for line in doc.splitlines() if "(default " in line}
+    assert [name for name, _ in refused] == ["input_format", "loop", "procs", "shard"]
+    assert all(name in why and "does not take" in why for name, why in refused)
+    assert set(taken) <= listed and not {name for name, _ in refused} & listed
+    for name in inspect.signature(download).parameters:
+        assert name == "options" or f"    {name}: " in doc
+    for form in (download, adownload):
+        assert all(f"    {name} (default " in (form.__doc__ or "") for name in taken)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
 from ..backends.base import Backend
 from ..engine.engine import OnDone
 from ..models import Stats
 from ..sources import jobs_from_urls
-from ..spec import RunSpec, options_doc
+from ..spec import GROUPS, RunSpec, library_options, options_doc
 from .assemble import arun, build_engine
+
+_NOT_TAKEN = frozenset(f.name for g in GROUPS for f in fields(g)) - library_options()
+"""The command line's settings of list files and processes (``input_format``, ``loop``, ``procs``,
+``shard``): refused by name rather than silently ignored."""
 
 
 async def adownload(
@@ -23,17 +28,9 @@ async def adownload(
     backend: str | Backend = "aiohttp",
     **options: Any,
 ) -> Stats:
-    """Download ``urls`` into ``out``; returns the statistics. Works inside an already running loop.
-
-    ``backend`` is a name (``aiohttp``, ``executor``, ``threads``, ``curl``) or a ``Backend`` object;
-    ``on_done`` (one callable or several) is called with each ``Result`` as it arrives, on the loop's
-    thread; an ``async def`` one is run as a task, and every such task has ended when this returns.
-    A callback that raises is logged (logger ``downloader``) and the run goes on. ``options`` are the
-    settings below.
-    """
+    """Download ``urls`` into ``out``; returns the statistics. Runs on the caller's event loop."""
     _refuse_one("adownload", urls)
-    name = backend if isinstance(backend, str) else "aiohttp"
-    spec = RunSpec.from_options(out=out, backend=name, **options)
+    spec = _spec("adownload", out, backend, options)
     callbacks: list[OnDone] = [] if on_done is None else [on_done] if callable(on_done) else list(on_done)
     own = None if isinstance(backend, str) else backend
     engine = build_engine(spec, backend=own, on_done=callbacks)
@@ -45,16 +42,32 @@ def download(
     out: str | os.PathLike[str] = "downloads",
     *,
     on_done: OnDone | Sequence[OnDone] | None = None,
+    backend: str | Backend = "aiohttp",
     **options: Any,
 ) -> Stats:
-    """The synchronous form of ``adownload``; it runs its own event loop. Options are listed below."""
+    """Download ``urls`` into ``out``; returns the statistics. Runs its own event loop, so it refuses to
+    run inside one: there, ``await adownload(...)``, which takes the same arguments."""
     _refuse_one("download", urls)
     if _loop_running():
         raise RuntimeError(
             "download() cannot run inside a running event loop (a notebook, an async app): "
             "use `await downloader.adownload(...)` there"
         )
-    return asyncio.run(adownload(urls, out, on_done=on_done, **options))
+    return asyncio.run(adownload(urls, out, on_done=on_done, backend=backend, **options))
+
+
+def _spec(name: str, out: str | os.PathLike[str], backend: str | Backend, options: dict[str, Any]) -> RunSpec:
+    """The run spec from the caller's keywords; the list-file and process settings are named, not
+    ignored, since the library reads no list file and runs on one loop."""
+    refused = sorted(set(options) & _NOT_TAKEN)
+    if refused:
+        raise TypeError(
+            f"{name}() does not take {', '.join(refused)}: those read a list file or spread a run over "
+            "processes (`downloader fetch`); the library takes URLs or rows and runs on one event loop"
+        )
+    return RunSpec.from_options(
+        out=out, backend=backend if isinstance(backend, str) else "aiohttp", **options
+    )
 
 
 def _loop_running() -> bool:
@@ -77,6 +90,19 @@ def _refuse_one(name: str, urls: object) -> None:
         )
 
 
-_OPTIONS = "\nOptions (keywords), each also a command-line flag:\n" + options_doc()
-adownload.__doc__ = (adownload.__doc__ or "") + _OPTIONS
-download.__doc__ = (download.__doc__ or "") + _OPTIONS
+_ARGUMENTS = """
+
+Arguments:
+    urls: an iterable of URL strings, read lazily (a generator of millions is fine); each gets exactly
+        one manifest row and one ``Result``, a malformed URL an ``invalid`` one.
+    out: the output folder, created when missing; it holds manifest.jsonl and stats.json. An earlier
+        run's completed URLs are skipped (``overwrite=True`` fetches them again).
+    on_done: one callable or several, called with each ``Result`` as it arrives, on the loop's thread.
+        An ``async def`` one runs as a task, and every such task has ended when the run returns. A
+        callback that raises is logged (logger ``downloader``) and the run goes on.
+    backend: a backend's name (aiohttp, executor, threads, curl) or a ``Backend`` object.
+
+Options (keywords), also flags of `downloader fetch` (--max-size for max_size) unless marked:
+"""
+adownload.__doc__ = (adownload.__doc__ or "") + _ARGUMENTS + options_doc()
+download.__doc__ = (download.__doc__ or "") + _ARGUMENTS + options_doc()
