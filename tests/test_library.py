@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import inspect
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from aiohttp.test_utils import TestServer
 from downloader import adownload, download
 from downloader.models import Result, Stats
 from downloader.spec import GROUPS
-from tests.conftest import manifest_rows
+from tests.conftest import Run, manifest_rows
+
+Fetch = Callable[..., Awaitable[Run]]
 
 
 def images(origin: TestServer, n: int) -> list[str]:
@@ -141,3 +144,38 @@ def test_help_lists_every_option_download_takes_and_only_those(tmp_path: Path) -
         assert name == "options" or f"    {name}: " in doc
     for form in (download, adownload):
         assert all(f"    {name} (default " in (form.__doc__ or "") for name in taken)
+
+
+# -- rows ------------------------------------------------------------------------------------------------
+
+
+async def test_rows_carry_their_columns_and_name_their_files(origin: TestServer, fetch: Fetch) -> None:
+    a, b, c = images(origin, 3)
+    rows: list[Any] = [
+        {"url": a, "id": "a1", "caption": "a cat", "n": 3},
+        b,
+        {"url": f" {c} ", "id": 7, "caption": None},
+        {"id": "no-url", "caption": "lost"},
+        {"url": 42, "id": "x"},
+    ]
+    run = await fetch(rows, name_column="id", keep_columns=("caption",))
+    assert run.stats.ok == 3 and run.stats.invalid == 2 and len(run.rows) == len(run.results) == 5
+    row_a, row_b, row_c = run.row(a), run.row(b), run.row(c)
+    assert row_a["caption"] == "a cat" and "n" not in row_a and "id" not in row_a
+    assert Path(row_a["path"]).name.startswith("a1.") and Path(row_c["path"]).name.startswith("7.")
+    assert row_c["caption"] is None and "caption" not in row_b
+    assert all((run.out / r["path"]).is_file() for r in (row_a, row_b, row_c))
+    by_line = {r["line"]: r for r in run.rows}
+    assert by_line[4]["status"] == "invalid" and by_line[4]["kind"] == "invalid_input"
+    assert by_line[4]["error"] == "row 4 has no 'url' field" and by_line[4]["caption"] == "lost"
+    assert by_line[5]["kind"] == "invalid_input" and "a number as 'url'" in by_line[5]["error"]
+
+
+async def test_rows_keep_every_column_under_their_own_url_key(origin: TestServer, fetch: Fetch) -> None:
+    (a,) = images(origin, 1)
+    rows = [{"link": a, "id": "a1", "size": {"w": 3}, 5: "five"}]
+    run = await fetch(rows, url_column="link", keep_columns=["*"])
+    assert run.stats.ok == 1
+    (row,) = run.rows
+    assert row["url"] == a and "link" not in row
+    assert row["id"] == "a1" and row["size"] == {"w": 3} and row["5"] == "five"

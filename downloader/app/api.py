@@ -10,10 +10,13 @@ from typing import Any
 
 from ..backends.base import Backend
 from ..engine.engine import OnDone
+from ..inputs import jobs_from_rows
 from ..models import Stats
-from ..sources import jobs_from_urls
 from ..spec import GROUPS, RunSpec, library_options, options_doc
 from .assemble import arun, build_engine
+
+Row = str | Mapping[str, Any]
+"""One item of ``urls``: a URL, or a dict of columns holding one (read like a CSV list's row)."""
 
 _NOT_TAKEN = frozenset(f.name for g in GROUPS for f in fields(g)) - library_options()
 """The command line's settings of list files and processes (``input_format``, ``loop``, ``procs``,
@@ -21,7 +24,7 @@ _NOT_TAKEN = frozenset(f.name for g in GROUPS for f in fields(g)) - library_opti
 
 
 async def adownload(
-    urls: Iterable[str],
+    urls: Iterable[Row],
     out: str | os.PathLike[str] = "downloads",
     *,
     on_done: OnDone | Sequence[OnDone] | None = None,
@@ -34,11 +37,15 @@ async def adownload(
     callbacks: list[OnDone] = [] if on_done is None else [on_done] if callable(on_done) else list(on_done)
     own = None if isinstance(backend, str) else backend
     engine = build_engine(spec, backend=own, on_done=callbacks)
-    return await arun(engine, jobs_from_urls(urls, spec.naming))
+    i = spec.input
+    jobs = jobs_from_rows(
+        urls, spec.naming, url_column=i.url_column, keep_columns=i.keep_columns, name_column=i.name_column
+    )
+    return await arun(engine, jobs)
 
 
 def download(
-    urls: Iterable[str],
+    urls: Iterable[Row],
     out: str | os.PathLike[str] = "downloads",
     *,
     on_done: OnDone | Sequence[OnDone] | None = None,
@@ -93,8 +100,11 @@ def _refuse_one(name: str, urls: object) -> None:
 _ARGUMENTS = """
 
 Arguments:
-    urls: an iterable of URL strings, read lazily (a generator of millions is fine); each gets exactly
-        one manifest row and one ``Result``, a malformed URL an ``invalid`` one.
+    urls: an iterable of URL strings or rows, read lazily (a generator of millions is fine); each gets
+        exactly one manifest row and one ``Result``, a malformed URL an ``invalid`` one. A row is a dict
+        read as a CSV list's row is: its URL under ``url_column``, the ``keep_columns`` carried into its
+        manifest row (``("*",)``: every key but the URL), ``name_column`` naming its file. A row without
+        a string URL is an ``invalid`` row (kind ``invalid_input``). Strings and rows may be mixed.
     out: the output folder, created when missing; it holds manifest.jsonl and stats.json. An earlier
         run's completed URLs are skipped (``overwrite=True`` fetches them again).
     on_done: one callable or several, called with each ``Result`` as it arrives, on the loop's thread.
