@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import fcntl
 import inspect
 import logging
+import os
+import struct
+import sys
+import termios
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -179,3 +184,44 @@ async def test_rows_keep_every_column_under_their_own_url_key(origin: TestServer
     (row,) = run.rows
     assert row["url"] == a and "link" not in row
     assert row["id"] == "a1" and row["size"] == {"w": 3} and row["5"] == "five"
+
+
+# -- the bar ---------------------------------------------------------------------------------------------
+
+
+def open_terminal() -> tuple[int, TextIO]:
+    """A real pseudo-terminal, 100 columns wide: its reading end and a text stream on its other end."""
+    reader, writer = os.openpty()
+    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    return reader, open(writer, "w", encoding="utf-8")  # the caller closes it
+
+
+def drawn_on(reader: int) -> str:
+    os.set_blocking(reader, False)
+    try:
+        return os.read(reader, 1 << 16).decode()
+    finally:
+        os.close(reader)
+
+
+async def test_progress_draws_the_bar_on_a_terminal_only(
+    origin: TestServer,
+    backend: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    urls = images(origin, 3)
+    stats = await adownload(urls, tmp_path / "piped", backend=backend, progress=True)
+    assert stats.ok == 3 and capsys.readouterr().err == ""  # stderr is not a terminal: silence
+    reader, terminal = open_terminal()
+    with terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        await adownload(urls, tmp_path / "sized", backend=backend, progress=True)
+        await adownload(iter(urls), tmp_path / "unsized", backend=backend, progress=True)
+        await adownload(urls, tmp_path / "quiet", backend=backend)
+        terminal.flush()
+    sized, unsized, *rest = drawn_on(reader).split("\n")
+    assert "100%" in sized and "3/3" in sized and "0 failed" in sized
+    assert "3file" in unsized and "/3" not in unsized  # no len(): no total
+    assert "".join(rest).strip() == ""  # progress=False draws nothing

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import sys
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import fields
 from typing import Any
 
@@ -14,6 +15,7 @@ from ..inputs import jobs_from_rows
 from ..models import Stats
 from ..spec import GROUPS, RunSpec, library_options, options_doc
 from .assemble import arun, build_engine
+from .progress import reporter_for
 
 Row = str | Mapping[str, Any]
 """One item of ``urls``: a URL, or a dict of columns holding one (read like a CSV list's row)."""
@@ -29,6 +31,7 @@ async def adownload(
     *,
     on_done: OnDone | Sequence[OnDone] | None = None,
     backend: str | Backend = "aiohttp",
+    progress: bool = False,
     **options: Any,
 ) -> Stats:
     """Download ``urls`` into ``out``; returns the statistics. Runs on the caller's event loop."""
@@ -41,7 +44,8 @@ async def adownload(
     jobs = jobs_from_rows(
         urls, spec.naming, url_column=i.url_column, keep_columns=i.keep_columns, name_column=i.name_column
     )
-    return await arun(engine, jobs)
+    total = len(urls) if isinstance(urls, Sized) else None
+    return await arun(engine, jobs, progress=reporter_for(sys.stderr, not progress, total))
 
 
 def download(
@@ -50,6 +54,7 @@ def download(
     *,
     on_done: OnDone | Sequence[OnDone] | None = None,
     backend: str | Backend = "aiohttp",
+    progress: bool = False,
     **options: Any,
 ) -> Stats:
     """Download ``urls`` into ``out``; returns the statistics. Runs its own event loop, so it refuses to
@@ -60,7 +65,7 @@ def download(
             "download() cannot run inside a running event loop (a notebook, an async app): "
             "use `await downloader.adownload(...)` there"
         )
-    return asyncio.run(adownload(urls, out, on_done=on_done, backend=backend, **options))
+    return asyncio.run(adownload(urls, out, on_done=on_done, backend=backend, progress=progress, **options))
 
 
 def _spec(name: str, out: str | os.PathLike[str], backend: str | Backend, options: dict[str, Any]) -> RunSpec:
@@ -111,6 +116,8 @@ Arguments:
         An ``async def`` one runs as a task, and every such task has ended when the run returns. A
         callback that raises is logged (logger ``downloader``) and the run goes on.
     backend: a backend's name (aiohttp, executor, threads, curl) or a ``Backend`` object.
+    progress: draw the command line's bar (files, files/s, MB/s, failures) on stderr, when stderr is a
+        terminal (otherwise nothing is drawn), with a total when ``urls`` has a ``len()``.
 
 Options (keywords), also flags of `downloader fetch` (--max-size for max_size) unless marked:
 """
