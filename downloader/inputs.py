@@ -1,4 +1,5 @@
-"""URL lists in richer formats than one URL a line: CSV, TSV, JSON Lines and Parquet, each also gzip'd.
+"""URL lists in richer formats than one URL a line: CSV, TSV, JSON Lines and Parquet, each also gzip'd;
+and a library caller's rows (dicts), read by the same column rules.
 
 Every format streams (memory does not grow with the list), and a malformed row becomes a job that
 carries an ``invalid_input`` error, so it gets its manifest row and the run goes on. Problems with the
@@ -20,7 +21,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -93,6 +94,26 @@ def jobs_from_source(
         yield job
 
 
+def jobs_from_rows(
+    rows: Iterable[str | Mapping[str, Any]],
+    naming: Naming = DEFAULT_NAMING,
+    *,
+    url_column: str = "url",
+    keep_columns: Sequence[str] = (),
+    name_column: str | None = None,
+) -> Iterator[Job]:
+    """Jobs for a library caller's items, lazily, line numbers counting every item from 1: a URL string,
+    or a dict read as a list file's row is (its URL under ``url_column``, ``keep_columns`` carried into
+    the manifest, ``name_column`` naming the file), so the two cannot drift apart. A dict without a
+    usable URL becomes an ``invalid_input`` job; strings and dicts may be mixed."""
+    columns = _Columns(url_column, tuple(keep_columns), name_column)
+    for line, item in enumerate(rows, 1):
+        if isinstance(item, Mapping):
+            yield _row_job(line, f"row {line}", item, columns, naming)
+        else:
+            yield make_job(line, str(item).strip(), naming)
+
+
 def count_rows(source: str, input_format: str | None = None) -> int | None:
     """A cheap total for the progress bar: Parquet's row count from metadata; newline count (minus a header
     for csv/tsv) for a plain file up to 256 MB; None for stdin, gzip or bigger files."""
@@ -142,7 +163,7 @@ class _Columns:
 
     def extra(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
         names = [k for k in row if k != self.url] if self.keep_all else self.keep
-        return {k: _jsonable(row.get(k)) for k in names} or None
+        return {str(k): _jsonable(row.get(k)) for k in names} or None  # a dict row's keys may be anything
 
     def stem(self, row: Mapping[str, Any]) -> str | None:
         """The file name's stem from ``name_column``; a missing or empty value falls back to the URL's."""

@@ -90,6 +90,9 @@ class Setting:
     """``("@backends",)``: the CLI asks the backend registry (the ground floor cannot)."""
     cli: bool = True
     """False: a library-only setting (or one the run sets itself)."""
+    library: bool = True
+    """False: a setting of list files or processes, which ``download()`` refuses: it reads no file and
+    runs on one loop."""
     envvar: str | None = None
 
 
@@ -153,6 +156,7 @@ class Input:
         None,
         "Format of LIST (default: from its name; stdin is txt).",
         choices=("txt", "csv", "tsv", "jsonl", "parquet"),
+        library=False,
     )
     url_column: str = setting("url", "CSV/TSV/JSONL/Parquet column of URLs.")
     keep_columns: tuple[str, ...] = setting(
@@ -291,16 +295,23 @@ class Performance:
 
     TITLE: ClassVar[str] = "Performance"
     loop: Literal["auto", "uvloop", "asyncio"] = setting(
-        "auto", "Event loop (auto: uvloop when installed).", choices=("auto", "uvloop", "asyncio")
+        "auto",
+        "Event loop (auto: uvloop when installed).",
+        choices=("auto", "uvloop", "asyncio"),
+        library=False,
     )
     procs: int | None = setting(
         None,
         "Worker processes, each an event loop over a shard of the list; -c is split among them "
         "[default: the usable CPUs, fewer for lists under 10,000 rows per process, 1 for stdin].",
         minimum=1,
+        library=False,
     )
     shard: tuple[int, int] | None = setting(
-        None, "(k, n): this process downloads shard k of n of the list (set by --procs).", cli=False
+        None,
+        "(k, n): this process downloads shard k of n of the list (set by --procs).",
+        cli=False,
+        library=False,
     )
 
     def __post_init__(self) -> None:
@@ -391,13 +402,23 @@ def _coerce(group: type[Any], name: str, value: Any) -> Any:
     return value
 
 
+def library_options() -> frozenset[str]:
+    """The settings ``download()`` takes as keywords."""
+    return frozenset(f.name for _gf, g in _group_fields() for f in fields(g) if setting_of(f).library)
+
+
 def options_doc() -> str:
-    """Every keyword of ``download()``, its default and its meaning, by group (for its docstring)."""
-    lines = []
+    """Every keyword of ``download()``, its default and its meaning, by group (for its docstring); the
+    settings it refuses are left out, so the list is the truth."""
+    lines, title = [], ""
     for _gf, group in _group_fields():
-        lines.append(f"\n{group.TITLE}:")
-        for f in fields(group):
+        shown = [f for f in fields(group) if setting_of(f).library]
+        if shown and title != group.TITLE:  # Timeouts and Retries share one heading, as in --help
+            title = group.TITLE
+            lines.append(f"\n{title}:")
+        for f in shown:
             s = setting_of(f)
-            shown = s.text_default if s.text_default is not None else repr(f.default)
-            lines.append(f"    {f.name} (default {shown}): {s.help}")
+            default = s.text_default or repr(f.default)
+            where = "" if s.cli else "; no command-line flag"
+            lines.append(f"    {f.name} (default {default}{where}): {s.help}")
     return "\n".join(lines)

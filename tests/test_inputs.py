@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from downloader.inputs import FORMATS, MAX_LINE, count_rows, detect_format, jobs_from_source
+from downloader.inputs import (
+    FORMATS,
+    MAX_LINE,
+    count_rows,
+    detect_format,
+    jobs_from_rows,
+    jobs_from_source,
+)
 from downloader.models import Job, Naming
 
 URLS = ["http://h/a.jpg", "http://h/b.png", "https://h/c.gif"]
@@ -125,6 +132,21 @@ def test_csv_keeps_columns_and_names_files(tmp_path: Path) -> None:
     assert a.path.startswith("7.") and a.path.endswith(".jpg") and not a.url_named
     (a, _) = jobs(source, keep_columns=("*",))
     assert a.extra == {"id": "7", "caption": "a cat"}
+
+
+def test_a_library_row_is_read_as_a_csv_row_is(tmp_path: Path) -> None:
+    source = write(tmp_path / "urls.csv", "id,url,caption\n7,http://h/a.jpg,a cat\n,http://h/b.jpg,\n")
+    rows = [
+        {"id": "7", "url": "http://h/a.jpg", "caption": "a cat"},
+        {"id": "", "url": "http://h/b.jpg", "caption": ""},
+    ]
+    for options in ({"keep_columns": ("caption",), "name_column": "id"}, {"keep_columns": ("*",)}):
+        from_csv, from_rows = jobs(source, **options), list(jobs_from_rows(rows, Naming(), **options))
+        assert [(j.line - 1, j.path, j.extra) for j in from_csv] == [
+            (j.line, j.path, j.extra) for j in from_rows
+        ]
+    (bad,) = jobs_from_rows([{"caption": "x"}], keep_columns=("*",))
+    assert bad.error_kind == "invalid_input" and bad.extra == {"caption": "x"}
 
 
 def test_header_names_are_trimmed_and_a_bom_dropped(tmp_path: Path) -> None:

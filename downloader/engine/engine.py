@@ -1,6 +1,7 @@
 """The engine: bounded concurrency, per-attempt and per-URL time limits, retries with backoff, host
 back-off, duplicate and resume checks, and one ``Result`` per input row, fanned out from each task's
-done callback to the manifest, the statistics, the reporter and the caller's callbacks.
+done callback to the manifest, the statistics, the reporter and the caller's callbacks (an async one
+runs as a task, and the run ends when the last has).
 
 A slot is taken before a task exists and given back in its done callback, and input is pulled only when a
 slot is free, so memory is O(concurrency), never O(URLs).
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..backends.base import Backend
@@ -30,6 +32,8 @@ failure_log = logging.getLogger("downloader.failures")
 """Each failed or invalid row as it happens, at INFO (``-v`` and ``--log-file`` show it)."""
 
 OnDone = Callable[[Result], object]
+"""Called with each result on the loop's thread; when it returns an awaitable (an ``async def``), that
+is awaited as a task before the run returns. Either way an exception is logged, not raised."""
 ATTEMPT_GRACE_S = 1.0
 """Beyond ``--timeout`` before the engine itself cancels an attempt (the backends enforce it first)."""
 
@@ -52,6 +56,7 @@ class Engine:
         self.on_done = list(on_done)
         self.stats = Stats(backend=self.backend.name, concurrency=self.limits.concurrency)
         self._tasks: dict[asyncio.Task[Result], Job] = {}
+        self._callbacks: set[asyncio.Future[object]] = set()
         lim = self.limits
         self._hosts = Hosts(
             lim.concurrency,
@@ -89,7 +94,11 @@ class Engine:
                 await self._feed(iter(jobs))
                 while self._tasks:
                     await asyncio.wait(list(self._tasks))
+            while self._callbacks:
+                await asyncio.wait(list(self._callbacks))
         finally:
+            for pending in self._callbacks:  # only when the run itself failed or was cancelled
+                pending.cancel()
             self.stats.wall_s = time.monotonic() - started
             self._seen.close()
             self._done.close()
@@ -132,6 +141,8 @@ class Engine:
         self._pumping = True
         try:
             while not self._stopping:
+                if len(self._callbacks) >= self.limits.concurrency:
+                    return  # the caller's async callbacks lag behind: the next of them to end pumps
                 self._more = self._more and self._read_ahead(self._jobs)
                 for job, err in self._hosts.down_jobs():
                     self._finish(self._failure(job, err, 0, 0.0))
@@ -232,9 +243,24 @@ class Engine:
             failure_log.info("failed %s (%s): %s", result.url, result.kind, result.error)
         for callback in self.on_done:
             try:
-                callback(result)
+                value = callback(result)
             except Exception:
                 log.exception("on_done callback failed for %s", result.url)
+            else:
+                if inspect.isawaitable(value):
+                    self._await_callback(value, result.url)
+
+    def _await_callback(self, value: Awaitable[object], url: str) -> None:
+        """Run an async callback as a task, held until it ends (the loop keeps only weak references)."""
+        task = asyncio.ensure_future(value)
+        self._callbacks.add(task)
+        task.add_done_callback(functools.partial(self._callback_done, url=url))
+
+    def _callback_done(self, task: asyncio.Future[object], *, url: str) -> None:
+        self._callbacks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("on_done callback failed for %s", url, exc_info=exc)
+        self._pump()
 
     # -- one URL ---------------------------------------------------------------------------------------
 
