@@ -26,6 +26,37 @@ def digest64(key: str) -> int:
     return value if value > _GONE else value + 2
 
 
+def claim_key(path: str) -> int:
+    """The digest a path is claimed under: case folded, since two names that differ only in case are
+    one file on a case-insensitive file system."""
+    return digest64(path.lower())
+
+
+class PathClaims:
+    """Which URL holds each path, for names that two URLs may share: a path is free, held by this URL
+    (a rerun, a duplicate), or held by another. Two digest sets, so memory stays flat as they spill."""
+
+    _MIX = 0x9E3779B97F4A7C15
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self._paths, self._owners = DigestIndex(folder), DigestIndex(folder)
+
+    def claim(self, path: str, url_digest: int) -> bool:
+        """True if ``path`` is now (or already was) this URL's; False if another URL holds it."""
+        p = claim_key(path)
+        pair = (p ^ (url_digest * self._MIX)) & (1 << 64) - 1 | 2  # never a reserved slot marker
+        if pair in self._owners:
+            return True
+        if self._paths.add(p):
+            self._owners.add(pair)
+            return True
+        return False
+
+    def close(self) -> None:
+        self._paths.close()
+        self._owners.close()
+
+
 class DigestSet:
     """A set of 64-bit digests with add, discard and membership, in ``array('Q')``."""
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from .errors import InvalidURL
-from .keys import DigestIndex, digest64
+from .keys import DigestIndex, PathClaims, digest64
 from .models import Job, Naming, Result, Stats, Status
 from .names import DEFAULT_NAMING, normalise
 from .sources import make_job
@@ -159,11 +159,17 @@ def _row_digest(row: dict[str, Any]) -> int | None:
 
 
 def earlier_outcomes(
-    manifest: Path, out: Path, *, failed: bool = False, shard: tuple[int, int] | None = None
+    manifest: Path,
+    out: Path,
+    *,
+    failed: bool = False,
+    shard: tuple[int, int] | None = None,
+    claims: PathClaims | None = None,
 ) -> DigestIndex:
     """Digests of the URLs an earlier run completed (latest row ok or skipped, and its file on disk), or
     with ``failed`` of those whose latest row failed. The latest row for a URL wins. With ``shard``, only
-    that shard's. A large set spills to disk under ``out``; the caller closes it."""
+    that shard's. With ``claims``, each completed file's path is claimed for its URL. A large set spills
+    to disk under ``out``; the caller closes it."""
     found = DigestIndex(out)
     for row in read_manifest(manifest):
         status = row.get("status")
@@ -179,6 +185,8 @@ def earlier_outcomes(
             wanted = status != "failed" and isinstance(path, str) and (out / path).is_file()
         if wanted:
             found.add(d)
+            if claims is not None:
+                claims.claim(row["path"], d)
         else:
             found.discard(d)
     return found

@@ -54,6 +54,10 @@ class Job:
     error_kind: str | None = None
     extra: dict[str, Any] | None = None
     url_named: bool = True
+    may_collide: bool = False
+    """Another URL may have the same path (``--names plain``, with or without ``--name-column``)."""
+    note: str | None = None
+    """Said in the row's ``note``: why the path is not the one the naming rules give."""
     """The path depends on the URL alone, so a duplicate of this URL names the same file."""
 
 
@@ -157,6 +161,8 @@ class Stats:
     duplicate: int = 0
     invalid: int = 0
     not_started: int = 0
+    renamed: int = 0
+    """Rows whose plain name another URL held, saved under the name plus the URL's digest."""
     bytes: int = 0
     wall_s: float = 0.0
     aborted: str | None = None
@@ -189,7 +195,7 @@ class Stats:
 
     def absorb(self, other: Stats) -> None:
         """Add another process's totals (``--procs``); wall time stays this run's own."""
-        for name in ("ok", "failed", "skipped", "duplicate", "invalid", "not_started", "bytes"):
+        for name in ("ok", "failed", "skipped", "duplicate", "invalid", "not_started", "renamed", "bytes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for kind, count in other.failures.items():
             self.failures[kind] = self.failures.get(kind, 0) + count
@@ -226,6 +232,7 @@ class Stats:
             "skipped": self.skipped,
             "duplicate": self.duplicate,
             "not_started": self.not_started,
+            "renamed": self.renamed,
             "bytes": self.bytes,
             "wall_s": round(self.wall_s, 4),
             "files_per_s": round(self.files_per_s, 2),

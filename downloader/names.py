@@ -160,6 +160,16 @@ def relative_path(
     return name
 
 
+def with_digest(path: str, digest: int) -> str:
+    """``path`` with the URL's digest before its extension (``a/x.jpg`` → ``a/x.<hash>.jpg``): the name
+    a URL gets when another URL already holds its plain name."""
+    head, slash, name = path.rpartition("/")
+    stem, dot, ext = name.rpartition(".")
+    if dot and stem and _EXT.match("." + ext):
+        return f"{head}{slash}{stem}.{url_hash(digest)}.{ext}"
+    return f"{path}.{url_hash(digest)}"
+
+
 def with_extension(path: str, ext: str) -> str:
     """``path`` with its (URL-derived) extension replaced by ``ext`` (for ``--fix-ext``)."""
     head, slash, name = path.rpartition("/")

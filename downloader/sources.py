@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .errors import InvalidURL
-from .keys import digest64
+from .keys import claim_key, digest64
 from .models import Job, Naming
 from .names import DEFAULT_NAMING, parse_url, relative_path
 
@@ -51,11 +51,16 @@ def make_job(
             return NOT_MINE
         return Job(url=text, line=line, error=str(exc), error_kind=exc.kind, extra=extra)
     digest = digest64(key)
-    if shard is not None and digest % shard[1] != shard[0]:
+    shared = naming.layout != "shards" and naming.names == "plain"  # hashed names carry the digest
+    if shard is not None and not shared and digest % shard[1] != shard[0]:
         return NOT_MINE
     path = relative_path(key, naming, digest, line=line, stem=stem, url_path=url_path)
+    if shard is not None and shared and claim_key(path) % shard[1] != shard[0]:
+        return NOT_MINE  # a name two URLs may share: both go to the process that decides who gets it
     url_named = stem is None and naming.layout != "shards"
-    return Job(text, line, key, digest, path, host=host, extra=extra, url_named=url_named)
+    job = Job(text, line, key, digest, path, host=host, extra=extra, url_named=url_named)
+    job.may_collide = shared
+    return job
 
 
 def jobs_from_urls(urls: Iterable[str], naming: Naming = DEFAULT_NAMING) -> Iterator[Job]:

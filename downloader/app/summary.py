@@ -28,6 +28,11 @@ def summary(stats: Stats, out: str | None = None) -> str:
         f" · {stats.mb_per_s:.2f} MB/s · latency p50 {_ms(q(0.5))}, p95 {_ms(q(0.95))}, p99 {_ms(q(0.99))}"
         f" · {stats.backend}, -c {stats.concurrency}"
     )
+    if stats.renamed:
+        line += (
+            f"\n{stats.renamed:,} saved under their name plus a digest: another URL had their name"
+            " (each row's note says which)"
+        )
     if stats.failures:
         kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.failures.items(), key=lambda kv: -kv[1]))
         line += f"\nfailures by kind: {kinds}"

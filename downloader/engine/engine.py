@@ -20,9 +20,10 @@ from pathlib import Path
 
 from ..backends.base import Backend
 from ..errors import Cancelled, DownloadError, RateLimited, Timeout, WriteError
-from ..keys import DigestIndex
+from ..keys import DigestIndex, PathClaims
 from ..manifest import MANIFEST, STATS, ManifestWriter, earlier_outcomes, write_stats
 from ..models import Fetched, Job, Result, Stats, Status
+from ..names import with_digest
 from ..spec import RunSpec
 from ..writers.files import prepare_out
 from .hosts import Hosts
@@ -32,6 +33,8 @@ failure_log = logging.getLogger("downloader.failures")
 """Each failed or invalid row as it happens, at INFO (``-v`` and ``--log-file`` show it)."""
 
 OnDone = Callable[[Result], object]
+SHOWN_RENAMES = 5
+"""Taken names warned about one by one; the rest in one line (each row's ``note`` says it anyway)."""
 """Called with each result on the loop's thread; when it returns an awaitable (an ``async def``), that
 is awaited as a task before the run returns. Either way an exception is logged, not raised."""
 ATTEMPT_GRACE_S = 1.0
@@ -52,6 +55,9 @@ class Engine:
     ) -> None:
         self.limits, self.retries, self.timeouts = spec.limits, spec.retries, spec.timeouts
         self.out, self.overwrite, self.shard = spec.output.out, spec.output.overwrite, spec.performance.shard
+        naming = spec.output
+        self._shared_names = naming.layout != "shards" and naming.names == "plain"
+        self._claims: PathClaims | None = None
         self.backend = backend
         self.on_done = list(on_done)
         self.stats = Stats(backend=self.backend.name, concurrency=self.limits.concurrency)
@@ -83,8 +89,9 @@ class Engine:
         """Download every job; returns the statistics. Raises ``RunAborted`` if the output is unusable."""
         out = self.out
         prepare_out(out)
+        self._claims = PathClaims(out) if self._shared_names else None
         if not self.overwrite:
-            self._done = earlier_outcomes(out / MANIFEST, out, shard=self.shard)
+            self._done = earlier_outcomes(out / MANIFEST, out, shard=self.shard, claims=self._claims)
         self._seen = DigestIndex(out)
         self._manifest = ManifestWriter(out / self._manifest_name)
         self._log_failures = failure_log.isEnabledFor(logging.INFO)
@@ -102,6 +109,8 @@ class Engine:
             self.stats.wall_s = time.monotonic() - started
             self._seen.close()
             self._done.close()
+            if self._claims is not None:
+                self._claims.close()
             self._manifest.close()
             if self._manifest.error and not self.stats.aborted:
                 self.stats.aborted = self._manifest.error
@@ -213,7 +222,21 @@ class Engine:
             return Result(job.url, job.line, Status.DUPLICATE, path=path, error=note, extra=job.extra)
         if job.digest in self._done:
             return Result(job.url, job.line, Status.SKIPPED, path=job.path, extra=job.extra)
+        if job.may_collide and self._claims is not None and not self._claims.claim(job.path, job.digest):
+            self._rename(job)
         return None
+
+    def _rename(self, job: Job) -> None:
+        """Another URL holds this job's path: save it under the path plus its URL's digest, and say so."""
+        planned, job.path = job.path, with_digest(job.path, job.digest)
+        assert self._claims is not None
+        self._claims.claim(job.path, job.digest)
+        job.note = f"{planned} is another URL's file; saved as {job.path}"
+        self.stats.renamed += 1
+        if self.stats.renamed <= SHOWN_RENAMES:
+            log.warning("name taken: %s (%s) saved as %s", planned, job.url, job.path)
+        if self.stats.renamed == SHOWN_RENAMES + 1:
+            log.warning("more names taken: each row's 'note' in the manifest says so")
 
     def _done_cb(self, task: asyncio.Task[Result], *, host: str) -> None:
         job = self._tasks.pop(task)
@@ -329,7 +352,7 @@ class Engine:
             elapsed_s=time.monotonic() - start,
             ttfb_s=fetched.ttfb_s,
             extra=job.extra,
-            meta=fetched.meta,
+            meta=fetched.meta if job.note is None else {**(fetched.meta or {}), "note": job.note},
         )
 
     def _retry_delay(
@@ -370,4 +393,5 @@ class Engine:
             elapsed_s=elapsed,
             error=str(err),
             extra=job.extra,
+            meta=None if job.note is None else {"note": job.note},
         )
