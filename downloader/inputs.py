@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import InvalidInput, UsageError
+from .errors import InvalidInput, InvalidURL, UsageError
 from .models import Job, Naming
 from .names import DEFAULT_NAMING
 from .sources import NOT_MINE, make_job, read_lines
@@ -81,12 +81,20 @@ def jobs_from_source(
     """
     fmt = detect_format(source, input_format)
     columns = _Columns(url_column, keep_columns, name_column)
+    if fmt == "txt" and url_column != "url":
+        raise UsageError(
+            f"--url-column {url_column} needs a csv, tsv, jsonl or parquet list; {source} is read as plain "
+            "text, one URL a line (name it .csv, or pass --input-format csv)"
+        )
     if fmt == "txt" and (keep_columns or name_column):
         raise UsageError(
             "keep_columns and name_column need a csv, tsv, jsonl or parquet list, not plain text"
         )
     shard = naming.shard
-    for job in _READERS[fmt](source, naming, columns):
+    jobs = _READERS[fmt](source, naming, columns)
+    if fmt == "txt" and input_format is None:
+        jobs = _not_a_table(jobs, source)
+    for job in jobs:
         if job is NOT_MINE or (
             shard and job.error_kind == InvalidInput.kind and job.line % shard[1] != shard[0]
         ):
@@ -112,6 +120,22 @@ def jobs_from_rows(
             yield _row_job(line, f"row {line}", item, columns, naming)
         else:
             yield make_job(line, str(item).strip(), naming)
+
+
+def _not_a_table(jobs: Iterator[Job], source: str) -> Iterator[Job]:
+    """A list read as plain text whose first line is no URL but looks like a CSV or TSV header (``url,id``)
+    is a table under another name: say so, instead of failing each row as an invalid URL."""
+    first = next(jobs, None)
+    if first is not None:
+        head = first.url if first.error_kind == InvalidURL.kind else ""
+        cell = head.replace("\t", ",").split(",")[0]
+        if ("," in head or "\t" in head) and "://" not in cell:
+            raise UsageError(
+                f"{source} looks like a table (its first line is {head[:60]!r}) but is read as plain text, "
+                "one URL a line: name it .csv or .tsv, or pass --input-format csv"
+            )
+        yield first
+    yield from jobs
 
 
 def count_rows(source: str, input_format: str | None = None) -> int | None:
@@ -162,7 +186,9 @@ class _Columns:
         return [n for n in names if n in wanted]
 
     def extra(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
-        names = [k for k in row if k != self.url] if self.keep_all else self.keep
+        names = [k for k in row if k != self.url] if self.keep_all else list(self.keep)
+        if self.name and not self.keep_all and self.name not in names:
+            names.append(self.name)  # the name column is carried too, so --retry-failed names alike
         return {str(k): _jsonable(row.get(k)) for k in names} or None  # a dict row's keys may be anything
 
     def stem(self, row: Mapping[str, Any]) -> str | None:

@@ -192,23 +192,31 @@ def earlier_outcomes(
     return found
 
 
-def jobs_from_manifest(manifest: Path, out: Path, naming: Naming = DEFAULT_NAMING) -> Iterator[Job]:
-    """Jobs for ``--retry-failed``: each URL whose latest manifest row failed, once, with its old line."""
+def jobs_from_manifest(
+    manifest: Path, out: Path, naming: Naming = DEFAULT_NAMING, name_column: str | None = None
+) -> Iterator[Job]:
+    """Jobs for ``--retry-failed``: each URL whose latest manifest row failed, once, with its old line,
+    its carried columns, and its name from ``name_column`` (carried into every row for this)."""
     failed = earlier_outcomes(manifest, out, failed=True)
     try:
-        yield from _failed_jobs(manifest, failed, naming)
+        yield from _failed_jobs(manifest, failed, naming, name_column)
     finally:
         failed.close()
 
 
-def _failed_jobs(manifest: Path, failed: DigestIndex, naming: Naming) -> Iterator[Job]:
+def _failed_jobs(
+    manifest: Path, failed: DigestIndex, naming: Naming, name_column: str | None
+) -> Iterator[Job]:
     for row in read_manifest(manifest):
         d = _row_digest(row)
         if d is not None and d in failed and row.get("status") == "failed":
             failed.discard(d)
             line = row.get("line")
             extra = {k: v for k, v in row.items() if k not in MANIFEST_FIELDS}
-            yield make_job(line if isinstance(line, int) else 0, row["url"], naming, extra=extra or None)
+            named = extra.get(name_column) if name_column else None
+            stem = str(named).strip() or None if named is not None else None
+            number = line if isinstance(line, int) else 0
+            yield make_job(number, row["url"], naming, stem=stem, extra=extra or None)
 
 
 def failed_rows(manifest: Path, out: Path) -> Iterator[dict[str, Any]]:

@@ -94,6 +94,8 @@ class Setting:
     """False: a setting of list files or processes, which ``download()`` refuses: it reads no file and
     runs on one loop."""
     envvar: str | None = None
+    recorded: bool = False
+    """It decides paths or contents: the first run in OUT records it in ``run.json`` for the reruns."""
 
 
 def setting(default: Any, help: str, **meta: Any) -> Any:
@@ -132,13 +134,15 @@ class Output:
         "hashed",
         "hashed: NAME.<url-digest>.EXT, never colliding; plain: the URL's basename.",
         choices=("hashed", "plain"),
+        recorded=True,
     )
     layout: Literal["flat", "host", "shards"] = setting(
         "flat",
         "flat: OUT/NAME; host: OUT/HOST/NAME; shards: OUT/00000/000000123.jpg, 10,000 a folder.",
         choices=("flat", "host", "shards"),
+        recorded=True,
     )
-    fix_ext: bool = setting(False, "Give each file the extension of its real type.")
+    fix_ext: bool = setting(False, "Give each file the extension of its real type.", recorded=True)
     overwrite: bool = setting(False, "Download again what an earlier run completed.")
 
     def __post_init__(self) -> None:
@@ -158,14 +162,15 @@ class Input:
         choices=("txt", "csv", "tsv", "jsonl", "parquet"),
         library=False,
     )
-    url_column: str = setting("url", "CSV/TSV/JSONL/Parquet column of URLs.")
+    url_column: str = setting("url", "CSV/TSV/JSONL/Parquet column of URLs.", recorded=True)
     keep_columns: tuple[str, ...] = setting(
         (),
         "Columns to carry into the manifest, comma-separated (* for all).",
         parse=parse_columns,
         text_default="",
+        recorded=True,
     )
-    name_column: str | None = setting(None, "Column whose value names each file (sanitised).")
+    name_column: str | None = setting(None, "Column whose value names each file (sanitised).", recorded=True)
 
     def __post_init__(self) -> None:
         if self.input_format is not None:
@@ -256,6 +261,7 @@ class Content:
         "images",
         "images: the first bytes must be an image; any: keep every body.",
         choices=("images", "any"),
+        recorded=True,
     )
     max_size: int = setting(
         100_000_000,

@@ -46,7 +46,7 @@ class Run:
         return sorted(
             str(p.relative_to(self.out))
             for p in self.out.rglob("*")
-            if p.is_file() and p.name not in ("manifest.jsonl", "stats.json")
+            if p.is_file() and p.name not in ("manifest.jsonl", "stats.json", "run.json")
         )
 
 

@@ -128,7 +128,8 @@ def test_jobs_are_named_as_the_plain_list_names_them(tmp_path: Path) -> None:
 def test_csv_keeps_columns_and_names_files(tmp_path: Path) -> None:
     source = write(tmp_path / "urls.csv", "id,url,caption\n7,http://h/a.jpg,a cat\n8,http://h/b.jpg,\n")
     (a, b) = jobs(source, keep_columns=("caption",), name_column="id")
-    assert a.extra == {"caption": "a cat"} and b.extra == {"caption": ""}
+    # the name column is carried too, so that --retry-failed can name a retried file the same way
+    assert a.extra == {"caption": "a cat", "id": "7"} and b.extra == {"caption": "", "id": "8"}
     assert a.path.startswith("7.") and a.path.endswith(".jpg") and not a.url_named
     (a, _) = jobs(source, keep_columns=("*",))
     assert a.extra == {"id": "7", "caption": "a cat"}

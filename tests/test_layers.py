@@ -12,7 +12,7 @@ FLOORS: list[tuple[str, list[str]]] = [
     # (floor, its rooms), from the ground up; a room may import rooms on its own floor listed before it
     ("ground", ["version", "errors", "models", "keys", "spec"]),
     ("input", ["names", "sources", "inputs"]),
-    ("storage", ["writers", "writers.files", "manifest", "origin"]),
+    ("storage", ["writers", "writers.files", "manifest", "runfile", "origin"]),
     ("processing", ["checks", "stages"]),
     ("transfer", ["backends", "backends.base", "backends.aio", "backends.sync", "backends.curl"]),
     ("engine", ["engine", "engine.hosts", "engine.engine"]),

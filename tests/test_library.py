@@ -166,7 +166,7 @@ async def test_rows_carry_their_columns_and_name_their_files(origin: TestServer,
     run = await fetch(rows, name_column="id", keep_columns=("caption",))
     assert run.stats.ok == 3 and run.stats.invalid == 2 and len(run.rows) == len(run.results) == 5
     row_a, row_b, row_c = run.row(a), run.row(b), run.row(c)
-    assert row_a["caption"] == "a cat" and "n" not in row_a and "id" not in row_a
+    assert row_a["caption"] == "a cat" and "n" not in row_a and row_a["id"] == "a1"  # the name column too
     assert Path(row_a["path"]).name.startswith("a1.") and Path(row_c["path"]).name.startswith("7.")
     assert row_c["caption"] is None and "caption" not in row_b
     assert all((run.out / r["path"]).is_file() for r in (row_a, row_b, row_c))

@@ -13,6 +13,7 @@ from ..backends.base import Backend
 from ..engine.engine import OnDone
 from ..inputs import jobs_from_rows
 from ..models import Stats
+from ..runfile import settle
 from ..spec import GROUPS, RunSpec, library_options, options_doc
 from .assemble import arun, build_engine
 from .progress import reporter_for
@@ -36,7 +37,7 @@ async def adownload(
 ) -> Stats:
     """Download ``urls`` into ``out``; returns the statistics. Runs on the caller's event loop."""
     _refuse_one("adownload", urls)
-    spec = _spec("adownload", out, backend, options)
+    spec = settle(_spec("adownload", out, backend, options), frozenset(options))
     callbacks: list[OnDone] = [] if on_done is None else [on_done] if callable(on_done) else list(on_done)
     own = None if isinstance(backend, str) else backend
     engine = build_engine(spec, backend=own, on_done=callbacks)

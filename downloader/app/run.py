@@ -5,7 +5,7 @@ before any work, and each process then reads it once."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
@@ -13,6 +13,7 @@ from ..inputs import count_rows
 from ..loop import run_loop
 from ..manifest import MANIFEST, jobs_from_manifest
 from ..models import Stats
+from ..runfile import settle
 from ..sources import jobs_from_urls
 from ..spec import RunSpec
 from .assemble import OnInterrupt, arun, build_engine, list_jobs, run
@@ -34,8 +35,10 @@ class Ui:
     announce: Callable[[str], None] = field(default=lambda text: None)
 
 
-def fetch_list(spec: RunSpec, source: str, ui: Ui) -> Stats:
-    """Download every row of ``source`` (a path, or ``-`` for stdin) into the spec's OUT."""
+def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = ()) -> Stats:
+    """Download every row of ``source`` (a path, or ``-`` for stdin) into the spec's OUT. ``explicit``:
+    the settings the user gave, which must agree with what OUT's ``run.json`` records."""
+    spec = settle(spec, frozenset(explicit))
     jobs = list_jobs(spec, source)
     try:
         first = next(jobs, None)  # a missing column or an unreadable file is a usage error, before any work
@@ -55,13 +58,14 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui) -> Stats:
         jobs.close()
 
 
-def retry_failed(spec: RunSpec, ui: Ui) -> Stats:
-    """Fetch again each URL whose latest row in OUT's manifest failed."""
+def retry_failed(spec: RunSpec, ui: Ui, explicit: Collection[str] = ()) -> Stats:
+    """Fetch again each URL whose latest row in OUT's manifest failed, named as OUT's first run named."""
     out = spec.output.out
     manifest = out / MANIFEST
     if not manifest.is_file():
         raise UsageError(f"--retry-failed: no manifest at {manifest}")
-    jobs = jobs_from_manifest(manifest, out, spec.naming)
+    spec = settle(spec, frozenset(explicit))
+    jobs = jobs_from_manifest(manifest, out, spec.naming, spec.input.name_column)
     return run(spec, build_engine(spec), jobs, progress=ui.progress(None), on_interrupt=ui.on_interrupt)
 
 

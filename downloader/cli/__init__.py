@@ -18,7 +18,7 @@ from ..backends import backend_names
 from ..errors import ExitCode
 from ..spec import Content, Input, Limits, Network, Output, Performance, Retries, RunSpec, Timeouts
 from ..version import __version__
-from .options import DISPLAY, SUMMARY_LOG, guarded, spec_options, split_params
+from .options import DISPLAY, SUMMARY_LOG, explicit_settings, guarded, spec_options, split_params
 
 if TYPE_CHECKING:  # the application loads only when a command runs: --help stays fast
     from ..app.progress import Reporter
@@ -125,13 +125,13 @@ def fetch(list_file: str | None, *, retry_failed: bool, **params: Any) -> None:
     if retry_failed:
         if list_file is not None:
             raise click.UsageError("give LIST or --retry-failed (which reads OUT/manifest.jsonl), not both")
-        stats = retry(spec, ui)
+        stats = retry(spec, ui, explicit_settings())
     else:
         if list_file is None:
             raise click.UsageError("Missing argument 'LIST' (a file of URLs, or - for stdin).")
         if list_file != "-" and not os.path.isfile(list_file):
             raise click.UsageError(f"no such list file: {list_file}")
-        stats = fetch_list(spec, list_file, ui)
+        stats = fetch_list(spec, list_file, ui, explicit_settings())
     finish(stats, params["quiet"], spec.output.out)
 
 

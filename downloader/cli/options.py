@@ -162,6 +162,13 @@ def setup_logging(
     root.propagate = False
 
 
+def explicit_settings() -> frozenset[str]:
+    """The settings this command line gave (on the line or through the environment), not defaults."""
+    ctx = click.get_current_context()
+    given = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+    return frozenset(name for name in SPEC_NAMES if ctx.get_parameter_source(name) in given)
+
+
 def split_params(params: dict[str, Any]) -> dict[str, Any]:
     """Take the run spec's settings out of a command's parameters (the rest stay for the command)."""
     return {name: params.pop(name) for name in list(params) if name in SPEC_NAMES}
