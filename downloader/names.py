@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .errors import InvalidURL
 from .keys import digest64
@@ -15,13 +15,21 @@ from .models import SHARD_SIZE, Naming
 
 DEFAULT_NAMING = Naming()
 MAX_URL_LENGTH = 8192
+MAX_HOST_LENGTH = 253
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_HOST = re.compile(r"^[\w.\-~!$&'()*+,;=]+$")
+_HOST = re.compile(r"^[\w.\-~!$&'()*+,;=]+$", re.ASCII)
+_LABELS = re.compile(r"(?:[^.]{1,63}\.)*[^.]{1,63}\.?")  # no empty label but a final one, none over 63
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_PCHAR = r"A-Za-z0-9\-._~!$&'()*+,;=:@%"  # RFC 3986: unreserved, sub-delims, ':' and '@', and escapes
 _PLAIN_URL = re.compile(
-    r"(https?)://([a-z0-9.\-]+)(?::([0-9]{1,5}))?"  # scheme, host, port: lower case, no user, no IPv6
-    r"(/[^?#\x00-\x20\x7f]*)?(?:\?([^#\x00-\x20\x7f]*))?(?:#[^\x00-\x1f\x7f]*)?"  # path, query, fragment
+    r"(https?)://((?:[a-z0-9\-]{1,63}\.)*[a-z0-9\-]{1,63}\.?)(?::([0-9]{1,5}))?"  # lower case, no user/IPv6
+    rf"(/[{_PCHAR}/]*)?(?:\?([{_PCHAR}/?]*))?(?:#[^\x00-\x1f\x7f]*)?"  # path, query: nothing to encode
 )
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# What a URI may not hold as it is: a '%' that starts no escape, and runs of any other character.
+_ENCODE_PATH = re.compile(rf"%(?![0-9A-Fa-f]{{2}})|[^{_PCHAR}/]+")
+_ENCODE_QUERY = re.compile(rf"%(?![0-9A-Fa-f]{{2}})|[^{_PCHAR}/?]+")
+_ENCODE_USER = re.compile(rf"%(?![0-9A-Fa-f]{{2}})|[^{_PCHAR.replace('@', '')}]+")
 
 # Names: characters no common file system accepts, and names Windows reserves whatever the extension.
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]+')
@@ -32,30 +40,34 @@ MAX_STEM_BYTES = 96
 
 def normalise(url: str) -> str:
     """The URL's identity: lower-case scheme and host, no default port, no fragment; path and query
-    kept as given (inner spaces become ``%20``). Raises ``InvalidURL`` with a reason."""
+    kept as given except that what a URI may not hold is percent-encoded (UTF-8), and the host in
+    IDNA form. Raises ``InvalidURL`` with a reason."""
     return parse_url(url)[0]
 
 
 def parse_url(url: str) -> tuple[str, str, str]:
     """(normalised URL, host:port, path); host:port is the engine's unit of per-host scheduling.
-    Most URLs in a list are plain ``http(s)://host[:port]/path`` in lower case: one regular expression
-    settles those; anything else goes through ``urlsplit``. A test holds both ways equal on thousands
-    of odd URLs."""
+    The normalised URL is pure ASCII and is what every backend requests, so they all send the same
+    bytes. Most URLs in a list are plain ``http(s)://host[:port]/path`` in lower case with nothing to
+    encode: one regular expression settles those; anything else goes through ``urlsplit``. A test
+    holds both ways equal on thousands of odd URLs."""
     if len(url) > MAX_URL_LENGTH:
         raise InvalidURL(f"URL longer than {MAX_URL_LENGTH} characters")
     m = _PLAIN_URL.fullmatch(url)
-    if m is not None:
-        scheme, host, port, path, query = m.groups()
-        if port is not None:
-            number = int(port)
-            if number > 65535:
-                return _parse_any(url)
-            if number != _DEFAULT_PORTS[scheme]:
-                host = f"{host}:{number}"
-        path = path or "/"
-        key = f"{scheme}://{host}{path}?{query}" if query else f"{scheme}://{host}{path}"
-        return key, host, path
-    return _parse_any(url)
+    if m is None or ("%" in url and _LONE_PERCENT.search(url)):
+        return _parse_any(url)
+    scheme, host, port, path, query = m.groups()
+    if len(host) > MAX_HOST_LENGTH or "xn--" in host:
+        return _parse_any(url)
+    if port is not None:
+        number = int(port)
+        if number > 65535:
+            return _parse_any(url)
+        if number != _DEFAULT_PORTS[scheme]:
+            host = f"{host}:{number}"
+    path = path or "/"
+    key = f"{scheme}://{host}{path}?{query}" if query else f"{scheme}://{host}{path}"
+    return key, host, path
 
 
 def _parse_any(url: str) -> tuple[str, str, str]:
@@ -72,17 +84,74 @@ def _parse_any(url: str) -> tuple[str, str, str]:
     host = parts.hostname or ""
     if not host:
         raise InvalidURL("URL has no host")
-    if ":" in host:
-        host = f"[{host}]"
-    elif not _HOST.match(host):
-        raise InvalidURL(f"not a valid host name: {host!r}")
+    host = f"[{host}]" if ":" in host else _ascii_host(host)
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     hostport = netloc
     if "@" in parts.netloc:
-        netloc = parts.netloc.rpartition("@")[0] + "@" + netloc
-    query = f"?{parts.query}" if parts.query else ""
-    path = parts.path or "/"
-    return f"{scheme}://{netloc}{path}{query}", hostport, path
+        netloc = _encode(_ENCODE_USER, parts.netloc.rpartition("@")[0]) + "@" + netloc
+    query = f"?{_encode(_ENCODE_QUERY, parts.query)}" if parts.query else ""
+    path = _encode(_ENCODE_PATH, parts.path) or "/"
+    key = f"{scheme}://{netloc}{path}{query}"
+    if len(key) > MAX_URL_LENGTH:
+        raise InvalidURL(f"URL longer than {MAX_URL_LENGTH} characters once percent-encoded")
+    return key, hostport, path
+
+
+def _encode(unsafe: re.Pattern[str], text: str) -> str:
+    """``text`` with what ``unsafe`` matches percent-encoded as UTF-8, as browsers send it; escapes
+    already there stay as they are (a '%' that starts none becomes ``%25``)."""
+    try:
+        return unsafe.sub(lambda m: quote(m[0], safe=""), text)
+    except UnicodeEncodeError:
+        raise InvalidURL("URL holds a lone surrogate, which is no Unicode text") from None
+
+
+def _ascii_host(host: str) -> str:
+    """A lower-case host name as it goes on the wire. A name with non-ASCII letters goes through
+    IDNA (UTS #46 mapping, then IDNA 2008 per label) with the ``idna`` package: that is how browsers
+    (the WHATWG URL standard) and aiohttp's and requests' own URL code encode it, where the standard
+    library's ``encodings.idna`` is IDNA 2003 (``ß`` becomes ``ss``, rules long retired). ASCII labels
+    stay as they are (browsers accept ``_``, which IDNA 2008 forbids), but an ``xn--`` label must decode.
+    Whatever IDNA or DNS would refuse later (empty labels, a label over 63 characters) is refused here,
+    so no backend meets it."""
+    if not host.isascii() or "xn--" in host:
+        host = _idna(host)
+    if not _HOST.match(host):
+        raise InvalidURL(f"not a valid host name: {host!r}")
+    if len(host.removesuffix(".")) > MAX_HOST_LENGTH:
+        raise InvalidURL(f"host name longer than {MAX_HOST_LENGTH} characters")
+    if not _LABELS.fullmatch(host):
+        raise InvalidURL(f"not a valid host name (an empty label, or one over 63 characters): {host!r}")
+    return host
+
+
+def _idna(host: str) -> str:
+    import idna  # 13 ms to import, for the few lists that have such hosts
+
+    try:
+        labels = idna.uts46_remap(host, std3_rules=False, transitional=False).split(".")
+        for i, label in enumerate(labels):
+            if not label.isascii():
+                labels[i] = idna.alabel(label).decode("ascii")
+            elif label.startswith("xn--"):
+                idna.ulabel(label)
+    except UnicodeError as exc:  # idna.IDNAError is one
+        raise InvalidURL(f"not a valid international host name: {exc}") from None
+    return ".".join(labels)
+
+
+def _readable_host(host: str) -> str:
+    """A host in IDNA form as people write it (``xn--bcher-kva.example`` as ``bücher.example``)."""
+    if "xn--" not in host:
+        return host
+    import idna
+
+    try:
+        return ".".join(
+            idna.ulabel(label) if label.startswith("xn--") else label for label in host.split(".")
+        )
+    except UnicodeError:
+        return host
 
 
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
@@ -155,7 +224,7 @@ def relative_path(
     else:
         name = f"{safe_component(stem, fallback='index')}.{url_hash(digest or digest64(key))}{ext}"
     if naming.layout == "host":
-        host = urlsplit(key).netloc.rpartition("@")[2]
+        host = _readable_host(urlsplit(key).netloc.rpartition("@")[2])
         return f"{safe_component(host.replace(':', '_'), fallback='host')}/{name}"
     return name
 

@@ -52,7 +52,8 @@ class Run:
 
 def manifest_rows(out: Path) -> list[dict[str, Any]]:
     path = out / "manifest.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    lines = path.read_text().split("\n") if path.exists() else []  # JSON Lines: a row ends at "\n" only
+    return [json.loads(line) for line in lines if line]
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ HTML = b"<!DOCTYPE html><html><body>Not found</body></html>"
 HITS: web.AppKey[collections.Counter[str]] = web.AppKey("hits", collections.Counter)
 ARRIVALS: web.AppKey[list[tuple[float, str]]] = web.AppKey("arrivals", list)
 HEADERS: web.AppKey[dict[str, dict[str, str]]] = web.AppKey("headers", dict)
+TARGETS: web.AppKey[list[str]] = web.AppKey("targets", list)
+"""Each request's target as it came on the wire: a path and query, or a whole URL through a proxy."""
 
 
 def image_for(name: str) -> bytes:
@@ -179,6 +181,7 @@ async def log_arrivals(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
     request.app[ARRIVALS].append((time.monotonic(), request.path))
+    request.app[TARGETS].append(request.raw_path)
     return await handler(request)
 
 
@@ -195,6 +198,7 @@ def make_app() -> web.Application:
     app[ARRIVALS] = []
     app[HITS] = collections.Counter()
     app[HEADERS] = {}
+    app[TARGETS] = []
     routes = {
         "/img/{group}/{name}": img,
         "/echo/{id}": echo,

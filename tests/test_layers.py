@@ -41,6 +41,7 @@ OWNERS = {
     "pyarrow": {"inputs"},
     "aiolimiter": {"engine.hosts"},
     "orjson": {"manifest"},
+    "idna": {"names"},
 }
 
 
