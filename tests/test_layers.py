@@ -13,7 +13,7 @@ FLOORS: list[tuple[str, list[str]]] = [
     ("ground", ["version", "errors", "models", "keys", "spec"]),
     ("input", ["names", "sources", "inputs"]),
     ("storage", ["writers", "writers.files", "manifest", "origin"]),
-    ("processing", ["checks", "stages"]),
+    ("processing", ["checks", "stages", "stages.geometry", "stages.images"]),
     ("transfer", ["backends", "backends.base", "backends.aio", "backends.sync", "backends.curl"]),
     ("engine", ["engine", "engine.hosts", "engine.engine"]),
     ("loop", ["loop"]),
@@ -41,6 +41,8 @@ OWNERS = {
     "pyarrow": {"inputs"},
     "aiolimiter": {"engine.hosts"},
     "orjson": {"manifest"},
+    "PIL": {"stages.images"},
+    "pyvips": set(),
 }
 
 
