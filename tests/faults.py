@@ -20,6 +20,9 @@ HTML = b"<!DOCTYPE html><html><body>Not found</body></html>"
 HITS: web.AppKey[collections.Counter[str]] = web.AppKey("hits", collections.Counter)
 ARRIVALS: web.AppKey[list[tuple[float, str]]] = web.AppKey("arrivals", list)
 HEADERS: web.AppKey[dict[str, dict[str, str]]] = web.AppKey("headers", dict)
+SENT: web.AppKey[collections.Counter[str]] = web.AppKey("sent", collections.Counter)
+"""Body bytes each path's handler handed to the socket (the opted-out body must stay near zero)."""
+IMAGES = FIXTURES / "images"
 
 
 def image_for(name: str) -> bytes:
@@ -174,6 +177,36 @@ async def slow(request: web.Request) -> web.Response:
     return web.Response(body=JPEG, content_type="image/jpeg")
 
 
+async def image(request: web.Request) -> web.Response:
+    """/images/<fixture>/<id>: a file of fixtures/images (the image stage's cases)."""
+    name = request.match_info["name"]
+    return web.Response(body=(IMAGES / name).read_bytes(), content_type="image/" + name.rsplit(".")[-1])
+
+
+async def robots_tag(request: web.Request) -> web.StreamResponse:
+    """/robots-tag/<id>?tag=V&tag=W: a JPEG with one X-Robots-Tag header per ``tag``, streamed slowly
+    (64 KiB every 20 ms, up to 64 MiB) so a client that reads the body would be seen reading it."""
+    resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+    for value in request.query.getall("tag", []):
+        resp.headers.add("X-Robots-Tag", value)
+    if request.query.get("small"):
+        resp.content_length = len(JPEG)
+        await resp.prepare(request)
+        await resp.write(JPEG)
+        return resp
+    await resp.prepare(request)
+    block = JPEG + bytes(65536 - len(JPEG))
+    try:
+        for _ in range(1024):
+            await resp.write(block)
+            request.app[SENT][request.path] += len(block)
+            await asyncio.sleep(0.02)
+    except (ConnectionError, RuntimeError):  # the client hung up: exactly what an opt-out must do
+        return resp
+    await resp.write_eof()
+    return resp
+
+
 @web.middleware
 async def log_arrivals(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -195,6 +228,7 @@ def make_app() -> web.Application:
     app[ARRIVALS] = []
     app[HITS] = collections.Counter()
     app[HEADERS] = {}
+    app[SENT] = collections.Counter()
     routes = {
         "/img/{group}/{name}": img,
         "/echo/{id}": echo,
@@ -214,6 +248,8 @@ def make_app() -> web.Application:
         "/octet/{name}": octet,
         "/big/{size}": big,
         "/slow/{ms}/{id}": slow,
+        "/images/{name}/{id}": image,
+        "/robots-tag/{id}": robots_tag,
     }
     for path, handler in routes.items():
         app.router.add_get(path, handler)
