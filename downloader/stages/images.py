@@ -159,11 +159,11 @@ def _filter(w: int, h: int, opts: Images) -> None:
     if opts.min_image_size and smallest < opts.min_image_size:
         least = opts.min_image_size
         raise ImageTooSmall(f"{w}×{h}: shorter side {smallest} is under --min-image-size {least}")
-    if opts.max_image_area and area > opts.max_image_area:
-        raise ImageTooLarge(f"{w}×{h} is {area:,} pixels, over --max-image-area {opts.max_image_area:,}")
     if opts.max_aspect_ratio and ratio > opts.max_aspect_ratio:
         limit = opts.max_aspect_ratio
         raise AspectRatio(f"{w}×{h}: aspect ratio {ratio:.2f} is over --max-aspect-ratio {limit:g}")
+    if opts.max_image_area and area > opts.max_image_area:
+        raise ImageTooLarge(f"{w}×{h} is {area:,} pixels, over --max-image-area {opts.max_image_area:,}")
 
 
 def _render(img: Image, g: Geometry, turn: int, target: str, opts: Images) -> bytes:
