@@ -22,9 +22,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q downloader
 	@touch $(STAMP)
 
-# the test tools on top: pytest, mypy, ruff, the type stubs, and matplotlib for bench --plot
+# the test tools on top: pytest, hypothesis, mypy, ruff, the type stubs, matplotlib for bench --plot, Pillow
 $(DEV): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,parquet,dev]'
+	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,parquet,images,dev]'
 	@touch $(DEV)
 
 install: $(STAMP) ## create .venv and install the tool with the fast, curl and parquet extras (no test tools)

@@ -11,7 +11,7 @@ import hashlib
 import time
 from collections.abc import Mapping
 
-from .errors import NotImage, RedirectError, Timeout, TooLarge, TooSlow, Truncated, http_error
+from .errors import NotImage, OptedOut, RedirectError, Timeout, TooLarge, TooSlow, Truncated, http_error
 from .spec import Transport
 
 SNIFF_BYTES = 1024
@@ -80,6 +80,53 @@ def check_status(status: int, reason: str, headers: Mapping[str, str]) -> None:
     if 300 <= status < 400:
         raise RedirectError(f"HTTP {status} redirect not followed (no usable Location)")
     raise http_error(status, reason, parse_retry_after(headers.get("Retry-After")))
+
+
+_VALUED = frozenset(("unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"))
+"""Directives written ``name: value``: their colon does not name an agent."""
+
+
+def header_values(headers: Mapping[str, str], name: str) -> list[str]:
+    """Every value of a repeated header: each client's multi-map (aiohttp's ``getall``, urllib3's
+    ``getlist``, curl's), else the one value."""
+    for many in ("getall", "getlist"):
+        method = getattr(headers, many, None)
+        if method is not None:
+            return list(method(name, []) if many == "getall" else method(name))
+    value = headers.get(name)
+    return [value] if value else []
+
+
+def robots_directives(values: list[str], agent: str) -> set[str]:
+    """The X-Robots-Tag directives that apply to ``agent`` (lower case): each header value is a comma
+    list, optionally led by ``agent:``; a list led by another agent's name is that agent's alone."""
+    found: set[str] = set()
+    for value in values:
+        scope: str | None = None
+        for part in value.split(","):
+            name, colon, rest = part.partition(":")
+            name = name.strip().lower()
+            if colon and name not in _VALUED:
+                scope, name = name, rest.strip().lower()
+            if scope is None or scope == agent:
+                found.add(name.split(":")[0].strip())
+    return found
+
+
+def check_opt_out(headers: Mapping[str, str], transport: Transport) -> None:
+    """Raise ``OptedOut`` when the response's X-Robots-Tag forbids what --disallowed-header-directives
+    names (``none`` counts as ``noindex``). Free when the header is absent: one lookup."""
+    disallowed = transport.content.disallowed_header_directives
+    values = header_values(headers, "X-Robots-Tag") if disallowed else []
+    if not values:
+        return
+    agent = transport.network.user_agent.split("/")[0].split(" ")[0].strip().lower()
+    found = robots_directives(values, agent)
+    if "none" in found:
+        found.add("noindex")
+    hit = sorted(found.intersection(disallowed))
+    if hit:
+        raise OptedOut(f"X-Robots-Tag: {', '.join(hit)} (the site opts out; body not read)")
 
 
 class BodyCheck:

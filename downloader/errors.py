@@ -16,6 +16,12 @@
      ├── RedirectError      redirect        too many, a loop, or to a scheme other than http(s)
      ├── TooLarge           too_large
      ├── NotImage           not_image       the bytes are not an image
+     ├── CorruptImage       corrupt_image   an image that does not decode (truncated, corrupt, unknown)
+     ├── TooManyPixels      too_many_pixels more pixels than --max-pixels (a decompression bomb)
+     ├── ImageTooSmall      image_too_small shorter side under --min-image-size
+     ├── ImageTooLarge      image_too_large area over --max-image-area
+     ├── AspectRatio        aspect_ratio    longer side over shorter side beyond --max-aspect-ratio
+     ├── OptedOut           opted_out       the site said no (X-Robots-Tag); its body is never read
      ├── HostDown           host_down       the host failed to connect too often in a row
      ├── WriteError         write           the file could not be written
      ├── Cancelled          cancelled       the run was interrupted
@@ -61,6 +67,12 @@ KINDS = (
     "redirect",
     "too_large",
     "not_image",
+    "corrupt_image",
+    "too_many_pixels",
+    "image_too_small",
+    "image_too_large",
+    "aspect_ratio",
+    "opted_out",
     "host_down",
     "write",
     "cancelled",
@@ -155,6 +167,32 @@ class TooLarge(DownloadError):
 
 class NotImage(DownloadError):
     kind = "not_image"
+
+
+class CorruptImage(DownloadError):
+    kind = "corrupt_image"
+
+
+class TooManyPixels(DownloadError):
+    kind = "too_many_pixels"
+
+
+class ImageTooSmall(DownloadError):
+    kind = "image_too_small"
+
+
+class ImageTooLarge(DownloadError):
+    kind = "image_too_large"
+
+
+class AspectRatio(DownloadError):
+    kind = "aspect_ratio"
+
+
+class OptedOut(DownloadError):
+    """The response's headers opt the URL out of datasets: not retried, body never read."""
+
+    kind = "opted_out"
 
 
 class HostDown(DownloadError):

@@ -23,6 +23,8 @@ from .models import Naming
 from .version import __version__
 
 DEFAULT_USER_AGENT = f"downloader/{__version__}"
+OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
+"""The X-Robots-Tag directives a site uses to keep its images out of datasets."""
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
@@ -62,6 +64,11 @@ def parse_header(text: str) -> tuple[str, str]:
     if "\n" in value or "\r" in value:
         raise UsageError(f"a header value cannot hold a line break: {text!r}")
     return (name.strip(), value.strip())
+
+
+def parse_words(text: str) -> tuple[str, ...]:
+    """``'noai, NoIndex'`` → ``('noai', 'noindex')``; an empty text is an empty set."""
+    return tuple(w.strip().lower() for w in text.split(",") if w.strip())
 
 
 def parse_columns(text: str) -> tuple[str, ...]:
@@ -117,7 +124,7 @@ def _check(group: Any) -> None:
         if number and low is not None and (value < low or (s.above_minimum and value == low)):
             word = "positive" if s.above_minimum and low == 0 else f"at least {low:g}"
             raise UsageError(f"{f.name} must be {word}, not {value!r}")
-        if s.choices and s.choices[0] != "@backends" and value not in s.choices:
+        if s.choices and s.choices[0] != "@backends" and value is not None and value not in s.choices:
             raise UsageError(f"{f.name} must be one of {', '.join(s.choices)}, not {value!r}")
 
 
@@ -270,6 +277,13 @@ class Content:
         text_default="100MB",
         minimum=0,
     )
+    disallowed_header_directives: tuple[str, ...] = setting(
+        OPT_OUT_DIRECTIVES,
+        "X-Robots-Tag directives that opt a URL out (read before its body; comma-separated, empty: off).",
+        parse=parse_words,
+        text_default=",".join(OPT_OUT_DIRECTIVES),
+        recorded=True,
+    )
 
     def __post_init__(self) -> None:
         _check(self)
@@ -324,7 +338,107 @@ class Performance:
         _check(self)
 
 
-GROUPS: tuple[type[Any], ...] = (Output, Input, Network, Timeouts, Retries, Content, Limits, Performance)
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Images:
+    """What becomes of each image: checked, filtered, resized, re-encoded. With none of the options that
+    change a body or reject one set, no image library is loaded and no worker starts."""
+
+    TITLE: ClassVar[str] = "Images"
+    verify: Literal["header", "decode"] = setting(
+        "header",
+        "header: the first bytes must be an image; decode: decode it whole (corrupt_image when it fails).",
+        choices=("header", "decode"),
+        recorded=True,
+    )
+    max_pixels: int = setting(
+        89_478_485,
+        "Images with more pixels fail as too_many_pixels, read from the header, never decoded (0: no limit).",
+        minimum=0,
+        recorded=True,
+    )
+    image_size: int = setting(
+        0, "Resize to this many pixels (see --resize-mode; 0: no resize).", minimum=0, recorded=True
+    )
+    resize_mode: Literal["no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"] = setting(
+        "border",
+        "keep_ratio: the shorter side becomes N; keep_ratio_largest: the longer; center_crop: shorter side "
+        "N, then the centred NxN; border: longer side N, padded (white) to NxN.",
+        choices=("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border"),
+        recorded=True,
+    )
+    resize_only_if_bigger: bool = setting(
+        False, "Only shrink: a smaller image keeps its size.", recorded=True
+    )
+    encode_format: Literal["jpg", "png", "webp"] | None = setting(
+        None,
+        "Re-encode every image in this format [default: keep the format; a resized image is re-encoded "
+        "in it when it is jpg, png or webp, else as png].",
+        choices=("jpg", "png", "webp"),
+        recorded=True,
+    )
+    encode_quality: int = setting(95, "Quality of jpg and webp encoding (1-100).", minimum=1, recorded=True)
+    skip_reencode: bool = setting(
+        False,
+        "Keep the original bytes when no resize is needed and the format already matches.",
+        recorded=True,
+    )
+    min_image_size: int = setting(
+        0,
+        "Images whose shorter side is smaller fail as image_too_small (0: none).",
+        minimum=0,
+        recorded=True,
+    )
+    max_image_area: int = setting(
+        0,
+        "Images with a larger width x height fail as image_too_large (0: no limit).",
+        minimum=0,
+        recorded=True,
+    )
+    max_aspect_ratio: float = setting(
+        0.0,
+        "Images whose longer side over shorter side is larger fail as aspect_ratio (0: any).",
+        minimum=0,
+        recorded=True,
+    )
+    image_workers: int | None = setting(
+        None, "Processes (or threads) that decode and resize [default: the usable CPUs].", minimum=1
+    )
+    image_executor: Literal["process", "thread", "inline"] = setting(
+        "process",
+        "process: a process pool (every core); thread: a thread pool (as far as the library releases the "
+        "GIL); inline: on the event loop, which then waits for each image (for comparison).",
+        choices=("process", "thread", "inline"),
+    )
+
+    def __post_init__(self) -> None:
+        if self.encode_quality > 100:
+            raise UsageError(f"encode_quality must be at most 100, not {self.encode_quality!r}")
+        _check(self)
+
+    @property
+    def active(self) -> bool:
+        """True when some option checks, rejects or changes images: the stage runs."""
+        return bool(
+            self.verify == "decode"
+            or self.image_size
+            or self.encode_format
+            or self.min_image_size
+            or self.max_image_area
+            or self.max_aspect_ratio
+        )
+
+
+GROUPS: tuple[type[Any], ...] = (
+    Output,
+    Input,
+    Network,
+    Timeouts,
+    Retries,
+    Content,
+    Images,
+    Limits,
+    Performance,
+)
 """Every group, in the order the help shows them."""
 
 
@@ -349,6 +463,7 @@ class RunSpec:
     timeouts: Timeouts = field(default_factory=Timeouts)
     retries: Retries = field(default_factory=Retries)
     content: Content = field(default_factory=Content)
+    images: Images = field(default_factory=Images)
     limits: Limits = field(default_factory=Limits)
     performance: Performance = field(default_factory=Performance)
 

@@ -22,6 +22,9 @@ ARRIVALS: web.AppKey[list[tuple[float, str]]] = web.AppKey("arrivals", list)
 HEADERS: web.AppKey[dict[str, dict[str, str]]] = web.AppKey("headers", dict)
 TARGETS: web.AppKey[list[str]] = web.AppKey("targets", list)
 """Each request's target as it came on the wire: a path and query, or a whole URL through a proxy."""
+SENT: web.AppKey[collections.Counter[str]] = web.AppKey("sent", collections.Counter)
+"""Body bytes each path's handler handed to the socket (the opted-out body must stay near zero)."""
+IMAGES = FIXTURES / "images"
 
 
 def image_for(name: str) -> bytes:
@@ -176,6 +179,36 @@ async def slow(request: web.Request) -> web.Response:
     return web.Response(body=JPEG, content_type="image/jpeg")
 
 
+async def image(request: web.Request) -> web.Response:
+    """/images/<fixture>/<id>: a file of fixtures/images (the image stage's cases)."""
+    name = request.match_info["name"]
+    return web.Response(body=(IMAGES / name).read_bytes(), content_type="image/" + name.rsplit(".")[-1])
+
+
+async def robots_tag(request: web.Request) -> web.StreamResponse:
+    """/robots-tag/<id>?tag=V&tag=W: a JPEG with one X-Robots-Tag header per ``tag``, streamed slowly
+    (64 KiB every 20 ms, up to 64 MiB) so a client that reads the body would be seen reading it."""
+    resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+    for value in request.query.getall("tag", []):
+        resp.headers.add("X-Robots-Tag", value)
+    if request.query.get("small"):
+        resp.content_length = len(JPEG)
+        await resp.prepare(request)
+        await resp.write(JPEG)
+        return resp
+    await resp.prepare(request)
+    block = JPEG + bytes(65536 - len(JPEG))
+    try:
+        for _ in range(1024):
+            await resp.write(block)
+            request.app[SENT][request.path] += len(block)
+            await asyncio.sleep(0.02)
+    except (ConnectionError, RuntimeError):  # the client hung up: exactly what an opt-out must do
+        return resp
+    await resp.write_eof()
+    return resp
+
+
 @web.middleware
 async def log_arrivals(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -199,6 +232,7 @@ def make_app() -> web.Application:
     app[HITS] = collections.Counter()
     app[HEADERS] = {}
     app[TARGETS] = []
+    app[SENT] = collections.Counter()
     routes = {
         "/img/{group}/{name}": img,
         "/echo/{id}": echo,
@@ -218,6 +252,8 @@ def make_app() -> web.Application:
         "/octet/{name}": octet,
         "/big/{size}": big,
         "/slow/{ms}/{id}": slow,
+        "/images/{name}/{id}": image,
+        "/robots-tag/{id}": robots_tag,
     }
     for path, handler in routes.items():
         app.router.add_get(path, handler)

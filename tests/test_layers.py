@@ -13,7 +13,7 @@ FLOORS: list[tuple[str, list[str]]] = [
     ("ground", ["version", "errors", "models", "keys", "spec"]),
     ("input", ["names", "sources", "inputs"]),
     ("storage", ["writers", "writers.files", "manifest", "runfile", "origin"]),
-    ("processing", ["checks", "stages"]),
+    ("processing", ["checks", "stages", "stages.geometry", "stages.images"]),
     ("transfer", ["backends", "backends.base", "backends.aio", "backends.sync", "backends.curl"]),
     ("engine", ["engine", "engine.hosts", "engine.engine"]),
     ("loop", ["loop"]),
@@ -42,6 +42,8 @@ OWNERS = {
     "aiolimiter": {"engine.hosts"},
     "orjson": {"manifest"},
     "idna": {"names"},
+    "PIL": {"stages.images"},
+    "pyvips": set(),
 }
 
 

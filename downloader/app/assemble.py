@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Generator, Iterable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
 
 from ..backends import create_backend
 from ..backends.base import Backend
@@ -13,22 +15,54 @@ from ..engine.engine import Engine, OnDone
 from ..inputs import jobs_from_source
 from ..loop import run_loop, with_signals
 from ..manifest import MANIFEST, STATS
-from ..models import Job, Stats
+from ..models import Fetched, Job, Stats
 from ..spec import RunSpec
 from ..stages import Stage, StagedOutput
 from ..writers import Output
 from ..writers.files import FilesOutput
 from .progress import Reporter, Silent
 
+if TYPE_CHECKING:
+    from ..stages.images import ImageStage
+
 OnInterrupt = Callable[[int], None]
 """Told of the n-th SIGINT/SIGTERM (n from 1) after the run has reacted: the first stops it cleanly."""
 
 
 def build_output(spec: RunSpec, stage: Stage | None = None) -> Output:
-    """Where samples land: files in OUT, behind the stage when there is one."""
+    """Where samples land: files in OUT, behind the stage when there is one. The image stage may
+    re-encode, so with it every file is named by its type."""
     out = spec.output
-    files = FilesOutput(out.out, fix_ext=out.fix_ext, chunk_size=spec.network.chunk_size)
+    fix_ext = out.fix_ext or spec.images.active
+    files = FilesOutput(out.out, fix_ext=fix_ext, chunk_size=spec.network.chunk_size)
     return files if stage is None else StagedOutput(files, stage)
+
+
+class _WithImages:
+    """The backend of a run with image options: the image pool starts and ends with it."""
+
+    def __init__(self, backend: Backend, stage: ImageStage) -> None:
+        self.backend, self.stage, self.name = backend, stage, backend.name
+
+    async def __aenter__(self) -> Self:
+        await asyncio.to_thread(self.stage.start)
+        try:
+            await self.backend.__aenter__()
+        except BaseException:
+            await asyncio.to_thread(self.stage.close)
+            raise
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self.backend.__aexit__(et, ev, tb)
+        finally:
+            await asyncio.to_thread(self.stage.close)
+
+    async def fetch(self, url: str, rel: str) -> Fetched:
+        return await self.backend.fetch(url, rel)
 
 
 def build_engine(
@@ -40,7 +74,14 @@ def build_engine(
     manifest: str = MANIFEST,
     stats_file: str | None = STATS,
 ) -> Engine:
-    """The engine for ``spec``; ``backend`` replaces the one the spec names (a library caller's own)."""
+    """The engine for ``spec``; ``backend`` replaces the one the spec names (a library caller's own).
+    Image options bring the image stage (and its pool); without them nothing of it is even imported."""
+    if backend is None and stage is None and spec.images.active:
+        from ..stages.images import ImageStage
+
+        images = ImageStage(spec.images)
+        output = build_output(spec, images)
+        backend = _WithImages(create_backend(spec.transport(), output), images)
     backend = backend or create_backend(spec.transport(), build_output(spec, stage))
     return Engine(spec, backend, on_done=on_done, manifest=manifest, stats_file=stats_file)
 

@@ -46,7 +46,12 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = (
         raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
     rows = count_rows(source, spec.input.input_format)
     bar = ui.progress(rows)
-    procs = spec.performance.procs or default_procs(rows, source)
+    procs = spec.performance.procs or (1 if spec.images.active else default_procs(rows, source))
+    if procs > 1 and spec.images.active and spec.images.image_executor == "process":
+        raise UsageError(
+            "--procs above 1 with image options needs --image-executor thread or inline "
+            "(the image processes already use every core; a --procs worker cannot start more)"
+        )
     if procs > 1:
         jobs.close()
         return run_sharded(spec, source, procs=procs, bar=bar, on_interrupt=ui.on_interrupt)

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import urlsplit
 
-from ..checks import BodyCheck, check_status
+from ..checks import BodyCheck, check_opt_out, check_status
 from ..errors import DownloadError
 from ..models import Fetched, Stored
 from ..spec import Network, Transport
@@ -57,13 +57,15 @@ class Body:
 
 
 class Transfer:
-    """The rules for one body, for sync and async callers alike: status, checks, result."""
+    """The rules for one body, for sync and async callers alike: status, opt-out, checks, result. Built
+    once the headers are in and before any of the body is read, by every backend."""
 
     __slots__ = ("check", "content_type", "status", "stored", "ttfb")
 
     def __init__(self, transport: Transport, start: float, head: Head) -> None:
         self.ttfb = time.monotonic() - start
         check_status(head.status, head.reason, head.headers)
+        check_opt_out(head.headers, transport)
         self.check = BodyCheck(transport, start, head.size)
         self.status = head.status
         self.content_type = head.headers.get("Content-Type")

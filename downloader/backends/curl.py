@@ -37,6 +37,10 @@ HIGH_WATER = 512 << 10
 class Headers(dict[str, str]):
     """Response headers with case-insensitive lookup (names are stored lower-case)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.repeated: dict[str, list[str]] = {}
+
     def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
@@ -45,6 +49,10 @@ class Headers(dict[str, str]):
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and super().__contains__(key.lower())
+
+    def getall(self, key: str, default: list[str]) -> list[str]:
+        """Every value of a repeated header (only X-Robots-Tag's are kept apart)."""
+        return self.repeated.get(key.lower()) or ([self[key]] if key in self else default)
 
 
 class _Transfer:
@@ -88,7 +96,10 @@ class _Transfer:
             self.headers = Headers()
         elif b":" in line:
             name, _, value = line.decode("latin-1").partition(":")
-            self.headers[name.strip().lower()] = value.strip()
+            key = name.strip().lower()
+            self.headers[key] = value.strip()
+            if key == "x-robots-tag":
+                self.headers.repeated.setdefault(key, []).append(value.strip())
 
     def on_body(self, piece: bytes) -> int | None:
         if self.queued > HIGH_WATER:

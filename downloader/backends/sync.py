@@ -93,7 +93,8 @@ def read_piece(resp: requests.Response, size: int, tp: Transport) -> bytes:
 def head_of(resp: requests.Response) -> Head:
     value = resp.headers.get("Content-Length")
     size = int(value) if value and value.isdigit() else None
-    return Head(resp.status_code, resp.reason or "", resp.headers, size)
+    # urllib3's headers keep a repeated header's values apart (X-Robots-Tag); requests joins them
+    return Head(resp.status_code, resp.reason or "", resp.raw.headers, size)
 
 
 def shutdown(resp: requests.Response) -> None:

@@ -16,7 +16,18 @@ import cloup
 
 from ..backends import backend_names
 from ..errors import ExitCode
-from ..spec import Content, Input, Limits, Network, Output, Performance, Retries, RunSpec, Timeouts
+from ..spec import (
+    Content,
+    Images,
+    Input,
+    Limits,
+    Network,
+    Output,
+    Performance,
+    Retries,
+    RunSpec,
+    Timeouts,
+)
 from ..version import __version__
 from .options import DISPLAY, SUMMARY_LOG, explicit_settings, guarded, spec_options, split_params
 
@@ -25,7 +36,7 @@ if TYPE_CHECKING:  # the application loads only when a command runs: --help stay
     from ..app.run import Ui
     from ..models import Stats
 
-RUN_GROUPS = (Output, Network, Timeouts, Retries, Content, Limits, Performance)
+RUN_GROUPS = (Output, Network, Timeouts, Retries, Content, Images, Limits, Performance)
 
 
 def exit_code(stats: Stats) -> int:
