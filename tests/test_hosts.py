@@ -59,3 +59,29 @@ def test_drain_empties_everything_and_idle_hosts_are_forgotten() -> None:
     assert len(hosts) == 1  # only the host with a running job is remembered
     hosts.finished(a[0])
     assert len(hosts) == 0
+
+
+def test_a_success_ends_the_failure_streak() -> None:
+    """``host_down_after`` counts failures in a row: a host that answers in between is not down."""
+    hosts = Hosts(4, host_down_after=2)
+    fill(hosts, {"h": 3})
+    hosts.failed("h", ConnectError("refused"))
+    hosts.succeeded("h")
+    hosts.failed("h", ConnectError("refused"))
+    assert hosts.gate("h") == 0.0  # not down: it would raise HostDown
+    assert list(hosts.down_jobs()) == []
+    hosts.failed("h", ConnectError("refused"))  # now two in a row
+    assert [e.kind for _, e in hosts.down_jobs()] == ["host_down"] * 3
+
+
+def test_with_more_hosts_than_slots_no_host_takes_a_second_slot() -> None:
+    """Five hosts wait for four slots: each host's share is one slot, even while the others back off, so
+    the slots stay free for them instead of all going to the one host that may start now."""
+    hosts = Hosts(4)
+    fill(hosts, {"busy": 10, "b": 1, "c": 1, "d": 1, "e": 1})
+    for name in "bcde":
+        hosts.back_off(name, 60)
+    chosen = hosts.next_job(0)
+    assert chosen is not None and chosen[0] == "busy"
+    assert hosts.next_job(1) is None
+    assert 59 < (hosts.wake_in() or 0) <= 60
