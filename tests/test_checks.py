@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from downloader.checks import SNIFF_BYTES, BodyCheck, sniff
 from downloader.config import Config
-from downloader.errors import NotImage, TooLarge, Truncated
+from downloader.errors import NotImage, Timeout, TooLarge, TooSlow, Truncated
 from tests.conftest import Run
 from tests.faults import HTML, JPEG
 
@@ -195,3 +195,68 @@ async def test_a_long_html_page_fails_at_the_sniff_limit_not_at_its_end(
     assert (run.row(url)["kind"], run.row(url)["attempts"]) == ("not_image", 1)
     assert elapsed < 1.0, f"waited {elapsed:.2f} s: the whole page was read"
     assert run.files() == []
+
+
+# -- what the mutation run asked for (docs/mutation.md) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("head", "ext"),
+    [
+        (b"RIFF\x24\x00\x00\x00AVI LIST", None),  # RIFF, but a video
+        (b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00", None),  # ftyp, but an MP4
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00", ".heic"),
+        (b"\xef\xbb\xbf<svg xmlns='http://www.w3.org/2000/svg'/>", ".svg"),  # a UTF-8 byte-order mark
+        (b"<!-- made by hand --><svg/>", ".svg"),
+        (b"<!-- made by hand --><html/>", None),
+        (b"XX<svg/>", None),
+    ],
+)
+def test_sniff_edge_cases(head: bytes, ext: str | None) -> None:
+    assert sniff(head) == ext
+
+
+def test_a_trickled_svg_after_a_byte_order_mark_is_recognised() -> None:
+    check = checker(None)
+    feed_all(check, b"\xef\xbb\xbf" + SVG_PROLOG, 1)
+    assert check.kind == ".svg"
+
+
+@pytest.mark.parametrize("size", [1, 100, 10_000])
+def test_the_sniff_window_does_not_depend_on_how_the_body_is_cut(size: int) -> None:
+    """``<svg`` past the first ``SNIFF_BYTES`` bytes is not looked for, in one piece or in many."""
+    body = b'<?xml version="1.0"?>\n<!--' + b"x" * SNIFF_BYTES + b"--><svg/>"
+    with pytest.raises(NotImage):
+        feed_all(checker(None), body, size)
+
+
+def test_the_refusal_says_what_the_body_starts_with() -> None:
+    with pytest.raises(NotImage) as caught:
+        feed_all(checker(None), HTML + b" " * 2000, 4096)
+    assert str(caught.value) == "body is not an image (starts with '<!DOCTYPE html><html><bo')"
+    with pytest.raises(NotImage, match=r"^body is empty$"):
+        checker(None).finish()
+
+
+def test_the_total_timeout_counts_from_the_start_of_the_attempt() -> None:
+    check = BodyCheck(Config(timeout=5), time.monotonic() - 6, None)
+    with pytest.raises(Timeout, match=r"^attempt exceeded its total timeout$"):
+        check.feed(JPEG[:100])
+
+
+def test_min_speed_is_judged_per_window() -> None:
+    """Fast enough in the first window says nothing about the next one: each window is judged alone."""
+    check = checker(None, min_speed=(2000, 0.05))
+    check.feed(JPEG[:12])
+    time.sleep(0.06)
+    check.feed(bytes(1000))  # ~17 kB/s over the first window: fine
+    time.sleep(0.06)
+    with pytest.raises(TooSlow, match=r"B/s over 0 s, below --min-speed 2000 B/s"):
+        check.feed(b"\0")  # 1 byte in the second window
+
+
+def test_min_speed_off_never_complains() -> None:
+    check = checker(None, min_speed=(0, 0.01))
+    check.feed(JPEG[:12])
+    time.sleep(0.02)
+    check.feed(b"\0")

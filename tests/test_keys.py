@@ -107,3 +107,19 @@ def test_the_default_spill_size(tmp_path: Path, spill_at: int | None) -> None:
     index.add(values[-1])
     assert index.spilled and len(index) == SPILL_AT
     index.close()
+
+
+# -- what the mutation run asked for (docs/mutation.md) --------------------------------------------------
+
+
+@pytest.mark.parametrize("spilled", [False, True])
+def test_the_whole_unsigned_range_and_only_integers_are_members(tmp_path: Path, spilled: bool) -> None:
+    """SQLite stores signed 64-bit integers: 2**63 is the first digest that must be folded."""
+    index = DigestIndex(tmp_path, spill_at=6)
+    edges = [2, 2**63 - 1, 2**63, 2**64 - 1]
+    for d in edges + (digests(4) if spilled else []):
+        index.add(d)
+    assert index.spilled is spilled
+    assert all(d in index for d in edges) and len(index) == len(edges) + 4 * spilled
+    assert "x" not in index and 2**63 + 1 not in index
+    index.close()

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from downloader import keys
 from downloader.engine import adownload
 from downloader.keys import digest64
-from downloader.models import Result
-from downloader.sources import earlier_outcomes, normalise, read_manifest
+from downloader.models import Naming, Result
+from downloader.sources import earlier_outcomes, jobs_from_manifest, normalise, read_manifest
 from tests.conftest import Run, hits
 
 Fetch = Callable[..., Awaitable[Run]]
@@ -136,3 +137,50 @@ async def test_no_row_of_the_rerun_is_lost_after_a_torn_line(
     await rerun(urls, out, backend)
     rows = list(read_manifest(out / "manifest.jsonl"))  # junk lines skipped, as resume reads it
     assert sorted(r["status"] for r in rows if r["status"] != "ok") == ["skipped"] * 2
+
+
+# -- what the mutation run asked for (docs/mutation.md) --------------------------------------------------
+
+
+def test_a_row_with_bytes_that_are_not_utf8_does_not_end_the_reading(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_bytes(b'{"url": "http://h/\xff.jpg"}\n' + row("http://h/1.jpg").encode() + b"\n")
+    assert [r["url"] for r in read_manifest(manifest)] == ["http://h/\ufffd.jpg", "http://h/1.jpg"]
+
+
+def test_rows_after_an_unknown_status_still_count(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    lines = [row("http://h/0.jpg", "duplicate"), row("http://h/1.jpg"), row("http://h/2.jpg", "failed")]
+    (tmp_path / "manifest.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    done = earlier_outcomes(tmp_path / "manifest.jsonl", tmp_path)
+    assert digest("http://h/1.jpg") in done
+    assert digest("http://h/2.jpg") not in done  # failed, though a file of that name is on disk
+    done.close()
+
+
+def test_a_long_manifest_is_indexed_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keys, "SPILL_AT", 8)
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    urls = [f"http://h/{i}.jpg" for i in range(30)]
+    (tmp_path / "manifest.jsonl").write_text("\n".join(row(u) for u in urls), encoding="utf-8")
+    done = earlier_outcomes(tmp_path / "manifest.jsonl", tmp_path)
+    assert done.spilled and all(digest(u) in done for u in urls)
+    done.close()
+
+
+def test_retry_failed_takes_each_failed_url_once_with_its_line_and_columns(tmp_path: Path) -> None:
+    lines = [
+        row("http://h/a.jpg", "failed", None, line=3, label="cat"),
+        row("http://h/b.jpg", "failed", None, line=4),
+        row("http://h/b.jpg"),  # b succeeded later: not retried
+        row("http://h/a.jpg", "failed", None, line=3, label="cat"),  # a failed twice: retried once
+        row("http://h/c.jpg", "failed", None, line="x"),  # a line that is not a number
+        row("not a url", "failed", None, line=9),
+    ]
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    (tmp_path / "manifest.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    jobs = list(jobs_from_manifest(tmp_path / "manifest.jsonl", tmp_path, Naming("plain")))
+    assert [(j.url, j.line, j.extra, j.path) for j in jobs] == [
+        ("http://h/a.jpg", 3, {"label": "cat"}, "a.jpg"),
+        ("http://h/c.jpg", 0, None, "c.jpg"),
+    ]

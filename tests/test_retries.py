@@ -6,13 +6,15 @@ down and come back", ``http_4xx`` means "gone"), so the last error's class must 
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp.test_utils import TestServer
 
-from downloader.checks import check_status
-from downloader.errors import HTTPError, RateLimited, RedirectError, ServerError, http_error
+from downloader.checks import check_status, parse_retry_after
+from downloader.errors import HTTPError, RateLimited, RedirectError, ServerError, Timeout, http_error
 from tests.conftest import Run, hits
 
 Fetch = Callable[..., Awaitable[Run]]
@@ -103,3 +105,28 @@ async def test_408_until_the_retries_run_out_is_http_4xx(origin: TestServer, fet
     row = run.row(url)
     assert (row["kind"], row["http_status"], row["attempts"]) == ("http_4xx", 408, 2)
     assert hits(origin, "/status/408/x.jpg") == 2
+
+
+# -- what the mutation run asked for (docs/mutation.md) --------------------------------------------------
+
+
+def test_retry_after_as_an_http_date_counts_from_now() -> None:
+    soon = email.utils.formatdate(time.time() + 100, usegmt=True)
+    wait = parse_retry_after(soon)
+    assert wait is not None and 98 < wait <= 100
+    assert parse_retry_after(email.utils.formatdate(time.time() - 100, usegmt=True)) == 0.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412490.0) == 0.0
+
+
+def test_the_reason_reaches_the_message() -> None:
+    with pytest.raises(HTTPError, match=r"^HTTP 404 Not Found$"):
+        check_status(404, "Not Found", {})
+    assert str(HTTPError(404)) == "HTTP 404"
+
+
+def test_only_a_connect_timeout_counts_against_the_host() -> None:
+    """A slow body says nothing about whether the host is up; a connection that never opens does."""
+    assert not Timeout("read timeout").host_level
+    err = Timeout("connect timeout", connecting=True)
+    assert err.host_level and err.retryable and str(err) == "connect timeout"
