@@ -102,6 +102,14 @@ def test_turns_go_round_every_waiting_host() -> None:
     assert hosts.next_job(6) is None and hosts.queued == 3  # every slot is taken
 
 
+def test_no_job_starts_when_every_slot_is_taken() -> None:
+    """The engine's count of running tasks is the authority, even if no host is at its share."""
+    hosts = Hosts(2)
+    fill(hosts, {"a": 5})
+    assert hosts.next_job(0) is not None
+    assert hosts.next_job(2) is None
+
+
 def test_per_host_counts_every_running_job() -> None:
     hosts = Hosts(10, per_host=2)
     fill(hosts, {"a": 5})

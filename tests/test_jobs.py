@@ -84,6 +84,10 @@ def test_file_names(url: str, naming: Naming, path: str) -> None:
     assert relative_path(normalise(url), naming) == path
 
 
+def test_shards_without_a_line_number() -> None:
+    assert relative_path(normalise("http://h/a.jpg"), Naming(layout="shards")) == "00000/000000000.jpg"
+
+
 def test_a_hashed_name_without_a_stem() -> None:
     key = normalise("http://h/")
     assert relative_path(key, Naming("hashed")).startswith("index.")
@@ -101,6 +105,7 @@ def test_split_name() -> None:
         ("a" * 95 + ".bbbbbbbbbb", "a" * 95),  # cut at the byte limit, then no trailing dot
         ("a" + "é" * 60, "a" + "é" * 47),  # a character cut in half is dropped
         ("con.tar.gz", "_con.tar.gz"),
+        ("a" * 95 + "X" + "bbb", "a" * 95 + "X"),  # only spaces and dots are trimmed
     ],
 )
 def test_safe_component(text: str, safe: str) -> None:

@@ -123,3 +123,15 @@ def test_the_whole_unsigned_range_and_only_integers_are_members(tmp_path: Path, 
     assert all(d in index for d in edges) and len(index) == len(edges) + 4 * spilled
     assert "x" not in index and 2**63 + 1 not in index
     index.close()
+
+
+def test_close_is_idempotent_and_tolerates_a_removed_file(tmp_path: Path) -> None:
+    """The engine closes its indexes in ``finally`` blocks; a user may have cleaned the folder first."""
+    index = DigestIndex(tmp_path, spill_at=4)
+    for d in digests(8):
+        index.add(d)
+    (db,) = tmp_path.glob(".downloader-index-*.sqlite")
+    db.unlink()
+    index.close()
+    index.close()
+    assert not list(tmp_path.iterdir())
