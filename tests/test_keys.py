@@ -28,6 +28,7 @@ def test_a_digest_in_slot_zero_can_be_discarded() -> None:
     """Slot 0 is a slot like any other: ``discard`` must not take index 0 for "not found"."""
     s = DigestSet(capacity=4)  # 16 slots: digests that are multiples of 16 start at slot 0
     assert s.add(16) and s.add(32)  # 32 collides and lands in slot 1
+    assert not s.add(16) and len(s) == 2  # found in slot 0: not added twice
     s.discard(16)
     assert 16 not in s and 32 in s and len(s) == 1  # the probe still walks past the tombstone
     assert list(s) == [32]
