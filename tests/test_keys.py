@@ -7,6 +7,7 @@ an index that lives in SQLite long enough to commit.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -136,3 +137,12 @@ def test_close_is_idempotent_and_tolerates_a_removed_file(tmp_path: Path) -> Non
     index.close()
     index.close()
     assert not list(tmp_path.iterdir())
+
+
+def test_digests_are_stable_across_versions_and_take_any_string() -> None:
+    """File names and resume depend on the digest: it is blake2b-64 of the UTF-8 key, nothing else, and a
+    key holding a lone surrogate (undecodable input bytes) still has one."""
+    key = "http://example.com/a.jpg"
+    assert digest64(key) == int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest())
+    odd = digest64("http://h/\udcff.jpg")
+    assert odd > 1 and odd != digest64("http://h/\ufffd.jpg")
