@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint typecheck pytest bench clean
+.PHONY: help install demo test lint typecheck pytest bench mutation clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,5 +47,10 @@ test: lint typecheck pytest ## the whole gate: ruff, mypy --strict, pytest
 bench: $(STAMP) ## compare the backends on the embedded origin
 	$(BIN)/downloader bench --demo
 
+mutation: $(STAMP) ## mutation testing of the core modules with mutmut (slow; docs/mutation.md)
+	@$(BIN)/python -c 'import mutmut' 2>/dev/null || $(BIN)/python -m pip install -q -e '.[mutation]'
+	$(BIN)/mutmut run --max-children 1
+	$(BIN)/mutmut results
+
 clean: ## remove the virtualenv and caches
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache mutants

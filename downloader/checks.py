@@ -56,7 +56,8 @@ def needs_more(head: bytes) -> bool:
         return False
     if len(head) < 12:
         return True
-    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"<" and sniff(head) is None
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return not text or (text[:1] == b"<" and sniff(head) is None)  # white space so far: markup may follow
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -85,9 +85,20 @@ class ManifestWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fh = open(path, "ab")  # noqa: SIM115 - closed in close()
+        self._end_torn_line()
         self._rows: list[bytes] = []
         self._last = time.monotonic()
         self.error: str | None = None
+
+    def _end_torn_line(self) -> None:
+        """A run killed mid-write can leave a last line without its newline; end it, so this run's first
+        row is not glued onto it (the torn line is then skipped on reading, this row is not)."""
+        if self._fh.tell() == 0:
+            return
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                self._fh.write(b"\n")
 
     def write(self, result: Result) -> None:
         self._rows.append(encode_row(row_of(result)))

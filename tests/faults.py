@@ -173,6 +173,25 @@ async def big(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def fail_then_ok(request: web.Request) -> web.Response:
+    """/fail-then-ok/<code>/<n>/<id>: <code> without Retry-After for the first n hits, then the image."""
+    if request.app[HITS][request.path] <= int(request.match_info["n"]):
+        return web.Response(status=int(request.match_info["code"]), text="not now")
+    return web.Response(body=JPEG, content_type="image/jpeg")
+
+
+async def markup(request: web.Request) -> web.StreamResponse:
+    """/markup/<n>: an HTML page (status 200, chunked) of n KiB, one KiB every 50 ms."""
+    resp = web.StreamResponse(headers={"Content-Type": "text/html"})
+    await resp.prepare(request)
+    await resp.write(HTML)
+    for _ in range(int(request.match_info["n"])):
+        await asyncio.sleep(0.05)
+        await resp.write(b" " * 1024)
+    await resp.write_eof()
+    return resp
+
+
 async def slow(request: web.Request) -> web.Response:
     """/slow/<ms>/<id>: the image after a delay."""
     await asyncio.sleep(int(request.match_info["ms"]) / 1000)
@@ -254,6 +273,8 @@ def make_app() -> web.Application:
         "/slow/{ms}/{id}": slow,
         "/images/{name}/{id}": image,
         "/robots-tag/{id}": robots_tag,
+        "/fail-then-ok/{code}/{n}/{id}": fail_then_ok,
+        "/markup/{n}": markup,
     }
     for path, handler in routes.items():
         app.router.add_get(path, handler)

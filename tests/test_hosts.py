@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from downloader.engine.hosts import Hosts
-from downloader.errors import ConnectError, ServerError
+import time
+
+import pytest
+
+from downloader.engine.hosts import Hosts, limiter
+from downloader.errors import ConnectError, HostDown, ServerError
 from downloader.sources import make_job
 
 
@@ -59,3 +63,112 @@ def test_drain_empties_everything_and_idle_hosts_are_forgotten() -> None:
     assert len(hosts) == 1  # only the host with a running job is remembered
     hosts.finished(a[0])
     assert len(hosts) == 0
+
+
+def test_a_success_ends_the_failure_streak() -> None:
+    """``host_down_after`` counts failures in a row: a host that answers in between is not down."""
+    hosts = Hosts(4, host_down_after=2)
+    fill(hosts, {"h": 3})
+    hosts.failed("h", ConnectError("refused"))
+    hosts.succeeded("h")
+    hosts.failed("h", ConnectError("refused"))
+    assert hosts.gate("h") == 0.0  # not down: it would raise HostDown
+    assert list(hosts.down_jobs()) == []
+    hosts.failed("h", ConnectError("refused"))  # now two in a row
+    assert [e.kind for _, e in hosts.down_jobs()] == ["host_down"] * 3
+
+
+def test_with_more_hosts_than_slots_no_host_takes_a_second_slot() -> None:
+    """Five hosts wait for four slots: each host's share is one slot, even while the others back off, so
+    the slots stay free for them instead of all going to the one host that may start now."""
+    hosts = Hosts(4)
+    fill(hosts, {"busy": 10, "b": 1, "c": 1, "d": 1, "e": 1})
+    for name in "bcde":
+        hosts.back_off(name, 60)
+    chosen = hosts.next_job(0)
+    assert chosen is not None and chosen[0] == "busy"
+    assert hosts.next_job(1) is None
+    assert 59 < (hosts.wake_in() or 0) <= 60
+
+
+# -- what the mutation run asked for (docs/mutation.md) --------------------------------------------------
+
+
+def test_turns_go_round_every_waiting_host() -> None:
+    hosts = Hosts(6)
+    fill(hosts, {"a": 3, "b": 3, "c": 3})
+    order = [chosen[0] for n in range(6) if (chosen := hosts.next_job(n)) is not None]
+    assert order == ["a", "b", "c", "a", "b", "c"]
+    assert hosts.next_job(6) is None and hosts.queued == 3  # every slot is taken
+
+
+def test_no_job_starts_when_every_slot_is_taken() -> None:
+    """The engine's count of running tasks is the authority, even if no host is at its share."""
+    hosts = Hosts(2)
+    fill(hosts, {"a": 5})
+    assert hosts.next_job(0) is not None
+    assert hosts.next_job(2) is None
+
+
+def test_per_host_counts_every_running_job() -> None:
+    hosts = Hosts(10, per_host=2)
+    fill(hosts, {"a": 5})
+    assert hosts.next_job(0) is not None and hosts.next_job(1) is not None
+    assert hosts.next_job(2) is None
+
+
+def test_a_host_that_went_down_leaves_the_turn() -> None:
+    """Its stale turn would count as a waiting host and halve the share of the others."""
+    hosts = Hosts(2, host_down_after=1)
+    fill(hosts, {"dead": 1, "ok": 3})
+    hosts.failed("dead", ConnectError("refused"))
+    (downed,) = list(hosts.down_jobs())
+    assert str(downed[1]) == "dead failed to connect 1 times in a row; not tried"
+    assert [c[0] for n in range(2) if (c := hosts.next_job(n)) is not None] == ["ok", "ok"]
+    with pytest.raises(HostDown, match=r"^dead failed to connect 1 times in a row; not tried$"):
+        hosts.gate("dead")
+
+
+def test_defaults_mark_no_host_down_and_limit_no_rate() -> None:
+    hosts = Hosts(4)
+    fill(hosts, {"a": 8})
+    for _ in range(50):
+        hosts.failed("a", ConnectError("refused"))
+    assert hosts.gate("a") == 0.0 and hosts.rate is None and hosts.wake_in() is None
+    assert [c[0] for n in range(4) if (c := hosts.next_job(n)) is not None] == ["a"] * 4
+
+
+def test_gate_waits_out_a_back_off() -> None:
+    hosts = Hosts(4)
+    assert hosts.gate("unknown") == 0.0
+    hosts.back_off("h", 5)
+    assert 4 < hosts.gate("h") <= 5
+
+
+def test_limiter_allows_a_burst_of_one_second() -> None:
+    fast, slow = limiter(10), limiter(0.5)
+    assert (fast.max_rate, fast.time_period) == (10, 1.0)
+    assert (slow.max_rate, slow.time_period) == (1.0, 2.0)  # one request every two seconds
+
+
+async def test_a_host_out_of_request_rate_waits_its_turn() -> None:
+    """With ``rate_per_host`` 2, the burst is two requests; the third waits half a second."""
+    hosts = Hosts(10, rate_per_host=2)
+    fill(hosts, {"a": 5, "b": 1})
+    started = []
+    for n in range(4):
+        chosen = hosts.next_job(n)
+        if chosen is None:
+            break
+        started.append(chosen[0])
+        await hosts.admit(chosen[0])
+    assert started == ["a", "b", "a"]  # a's bucket is empty after two admits
+    assert hosts.wake_in() == 0.5
+
+
+async def test_admit_waits_for_the_overall_rate() -> None:
+    hosts = Hosts(10, rate=20)
+    t0 = time.monotonic()
+    for _ in range(25):
+        await hosts.admit("a")
+    assert 0.2 <= time.monotonic() - t0 < 2  # 20 at once, then five more at 20 per second
