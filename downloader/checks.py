@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import math
 import time
 from collections.abc import Mapping
 
 from .errors import NotImage, OptedOut, RedirectError, Timeout, TooLarge, TooSlow, Truncated, http_error
+from .models import Deadline
 from .spec import Transport
 
 SNIFF_BYTES = 1024
@@ -138,8 +140,10 @@ class BodyCheck:
 
     __slots__ = (
         "_deadline",
+        "_fast",
         "_hash",
         "_min_rate",
+        "_url_deadline",
         "_win_bytes",
         "_win_start",
         "_window",
@@ -151,14 +155,18 @@ class BodyCheck:
         "received",
     )
 
-    def __init__(self, transport: Transport, start: float, expected: int | None) -> None:
+    def __init__(
+        self, transport: Transport, start: float, expected: int | None, deadline: Deadline | None = None
+    ) -> None:
         self.max_size = transport.content.max_size
         if self.max_size and expected is not None and expected > self.max_size:
             raise TooLarge(f"Content-Length {expected} exceeds --max-size {self.max_size}")
         self.expected = expected
         self.accept_any = transport.content.accept == "any"
-        self._min_rate, self._window = transport.timeouts.min_speed
-        self._deadline = start + transport.timeouts.timeout
+        t = transport.timeouts
+        self._min_rate, self._window = t.min_speed
+        self._deadline = start + t.timeout if t.timeout else math.inf
+        self._url_deadline, self._fast = (deadline, t.deadline_speed) if t.deadline_speed else (None, 0)
         now = time.monotonic()
         self._win_start, self._win_bytes = now, 0
         self._hash = hashlib.sha256()
@@ -182,10 +190,12 @@ class BodyCheck:
         if now > self._deadline:
             raise Timeout("attempt exceeded its total timeout")
         elapsed = now - self._win_start
-        if self._min_rate and elapsed >= self._window:
+        if elapsed >= self._window and (self._min_rate or self._url_deadline is not None):
             rate = (self.received - self._win_bytes) / elapsed
             if rate < self._min_rate:
                 raise TooSlow(f"{rate:.0f} B/s over {elapsed:.0f} s, below --min-speed {self._min_rate} B/s")
+            if self._url_deadline is not None and rate >= self._fast:
+                self._url_deadline.extend(now + 2 * self._window)  # still healthy: it may run on
             self._win_start, self._win_bytes = now, self.received
 
     def _decide(self) -> None:

@@ -86,6 +86,8 @@ class DownloadError(Exception):
 
     kind: ClassVar[str] = "internal"
     retryable: bool = False
+    stall: bool = False
+    """The server went quiet or slow mid-answer: retried only ``--stall-retries`` times."""
     host_level: bool = False
     """The host itself could not be reached (counts towards ``host_down``)."""
     http_status: int | None = None
@@ -125,11 +127,13 @@ class Timeout(DownloadError):
     def __init__(self, message: str, *, connecting: bool = False) -> None:
         super().__init__(message)
         self.host_level = connecting
+        self.stall = not connecting
 
 
 class TooSlow(DownloadError):
     kind = "too_slow"
     retryable = True
+    stall = True
 
 
 class Truncated(DownloadError):

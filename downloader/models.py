@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -59,6 +60,24 @@ class Job:
     note: str | None = None
     """Said in the row's ``note``: why the path is not the one the naming rules give."""
     """The path depends on the URL alone, so a duplicate of this URL names the same file."""
+
+
+class Deadline:
+    """When one URL's time runs out (``time.monotonic``), and a way to move it later: a body still
+    arriving fast enough may run past it. ``extend`` may be called from any thread."""
+
+    __slots__ = ("at", "on_move")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.on_move: Callable[[float], None] | None = None
+        """Told of each move (the engine reschedules the running attempt's timer)."""
+
+    def extend(self, at: float) -> None:
+        if at > self.at:
+            self.at = at
+            if self.on_move is not None:
+                self.on_move(at)
 
 
 @dataclass(slots=True)

@@ -222,22 +222,38 @@ class Network:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Timeouts:
-    """How long an attempt and a URL may take."""
+    """How long an attempt and a URL may take. The defaults let a run end: a stall, a trickle or a dead
+    host holds a URL well under a minute in all, while a body still arriving at ``deadline_speed`` or
+    faster may finish however large it is."""
 
     TITLE: ClassVar[str] = "Retries and timeouts"
     connect_timeout: float = setting(10.0, "Seconds to connect.", minimum=0, above_minimum=True)
     read_timeout: float = setting(
-        30.0, "Seconds of silence allowed within a body.", minimum=0, above_minimum=True
+        10.0,
+        "Seconds of silence allowed, waiting for the answer or within a body.",
+        minimum=0,
+        above_minimum=True,
     )
-    timeout: float = setting(120.0, "Seconds for one attempt, whole.", minimum=0, above_minimum=True)
+    timeout: float = setting(0.0, "Seconds for one attempt, whole (0: no limit but --deadline).", minimum=0)
     deadline: float = setting(
-        600.0, "Seconds for one URL, all attempts and waits.", minimum=0, above_minimum=True
+        60.0,
+        "Seconds for one URL, all attempts and waits; only a body arriving at --deadline-speed or faster "
+        "runs past it.",
+        minimum=0,
+        above_minimum=True,
+    )
+    deadline_speed: int = setting(
+        512_000,
+        "BYTES per second a body must keep up to run past --deadline (0: the deadline is strict).",
+        parse=parse_size,
+        text_default="512KB",
+        minimum=0,
     )
     min_speed: tuple[int, float] = setting(
-        (1024, 30.0),
+        (1024, 10.0),
         "BYTES:SECONDS; slower bodies fail as too_slow (0: off).",
         parse=parse_min_speed,
-        text_default="1024:30",
+        text_default="1024:10",
     )
 
     def __post_init__(self) -> None:
@@ -251,6 +267,12 @@ class Retries:
     TITLE: ClassVar[str] = "Retries and timeouts"
     retries: int = setting(
         3, "Retries after a retryable failure (connection, timeout, 408, 429, 5xx).", minimum=0
+    )
+    stall_retries: int = setting(
+        1,
+        "Of those, retries after a stall or a trickle (read timeout, too_slow): a strong sign that the "
+        "next attempt stalls too.",
+        minimum=0,
     )
     backoff: float = setting(0.5, "Base of the exponential backoff (seconds, jittered).", minimum=0)
     retry_after_max: float = setting(120.0, "A longer Retry-After fails the URL as rate_limited.", minimum=0)

@@ -89,6 +89,20 @@ async def trickle(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def steady(request: web.Request) -> web.StreamResponse:
+    """/steady/<bytes>/<ms>/<n>: a JPEG that arrives in n pieces of that size, one every ms milliseconds:
+    a body that keeps moving, as fast or as slow as the test needs."""
+    size, pause, count = (int(request.match_info[k]) for k in ("size", "ms", "n"))
+    body = (JPEG + bytes(size * count))[: size * count]
+    resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+    resp.content_length = len(body)
+    await resp.prepare(request)
+    for i in range(count):
+        await resp.write(body[i * size : (i + 1) * size])
+        await asyncio.sleep(pause / 1000)
+    return resp
+
+
 async def truncated(request: web.Request) -> web.StreamResponse:
     """Announces the whole image, sends half, closes."""
     resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
@@ -262,6 +276,7 @@ def make_app() -> web.Application:
         "/cd/{id}": disposition,
         "/stall/{id}": stall,
         "/trickle/{id}": trickle,
+        "/steady/{size}/{ms}/{n}": steady,
         "/truncated/{id}": truncated,
         "/redirect/{n}": redirect,
         "/cookie/{id}": cookie,

@@ -12,7 +12,7 @@ import pytest
 
 from downloader import adownload, download
 from downloader.app.assemble import build_engine
-from downloader.models import Fetched, Job
+from downloader.models import Deadline, Fetched, Job
 from downloader.sources import jobs_from_urls
 from downloader.spec import RunSpec
 from tests.conftest import manifest_rows
@@ -37,7 +37,7 @@ class GatedBackend:
     ) -> None:
         return None
 
-    async def fetch(self, url: str, rel: str) -> Fetched:
+    async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched:
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:

@@ -23,24 +23,25 @@ OPTIONS: dict[str, Any] = {"image_size": 256, "resize_mode": "border", "encode_f
 
 
 def photo() -> bytes:
-    """A 1800×1350 PNG: no decoder shortcut, so each image costs a real decode and resize."""
-    img = Image.new("RGB", (1800, 1350))
-    img.putdata([((x * 3) % 256, (y * 5) % 256, (x ^ y) % 256) for y in range(1350) for x in range(1800)])
+    """A 2400×1800 PNG of noise: no decoder shortcut, so each image costs a real decode and resize (tens
+    of milliseconds, well above the loop's own scheduling noise on a busy machine)."""
+    img = Image.effect_noise((2400, 1800), 40).convert("RGB")
     buf = BytesIO()
     img.save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
-async def max_lag(run: Awaitable[object], every: float = 0.005) -> float:
-    """The longest a callback due every ``every`` s waited beyond its time while ``run`` ran."""
-    loop, worst = asyncio.get_running_loop(), 0.0
+async def lags(run: Awaitable[object], every: float = 0.005) -> list[float]:
+    """How long a callback due every ``every`` s waited beyond its time, each time, while ``run`` ran."""
+    loop, waited = asyncio.get_running_loop(), []
     task = asyncio.ensure_future(run)
     due = loop.time() + every
     while not task.done():
         await asyncio.sleep(max(0.0, due - loop.time()))
-        worst, due = max(worst, loop.time() - due), loop.time() + every
+        waited.append(loop.time() - due)
+        due = loop.time() + every
     await task
-    return worst
+    return waited
 
 
 async def test_no_loop_callback_waits_for_a_decode(aiohttp_server: AiohttpServer, tmp_path: Path) -> None:
@@ -52,12 +53,16 @@ async def test_no_loop_callback_waits_for_a_decode(aiohttp_server: AiohttpServer
     app = web.Application()
     app.router.add_get("/{name}", serve)
     server = await aiohttp_server(app)
-    urls = [str(server.make_url(f"/{i}.png")) for i in range(200)]
+    urls = [str(server.make_url(f"/{i}.png")) for i in range(60)]
     started = time.perf_counter()
     transform(body, ".png", Images(**OPTIONS))
     one_decode = time.perf_counter() - started
-    pooled = await max_lag(adownload(urls, tmp_path / "pool", image_workers=1, **OPTIONS))
-    blocked = await max_lag(adownload(urls[:20], tmp_path / "inline", image_executor="inline", **OPTIONS))
-    assert len(list((tmp_path / "pool").glob("*.jpg"))) == 200
-    assert blocked >= 0.8 * one_decode  # inline: the loop waits a whole decode
-    assert pooled < 0.6 * one_decode, (pooled, one_decode)  # the pool: never a whole decode
+    pooled = await lags(adownload(urls, tmp_path / "pool", image_workers=1, **OPTIONS))
+    blocked = await lags(adownload(urls[:8], tmp_path / "inline", image_executor="inline", **OPTIONS))
+    assert len(list((tmp_path / "pool").glob("*.jpg"))) == 60
+    # inline, the loop loses about a whole decode per image; with the pool, decodes cost it nothing: what
+    # it loses is its own work and the moments a busy two-core machine gives this process no CPU
+    per_image_inline = sum(lag for lag in blocked if lag > 0.02) / 8
+    per_image_pooled = sum(lag for lag in pooled if lag > 0.02) / 60
+    assert per_image_inline >= 0.5 * one_decode, (per_image_inline, one_decode)
+    assert per_image_pooled < per_image_inline / 3, (per_image_pooled, per_image_inline, sorted(pooled)[-5:])

@@ -133,8 +133,6 @@ async def test_filters_fail_with_the_measured_value(origin: TestServer, fetch: F
 async def test_every_executor_gives_the_same_images(
     origin: TestServer, fetch: Fetch, executor: str, backend: str
 ) -> None:
-    if backend != "aiohttp":
-        pytest.skip("the executors are compared on one backend; every backend runs the process pool")
     by_name = urls(origin, list(DECODED))
     run = await fetch(
         list(by_name.values()), image_size=32, resize_mode="center_crop", image_executor=executor

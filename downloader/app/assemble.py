@@ -15,7 +15,7 @@ from ..engine.engine import Engine, OnDone
 from ..inputs import jobs_from_source
 from ..loop import run_loop, with_signals
 from ..manifest import MANIFEST, STATS
-from ..models import Fetched, Job, Stats
+from ..models import Deadline, Fetched, Job, Stats
 from ..spec import RunSpec
 from ..stages import Stage, StagedOutput
 from ..writers import Output
@@ -61,8 +61,8 @@ class _WithImages:
         finally:
             await asyncio.to_thread(self.stage.close)
 
-    async def fetch(self, url: str, rel: str) -> Fetched:
-        return await self.backend.fetch(url, rel)
+    async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched:
+        return await self.backend.fetch(url, rel, deadline)
 
 
 def build_engine(

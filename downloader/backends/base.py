@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from ..checks import BodyCheck, check_opt_out, check_status
 from ..errors import DownloadError
-from ..models import Fetched, Stored
+from ..models import Deadline, Fetched, Stored
 from ..spec import Network, Transport
 from ..writers import Output
 
@@ -35,7 +35,7 @@ class Backend(Protocol):
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None: ...
 
-    async def fetch(self, url: str, rel: str) -> Fetched: ...
+    async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched: ...
 
 
 @dataclass(slots=True)
@@ -62,11 +62,13 @@ class Transfer:
 
     __slots__ = ("check", "content_type", "status", "stored", "ttfb")
 
-    def __init__(self, transport: Transport, start: float, head: Head) -> None:
+    def __init__(
+        self, transport: Transport, start: float, head: Head, deadline: Deadline | None = None
+    ) -> None:
         self.ttfb = time.monotonic() - start
         check_status(head.status, head.reason, head.headers)
         check_opt_out(head.headers, transport)
-        self.check = BodyCheck(transport, start, head.size)
+        self.check = BodyCheck(transport, start, head.size, deadline)
         self.status = head.status
         self.content_type = head.headers.get("Content-Type")
         self.stored = Stored("")
@@ -141,10 +143,10 @@ class StreamingBackend(ABC):
     ) -> None:
         return None
 
-    async def fetch(self, url: str, rel: str) -> Fetched:
+    async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched:
         start = time.monotonic()
         async with self.get(url) as body:
-            tr = Transfer(self.transport, start, body.head)
+            tr = Transfer(self.transport, start, body.head, deadline)
             writer = self.output.open(rel)
             try:
                 async for piece in body.chunks:

@@ -30,7 +30,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from .. import errors
-from ..models import Fetched
+from ..models import Deadline, Fetched
 from ..spec import Transport
 from ..writers import Output
 from .base import Body, Head, Proxies, StreamingBackend, Transfer
@@ -260,9 +260,9 @@ class ThreadsBackend(_PoolBackend):
 
     name = "threads"
 
-    async def fetch(self, url: str, rel: str) -> Fetched:
+    async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched:
         token = _Token()
-        future: Future[Fetched] = self._pool.submit(self._work, url, rel, token)
+        future: Future[Fetched] = self._pool.submit(self._work, url, rel, token, deadline)
         waiter = asyncio.wrap_future(future)
         try:
             return await asyncio.shield(waiter)
@@ -274,13 +274,13 @@ class ThreadsBackend(_PoolBackend):
                 return waiter.result()  # the worker had already saved the file: report it
             raise
 
-    def _work(self, url: str, rel: str, token: _Token) -> Fetched:
+    def _work(self, url: str, rel: str, token: _Token, deadline: Deadline | None) -> Fetched:
         start = time.monotonic()
         if token.event.is_set():
             raise errors.Cancelled("cancelled before it started")
         resp = token.resp = open_response(self._session, url, self.transport, self._proxies.for_url(url))
         try:
-            tr = Transfer(self.transport, start, head_of(resp))
+            tr = Transfer(self.transport, start, head_of(resp), deadline)
             writer = self.output.open_sync(rel)
             try:
                 while True:

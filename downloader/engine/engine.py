@@ -13,6 +13,7 @@ import asyncio
 import functools
 import inspect
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -22,7 +23,7 @@ from ..backends.base import Backend
 from ..errors import Cancelled, DownloadError, RateLimited, Timeout, WriteError
 from ..keys import DigestIndex, PathClaims
 from ..manifest import MANIFEST, STATS, ManifestWriter, earlier_outcomes, write_stats
-from ..models import Fetched, Job, Result, Stats, Status
+from ..models import Deadline, Fetched, Job, Result, Stats, Status
 from ..names import with_digest
 from ..spec import RunSpec
 from ..writers.files import prepare_out
@@ -39,6 +40,24 @@ SHOWN_RENAMES = 5
 is awaited as a task before the run returns. Either way an exception is logged, not raised."""
 ATTEMPT_GRACE_S = 1.0
 """Beyond ``--timeout`` before the engine itself cancels an attempt (the backends enforce it first)."""
+
+
+class _Mover:
+    """Moves a running attempt's timer to a later deadline; called from the body's checks, maybe in a
+    worker thread, so the move itself runs on the loop."""
+
+    __slots__ = ("active", "end", "loop", "loop_time", "timer")
+
+    def __init__(self, timer: asyncio.Timeout, end: float, loop_time: Callable[[float], float]) -> None:
+        self.timer, self.end, self.loop_time, self.active = timer, end, loop_time, True
+        self.loop = asyncio.get_running_loop()
+
+    def __call__(self, at: float) -> None:
+        self.loop.call_soon_threadsafe(self._move, min(at, self.end))
+
+    def _move(self, at: float) -> None:
+        if self.active:
+            self.timer.reschedule(self.loop_time(at))
 
 
 class Engine:
@@ -287,11 +306,17 @@ class Engine:
 
     # -- one URL ---------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _loop_time(monotonic: float) -> float:
+        """A ``time.monotonic`` instant on the running loop's clock (uvloop keeps a clock of its own)."""
+        loop = asyncio.get_running_loop()
+        return loop.time() + (monotonic - time.monotonic()) if monotonic != math.inf else math.inf
+
     async def fetch_one(self, job: Job) -> Result:
         """All attempts at one URL within ``--deadline``; never raises for a bad URL."""
         start = time.monotonic()
-        deadline = start + self.timeouts.deadline
-        attempts = 0
+        deadline = Deadline(start + self.timeouts.deadline)
+        attempts = stalls = 0
         while True:
             attempts += 1
             try:
@@ -300,7 +325,8 @@ class Engine:
                 err = exc
             else:
                 return self._success(job, fetched, attempts, start)
-            delay, err = self._retry_delay(job, err, attempts, start)
+            stalls += err.stall
+            delay, err = self._retry_delay(job, err, (attempts, stalls), deadline)
             if delay is None:
                 break
             await asyncio.sleep(delay)
@@ -310,31 +336,37 @@ class Engine:
             self._manifest.flush()  # while the rows may still fit
         return self._failure(job, err, attempts, time.monotonic() - start)
 
-    async def _attempt(self, job: Job, deadline: float) -> Fetched:
-        """One attempt, bounded by ``--timeout`` and by what is left of the URL's deadline (one timer)."""
+    async def _attempt(self, job: Job, deadline: Deadline) -> Fetched:
+        """One attempt, bounded by ``--timeout`` and by the URL's deadline (one timer, moved later while
+        the body keeps arriving at ``--deadline-speed``)."""
         host = job.host
         wait = self._hosts.gate(host)
         if wait > 0:
-            if time.monotonic() + wait > deadline:
+            if time.monotonic() + wait > deadline.at:
                 raise Timeout(
                     f"URL deadline of {self.timeouts.deadline:g} s would pass while {host} backs off"
                 )
             await asyncio.sleep(wait)
-        left = deadline - time.monotonic()
-        budget = min(self.timeouts.timeout + ATTEMPT_GRACE_S, left)
+        limit = self.timeouts.timeout
+        attempt_end = time.monotonic() + limit + ATTEMPT_GRACE_S if limit else math.inf
         try:
-            async with asyncio.timeout(budget):
+            async with asyncio.timeout_at(self._loop_time(min(deadline.at, attempt_end))) as timer:
+                deadline.on_move = _Mover(timer, attempt_end, self._loop_time)
                 await self._hosts.admit(host)
-                fetched = await self.backend.fetch(job.key, job.path)
+                fetched = await self.backend.fetch(job.key, job.path, deadline)
         except TimeoutError:
-            if budget == left:
+            if deadline.at < attempt_end:
                 raise Timeout(f"URL deadline of {self.timeouts.deadline:g} s exceeded") from None
-            err: DownloadError = Timeout(f"attempt exceeded its total timeout of {self.timeouts.timeout:g} s")
+            err: DownloadError = Timeout(f"attempt exceeded its total timeout of {limit:g} s")
             self._hosts.failed(host, err)
             raise err from None
         except DownloadError as exc:
             self._hosts.failed(host, exc)
             raise
+        finally:
+            if isinstance(deadline.on_move, _Mover):
+                deadline.on_move.active = False
+            deadline.on_move = None
         self._hosts.succeeded(host)
         return fetched
 
@@ -356,11 +388,13 @@ class Engine:
         )
 
     def _retry_delay(
-        self, job: Job, err: DownloadError, attempts: int, start: float
+        self, job: Job, err: DownloadError, tries: tuple[int, int], deadline: Deadline
     ) -> tuple[float | None, DownloadError]:
-        """Seconds to wait before the next attempt, or None to give up; and the error to report."""
+        """Seconds to wait before the next attempt, or None to give up; and the error to report.
+        ``tries``: the attempts so far, and how many of them stalled."""
         c = self.retries
-        if not err.retryable or attempts > c.retries:
+        attempts, stalls = tries
+        if not err.retryable or attempts > c.retries or (err.stall and stalls > c.stall_retries):
             return None, err
         if err.retry_after is not None and err.retry_after > c.retry_after_max:
             return None, RateLimited(
@@ -373,7 +407,7 @@ class Engine:
             delay = c.backoff * 2 ** (attempts - 1) * random.uniform(0.5, 1.5)
         if err.http_status == 429 or err.retry_after is not None:
             self._hosts.back_off(job.host, delay)
-        if time.monotonic() + delay - start > self.timeouts.deadline:
+        if time.monotonic() + delay > deadline.at:
             return None, err
         return delay, err
 
