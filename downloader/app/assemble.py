@@ -13,7 +13,7 @@ from ..backends import create_backend
 from ..backends.base import Backend
 from ..engine.engine import Engine, OnDone
 from ..inputs import jobs_from_source
-from ..loop import run_loop, with_signals
+from ..loop import with_signals
 from ..manifest import MANIFEST, STATS
 from ..models import Deadline, Fetched, Job, Stats
 from ..spec import RunSpec
@@ -142,17 +142,3 @@ class _Ticker:
 
     def cancel(self) -> None:
         self._handle.cancel()
-
-
-def run(
-    spec: RunSpec,
-    engine: Engine,
-    jobs: Iterable[Job],
-    *,
-    progress: Reporter | None = None,
-    on_interrupt: OnInterrupt | None = None,
-    signals: tuple[str, ...] = ("SIGINT", "SIGTERM"),
-) -> Stats:
-    """``arun`` on a loop of its own, of the kind the spec chooses."""
-    coro = arun(engine, jobs, progress=progress, on_interrupt=on_interrupt, signals=signals)
-    return run_loop(coro, spec.performance.loop)

@@ -23,11 +23,12 @@ import threading
 import time
 from typing import Any
 
+from ..loop import run_loop
 from ..manifest import STATS, merge_parts, part_name, write_stats
 from ..models import Result, Stats
 from ..spec import RunSpec
 from ..writers.files import prepare_out
-from .assemble import OnInterrupt, build_engine, list_jobs, run
+from .assemble import OnInterrupt, arun, build_engine, list_jobs
 from .progress import Reporter, counts
 
 MIN_ROWS_PER_PROC = 10_000
@@ -130,7 +131,8 @@ def _worker(shard: Shard, progress: Any, results: Any) -> None:
     engine = build_engine(spec, manifest=part_name(shard.k), stats_file=None)
     jobs = list_jobs(spec, shard.source)
     try:
-        stats = run(spec, engine, jobs, progress=Tally(progress), on_interrupt=_ignore, signals=("SIGTERM",))
+        running = arun(engine, jobs, progress=Tally(progress), on_interrupt=_ignore, signals=("SIGTERM",))
+        stats = run_loop(running, spec.performance.loop)
     finally:
         jobs.close()
     results.put(stats)

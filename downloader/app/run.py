@@ -16,7 +16,7 @@ from ..models import Stats
 from ..runfile import settle
 from ..sources import jobs_from_urls
 from ..spec import RunSpec
-from .assemble import OnInterrupt, arun, build_engine, list_jobs, run
+from .assemble import OnInterrupt, arun, build_engine, list_jobs
 from .procs import default_procs, run_sharded
 from .progress import Reporter, Silent
 
@@ -58,7 +58,9 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = (
     engine = build_engine(spec)
     try:
         chained = itertools.chain([first] if first else [], jobs)
-        return run(spec, engine, chained, progress=bar, on_interrupt=ui.on_interrupt)
+        return run_loop(
+            arun(engine, chained, progress=bar, on_interrupt=ui.on_interrupt), spec.performance.loop
+        )
     finally:
         jobs.close()
 
@@ -71,7 +73,8 @@ def retry_failed(spec: RunSpec, ui: Ui, explicit: Collection[str] = ()) -> Stats
         raise UsageError(f"--retry-failed: no manifest at {manifest}")
     spec = settle(spec, frozenset(explicit))
     jobs = jobs_from_manifest(manifest, out, spec.naming, spec.input.name_column)
-    return run(spec, build_engine(spec), jobs, progress=ui.progress(None), on_interrupt=ui.on_interrupt)
+    running = arun(build_engine(spec), jobs, progress=ui.progress(None), on_interrupt=ui.on_interrupt)
+    return run_loop(running, spec.performance.loop)
 
 
 def demo(spec: RunSpec, count: int, latency: float, ui: Ui) -> Stats:
