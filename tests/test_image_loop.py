@@ -60,9 +60,10 @@ async def test_no_loop_callback_waits_for_a_decode(aiohttp_server: AiohttpServer
     pooled = await lags(adownload(urls, tmp_path / "pool", image_workers=1, **OPTIONS))
     blocked = await lags(adownload(urls[:8], tmp_path / "inline", image_executor="inline", **OPTIONS))
     assert len(list((tmp_path / "pool").glob("*.jpg"))) == 60
-    # inline, the loop loses about a whole decode per image; with the pool, decodes cost it nothing: what
-    # it loses is its own work and the moments a busy two-core machine gives this process no CPU
-    per_image_inline = sum(lag for lag in blocked if lag > 0.02) / 8
-    per_image_pooled = sum(lag for lag in pooled if lag > 0.02) / 60
-    assert per_image_inline >= 0.5 * one_decode, (per_image_inline, one_decode)
-    assert per_image_pooled < per_image_inline / 3, (per_image_pooled, per_image_inline, sorted(pooled)[-5:])
+    # inline, the loop loses about a whole decode per image (several at once when bodies finish together);
+    # with the pool a decode never holds it: at most a few pauses as long as one, from the machine (two
+    # cores, a decoding worker, this origin, the collector of a large test process), not one per image
+    inline_loss = sum(lag for lag in blocked if lag > 0.02)
+    decode_long = [lag for lag in pooled if lag >= 0.8 * one_decode]
+    assert inline_loss >= 0.5 * 8 * one_decode, (inline_loss, one_decode)
+    assert len(decode_long) <= 6, (decode_long, one_decode)
