@@ -46,18 +46,17 @@ class _Mover:
     """Moves a running attempt's timer to a later deadline; called from the body's checks, maybe in a
     worker thread, so the move itself runs on the loop."""
 
-    __slots__ = ("active", "end", "loop", "loop_time", "timer")
+    __slots__ = ("active", "end", "engine", "timer")
 
-    def __init__(self, timer: asyncio.Timeout, end: float, loop_time: Callable[[float], float]) -> None:
-        self.timer, self.end, self.loop_time, self.active = timer, end, loop_time, True
-        self.loop = asyncio.get_running_loop()
+    def __init__(self, timer: asyncio.Timeout, end: float, engine: Engine) -> None:
+        self.timer, self.end, self.engine, self.active = timer, end, engine, True
 
     def __call__(self, at: float) -> None:
-        self.loop.call_soon_threadsafe(self._move, min(at, self.end))
+        self.engine.loop.call_soon_threadsafe(self._move, min(at, self.end))
 
     def _move(self, at: float) -> None:
         if self.active:
-            self.timer.reschedule(self.loop_time(at))
+            self.timer.reschedule(self.engine.loop_time(at))
 
 
 class Engine:
@@ -77,6 +76,7 @@ class Engine:
         naming = spec.output
         self._shared_names = naming.layout != "shards" and naming.names == "plain"
         self._claims: PathClaims | None = None
+        self._clock_offset = 0.0
         self.backend = backend
         self.on_done = list(on_done)
         self.stats = Stats(backend=self.backend.name, concurrency=self.limits.concurrency)
@@ -107,6 +107,8 @@ class Engine:
     async def run(self, jobs: Iterable[Job]) -> Stats:
         """Download every job; returns the statistics. Raises ``RunAborted`` if the output is unusable."""
         out = self.out
+        self.loop = asyncio.get_running_loop()
+        self._clock_offset = self.loop.time() - time.monotonic()
         prepare_out(out)
         self._claims = PathClaims(out) if self._shared_names else None
         if not self.overwrite:
@@ -306,11 +308,10 @@ class Engine:
 
     # -- one URL ---------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _loop_time(monotonic: float) -> float:
-        """A ``time.monotonic`` instant on the running loop's clock (uvloop keeps a clock of its own)."""
-        loop = asyncio.get_running_loop()
-        return loop.time() + (monotonic - time.monotonic()) if monotonic != math.inf else math.inf
+    def loop_time(self, monotonic: float) -> float:
+        """A ``time.monotonic`` instant on the loop's clock (uvloop keeps a clock of its own, in step with
+        ``time.monotonic`` to the millisecond: the offset is taken once, when the run starts)."""
+        return monotonic + self._clock_offset
 
     async def fetch_one(self, job: Job) -> Result:
         """All attempts at one URL within ``--deadline``; never raises for a bad URL."""
@@ -350,8 +351,8 @@ class Engine:
         limit = self.timeouts.timeout
         attempt_end = time.monotonic() + limit + ATTEMPT_GRACE_S if limit else math.inf
         try:
-            async with asyncio.timeout_at(self._loop_time(min(deadline.at, attempt_end))) as timer:
-                deadline.on_move = _Mover(timer, attempt_end, self._loop_time)
+            async with asyncio.timeout_at(self.loop_time(min(deadline.at, attempt_end))) as timer:
+                deadline.on_move = _Mover(timer, attempt_end, self)
                 await self._hosts.admit(host)
                 fetched = await self.backend.fetch(job.key, job.path, deadline)
         except TimeoutError:
