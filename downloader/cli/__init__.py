@@ -392,10 +392,9 @@ def bench(
         timeout=run_timeout,
         extra=extra,
     )
-    settings = {"list": where, "backends": names, "concurrencies": levels, "repeat": repeat}
-    if executors is not None or extra:
-        settings |= {"image_executors": kinds, "fetch_args": list(extra)}
-    _bench_outputs(b, runs, settings, json_path, plot_path)
+    settings: dict[str, Any] = {"list": where, "backends": names, "concurrencies": levels, "repeat": repeat}
+    images = {"image_executors": kinds, "fetch_args": list(extra)} if executors or extra else {}
+    _bench_outputs(b, runs, settings | images, json_path, plot_path)
     sys.exit(ExitCode.OK if all(r.completed for r in runs) else ExitCode.FAILED)
 
 
