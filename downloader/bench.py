@@ -3,7 +3,10 @@
 A child per run, because then every run starts cold (no pool or import warmed by an earlier run) and the
 kernel accounts CPU time and peak memory per process (``os.wait4``), which timing inside one process cannot
 separate. The demo origin runs in a child of its own for the same reason: its CPU time is never charged to
-a measured run. Runs go round-robin (A B C A B C …) so a drift in machine load spreads over every
+a measured run. With ``--image-executors`` the image strategies are a third axis: each run passes the same
+image options (``--fetch-args``) and one ``--image-executor``; the CPU time then includes the image
+worker processes (the kernel adds a reaped child's to its parent's), while the peak memory stays that of
+the largest single process. Runs go round-robin (A B C A B C …) so a drift in machine load spreads over every
 combination instead of landing on one. This module returns data and strings; only ``cli.py`` prints.
 """
 
@@ -15,6 +18,7 @@ import importlib.util
 import json
 import logging
 import os
+import shlex
 import shutil
 import socket
 import statistics
@@ -51,6 +55,8 @@ class Trial:
     repeat: int
     backend: str
     concurrency: int
+    executor: str | None = None
+    """The ``--image-executor`` of the run; None: the run does not choose one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,7 @@ class Run:
     peak_rss_mb: float
     sys_s: float = 0.0
     """The part of ``cpu_s`` spent in the kernel (sockets, files): where a backend's syscalls show."""
+    executor: str | None = None
     ok: int = 0
     failures: int = 0
     wall_s: float | None = None
@@ -101,6 +108,7 @@ class Row:
     failures: int
     broken: int
     vs_best: float | None
+    executor: str | None = None
 
 
 # -- parsing the option lists ----------------------------------------------------------------------------
@@ -126,6 +134,35 @@ def parse_concurrencies(text: str) -> tuple[int, ...]:
     return values
 
 
+IMAGE_EXECUTORS = ("process", "thread", "inline")
+_BENCH_SETS = frozenset(("-o", "--out", "-c", "--concurrency", "--backend", "--image-executor", "-q"))
+"""Options each run gets from the bench itself, refused in ``--fetch-args``."""
+
+
+def parse_executors(text: str) -> tuple[str, ...]:
+    """``process,inline`` → ``("process", "inline")``, each an ``--image-executor``."""
+    names = _items(text)
+    unknown = [n for n in names if n not in IMAGE_EXECUTORS]
+    if unknown or not names:
+        raise UsageError(
+            f"unknown image executor {', '.join(unknown) or text!r}; choose from {IMAGE_EXECUTORS}"
+        )
+    return names
+
+
+def parse_fetch_args(text: str) -> tuple[str, ...]:
+    """``'--image-size 256 --encode-format jpg'`` → its words, for every run's ``fetch``; the options the
+    bench sets itself (output, concurrency, backend, image executor) are refused, not silently doubled."""
+    try:
+        words = tuple(shlex.split(text))
+    except ValueError as exc:
+        raise UsageError(f"--fetch-args: {exc}") from None
+    taken = sorted({w.partition("=")[0] for w in words} & _BENCH_SETS)
+    if taken:
+        raise UsageError(f"--fetch-args cannot set {', '.join(taken)}: the bench sets it for each run")
+    return words
+
+
 def _items(text: str) -> tuple[str, ...]:
     """Comma-separated, blanks dropped, duplicates dropped (a combination runs once per repeat)."""
     return tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
@@ -134,10 +171,21 @@ def _items(text: str) -> tuple[str, ...]:
 # -- running -----------------------------------------------------------------------------------------------
 
 
-def plan(backends: Sequence[str], concurrencies: Sequence[int], repeat: int) -> list[Trial]:
+def plan(
+    backends: Sequence[str],
+    concurrencies: Sequence[int],
+    repeat: int,
+    executors: Sequence[str | None] = (None,),
+) -> list[Trial]:
     """Repeats outermost, so each combination's runs spread over the whole bench; within a repeat the
-    backends run back to back at each concurrency, where they are compared."""
-    return [Trial(r, b, c) for r in range(1, repeat + 1) for c in concurrencies for b in backends]
+    backends (and image executors) run back to back at each concurrency, where they are compared."""
+    return [
+        Trial(r, b, c, e)
+        for r in range(1, repeat + 1)
+        for c in concurrencies
+        for b in backends
+        for e in executors
+    ]
 
 
 def run_all(
@@ -145,21 +193,28 @@ def run_all(
     trials: Iterable[Trial],
     timeout: float | None = None,
     env: Mapping[str, str] | None = None,
+    extra: Sequence[str] = (),
 ) -> Iterator[Run]:
-    """Runs one by one, yielded as they finish so the caller can show progress."""
+    """Runs one by one, yielded as they finish so the caller can show progress; ``extra``: further
+    ``fetch`` options for every run."""
     for trial in trials:
-        yield run_one(list_file, trial, timeout, env)
+        yield run_one(list_file, trial, timeout, env, extra)
 
 
 def run_one(
-    list_file: Path, trial: Trial, timeout: float | None = None, env: Mapping[str, str] | None = None
+    list_file: Path,
+    trial: Trial,
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+    extra: Sequence[str] = (),
 ) -> Run:
     """``fetch`` LIST once in a fresh child into a fresh folder, measure it, then remove the folder."""
     work = Path(tempfile.mkdtemp(prefix="downloader-bench-"))
     try:
         out, errors = work / "out", work / "stderr.txt"
         with errors.open("wb") as err:
-            code, usage, timed_out = _spawn_and_reap(fetch_command(list_file, trial, out), err, timeout, env)
+            argv = fetch_command(list_file, trial, out, extra)
+            code, usage, timed_out = _spawn_and_reap(argv, err, timeout, env)
         cpu_s = usage.ru_utime + usage.ru_stime
         rss_mb = usage.ru_maxrss * _RSS_BYTES / 1e6
         base = Run(
@@ -167,6 +222,7 @@ def run_one(
             cpu_s=round(cpu_s, 3),
             peak_rss_mb=round(rss_mb, 1),
             sys_s=round(usage.ru_stime, 3),
+            executor=trial.executor,
         )
         problem = f"killed after {timeout:g} s" if timed_out else _problem(code, errors)
         return _with_stats(base, out / STATS, problem)
@@ -174,11 +230,14 @@ def run_one(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def fetch_command(list_file: Path, trial: Trial, out: Path) -> list[str]:
+def fetch_command(list_file: Path, trial: Trial, out: Path, extra: Sequence[str] = ()) -> list[str]:
     """The child's command line; ``--overwrite`` so no run is shortened by files an earlier one left."""
+    executor = ("--image-executor", trial.executor) if trial.executor else ()
     return [
         *(sys.executable, "-m", "downloader", "fetch", str(list_file), "-o", str(out)),
         *("-c", str(trial.concurrency), "--backend", trial.backend, "-q", "--overwrite"),
+        *executor,
+        *extra,
     ]
 
 
@@ -330,14 +389,14 @@ def local_env() -> dict[str, str]:
 
 
 def summarise(runs: Sequence[Run]) -> list[Row]:
-    """Medians per backend × concurrency (ordered by backend as first seen, then concurrency), each row's
-    files/s as a ratio to the best row's."""
-    groups: dict[tuple[str, int], list[Run]] = {}
+    """Medians per backend × image executor × concurrency (ordered by backend and executor as first seen,
+    then concurrency), each row's files/s as a ratio to the best row's."""
+    groups: dict[tuple[str, str | None, int], list[Run]] = {}
     for run in runs:
-        groups.setdefault((run.backend, run.concurrency), []).append(run)
-    order = list(dict.fromkeys(run.backend for run in runs))
-    keys = sorted(groups, key=lambda k: (order.index(k[0]), k[1]))
-    rows = [_row(backend, c, groups[(backend, c)]) for backend, c in keys]
+        groups.setdefault((run.backend, run.executor, run.concurrency), []).append(run)
+    order = list(dict.fromkeys((run.backend, run.executor) for run in runs))
+    keys = sorted(groups, key=lambda k: (order.index(k[:2]), k[2]))
+    rows = [replace(_row(b, c, groups[(b, e, c)]), executor=e) for b, e, c in keys]
     best = max((r.files_per_s for r in rows if r.files_per_s), default=None)
     return [
         replace(r, vs_best=r.files_per_s / best if best and r.files_per_s is not None else None) for r in rows
@@ -378,9 +437,12 @@ COLUMNS = (
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    """A markdown table whose columns are also aligned, so it reads in a terminal and pastes into an issue."""
-    cells = [COLUMNS, *(_cells(r) for r in rows)]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
+    """A markdown table whose columns are also aligned, so it reads in a terminal and pastes into an issue.
+    With image executors a column names each row's, and files/s are images/s."""
+    images = any(r.executor for r in rows)
+    head = ("backend", "images", "-c", "images/s", *COLUMNS[3:]) if images else COLUMNS
+    cells = [head, *(_cells(r, images) for r in rows)]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(head))]
 
     def line(values: Sequence[str], left: int = 1) -> str:
         padded = (
@@ -390,13 +452,14 @@ def format_table(rows: Sequence[Row]) -> str:
         return "| " + " | ".join(padded) + " |"
 
     rule = "|" + "|".join(("-" * (w + 1) + ":") if i else ("-" * (w + 2)) for i, w in enumerate(widths)) + "|"
-    return "\n".join([line(COLUMNS, left=len(COLUMNS)), rule, *(line(c) for c in cells[1:])])
+    return "\n".join([line(head, left=len(head)), rule, *(line(c) for c in cells[1:])])
 
 
-def _cells(row: Row) -> tuple[str, ...]:
+def _cells(row: Row, images: bool = False) -> tuple[str, ...]:
     failures = str(row.failures) + (f" ({row.broken} broken)" if row.broken else "")
     return (
         row.backend,
+        *((row.executor or "–",) if images else ()),
         str(row.concurrency),
         _fmt(row.files_per_s, ".0f"),
         _fmt(row.mb_per_s, ".2f"),
@@ -416,7 +479,8 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def format_run(index: int, total: int, run: Run) -> str:
     """One progress line per finished run."""
-    head = f"[{index}/{total}] {run.backend} -c {run.concurrency} (repeat {run.repeat}): "
+    what = f"{run.backend} {run.executor}" if run.executor else run.backend
+    head = f"[{index}/{total}] {what} -c {run.concurrency} (repeat {run.repeat}): "
     if run.files_per_s is None:
         return head + f"broken: {run.error}"
     tail = f", {run.failures} failed" if run.failures else ""
@@ -456,10 +520,12 @@ def plot(rows: Sequence[Row], path: Path, subtitle: str = "") -> None:
     banded = max((r.runs for r in rows), default=0) > 1
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
     try:
-        for backend in dict.fromkeys(r.backend for r in rows):
-            mine = [r for r in rows if r.backend == backend and r.files_per_s is not None]
+        for backend, executor in dict.fromkeys((r.backend, r.executor) for r in rows):
+            mine = [r for r in rows if (r.backend, r.executor) == (backend, executor)]
+            mine = [r for r in mine if r.files_per_s is not None]
             xs, ys = [r.concurrency for r in mine], [r.files_per_s or 0.0 for r in mine]
-            line = ax.plot(xs, ys, marker="o", linewidth=2, label=backend)[0]
+            label = f"{backend}/{executor}" if executor else backend
+            line = ax.plot(xs, ys, marker="o", linewidth=2, label=label)[0]
             if banded:
                 lo, hi = [r.files_per_s_min or 0.0 for r in mine], [r.files_per_s_max or 0.0 for r in mine]
                 ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)

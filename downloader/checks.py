@@ -123,8 +123,7 @@ def check_opt_out(headers: Mapping[str, str], transport: Transport) -> None:
     values = header_values(headers, "X-Robots-Tag") if disallowed else []
     if not values:
         return
-    agent = transport.network.user_agent.split("/")[0].split(" ")[0].strip().lower()
-    found = robots_directives(values, agent)
+    found = robots_directives(values, transport.network.agent)
     if "none" in found:
         found.add("noindex")
     hit = sorted(found.intersection(disallowed))

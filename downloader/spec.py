@@ -212,6 +212,11 @@ class Network:
         if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
             raise UsageError(f"no such CA bundle: {self.ca_bundle}")
 
+    @property
+    def agent(self) -> str:
+        """The User-Agent's product token, lower case (``downloader``): the name robots rules use for us."""
+        return self.user_agent.split("/")[0].split(" ")[0].strip().lower()
+
     def request_headers(self) -> dict[str, str]:
         """Headers sent with every request: honest UA, identity encoding, then the user's own."""
         base = {"User-Agent": self.user_agent, "Accept-Encoding": "identity", "Accept": "image/*,*/*;q=0.8"}
@@ -304,6 +309,12 @@ class Content:
         "X-Robots-Tag directives that opt a URL out (read before its body; comma-separated, empty: off).",
         parse=parse_words,
         text_default=",".join(OPT_OUT_DIRECTIVES),
+        recorded=True,
+    )
+    robots_txt: bool = setting(
+        False,
+        "Fetch each host's /robots.txt once and fail the URLs it disallows for our User-Agent as "
+        "opted_out, unrequested.",
         recorded=True,
     )
 

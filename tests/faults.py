@@ -9,6 +9,7 @@ import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -25,6 +26,18 @@ TARGETS: web.AppKey[list[str]] = web.AppKey("targets", list)
 SENT: web.AppKey[collections.Counter[str]] = web.AppKey("sent", collections.Counter)
 """Body bytes each path's handler handed to the socket (the opted-out body must stay near zero)."""
 IMAGES = FIXTURES / "images"
+
+
+@dataclass
+class RobotsTxt:
+    """What /robots.txt answers; a test sets it before its run (by default there is none: 404)."""
+
+    status: int = 404
+    body: bytes = b""
+    delay: float = 0.0
+
+
+ROBOTS: web.AppKey[RobotsTxt] = web.AppKey("robots", RobotsTxt)
 
 
 def image_for(name: str) -> bytes:
@@ -242,6 +255,14 @@ async def robots_tag(request: web.Request) -> web.StreamResponse:
     return resp
 
 
+async def robots_txt(request: web.Request) -> web.Response:
+    """/robots.txt: as the test set ``app[ROBOTS]``, after its delay (a robots.txt that times out)."""
+    answer = request.app[ROBOTS]
+    if answer.delay:
+        await asyncio.sleep(answer.delay)
+    return web.Response(status=answer.status, body=answer.body, content_type="text/plain")
+
+
 @web.middleware
 async def log_arrivals(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -266,6 +287,7 @@ def make_app() -> web.Application:
     app[HEADERS] = {}
     app[TARGETS] = []
     app[SENT] = collections.Counter()
+    app[ROBOTS] = RobotsTxt()
     routes = {
         "/img/{group}/{name}": img,
         "/echo/{id}": echo,
@@ -290,6 +312,7 @@ def make_app() -> web.Application:
         "/robots-tag/{id}": robots_tag,
         "/fail-then-ok/{code}/{n}/{id}": fail_then_ok,
         "/markup/{n}": markup,
+        "/robots.txt": robots_txt,
     }
     for path, handler in routes.items():
         app.router.add_get(path, handler)

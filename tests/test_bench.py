@@ -16,9 +16,12 @@ from click.testing import CliRunner
 from downloader.bench import (
     Run,
     Trial,
+    fetch_command,
     format_table,
     parse_backends,
     parse_concurrencies,
+    parse_executors,
+    parse_fetch_args,
     plan,
     run_one,
     summarise,
@@ -108,6 +111,40 @@ def test_table_has_a_header_a_rule_and_one_line_per_row() -> None:
     assert cells[2][-1] == "–"
 
 
+def test_image_executors_are_a_third_axis_with_a_column_of_their_own() -> None:
+    trials = plan(["aiohttp"], [8], 1, ("process", "inline"))
+    assert [(t.backend, t.concurrency, t.executor) for t in trials] == [
+        ("aiohttp", 8, "process"),
+        ("aiohttp", 8, "inline"),
+    ]
+    argv = fetch_command(Path("l.txt"), trials[1], Path("o"), ("--image-size", "256"))
+    assert argv[-4:] == ["--image-executor", "inline", "--image-size", "256"]
+    assert "--image-executor" not in fetch_command(Path("l.txt"), Trial(1, "aiohttp", 8), Path("o"))
+    rows = summarise(
+        [run("aiohttp", 8, 100.0, executor="process"), run("aiohttp", 8, 50.0, executor="inline")]
+    )
+    assert [(r.executor, r.vs_best) for r in rows] == [("process", 1.0), ("inline", 0.5)]
+    lines = format_table(rows).splitlines()
+    assert [c.strip() for c in lines[0].strip("|").split("|")][:4] == ["backend", "images", "-c", "images/s"]
+    assert [c.strip() for c in lines[3].strip("|").split("|")][:4] == ["aiohttp", "inline", "8", "50"]
+    assert "images" not in format_table(summarise([run("aiohttp", 8, 100.0)]))
+
+
+def test_image_options_parse_and_reject() -> None:
+    assert parse_executors("thread, process,thread") == ("thread", "process")
+    assert parse_fetch_args("--image-size 256 --encode-format 'jpg'") == (
+        "--image-size",
+        "256",
+        "--encode-format",
+        "jpg",
+    )
+    with pytest.raises(ValueError, match="unknown image executor"):
+        parse_executors("gpu")
+    for bad in ("-c 8", "--backend=curl", "--image-executor thread", "'open"):
+        with pytest.raises(ValueError, match="fetch-args"):
+            parse_fetch_args(bad)
+
+
 @pytest.fixture
 def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Temporary folders go under tmp_path, so a test can see that bench removed them."""
@@ -128,6 +165,13 @@ def test_a_real_run_counts_failures_and_cleans_up(private_tmp: Path) -> None:
     assert [p.name for p in private_tmp.iterdir()] == ["urls.txt"]
 
 
+def test_a_real_run_takes_the_image_executor_and_the_fetch_args(private_tmp: Path) -> None:
+    listing = private_tmp / "urls.txt"
+    listing.write_text("not a url\n")
+    result = run_one(listing, Trial(1, "aiohttp", 2, "inline"), extra=("--image-size", "64"))
+    assert (result.exit_code, result.failures, result.executor, result.error) == (1, 1, "inline", None)
+
+
 def test_a_child_that_breaks_or_hangs_is_reported(private_tmp: Path) -> None:
     broken = run_one(private_tmp / "missing.txt", Trial(1, "aiohttp", 2))
     assert broken.exit_code == 2
@@ -145,6 +189,9 @@ def test_a_child_that_breaks_or_hangs_is_reported(private_tmp: Path) -> None:
         ([], "either a LIST or --demo"),
         (["--demo", "--backends", "wget"], "unknown backend"),
         (["--demo", "-c", "8,zero"], "not a list of concurrencies"),
+        (["--demo", "--image-executors", "process,thread"], "compares nothing without image options"),
+        (["--demo", "--image-executors", "gpu", "--fetch-args", "--image-size 8"], "unknown image executor"),
+        (["--demo", "--fetch-args", "-o x"], "--fetch-args cannot set -o"),
     ],
 )
 def test_usage_errors_exit_2(args: list[str], message: str) -> None:

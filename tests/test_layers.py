@@ -13,9 +13,9 @@ FLOORS: list[tuple[str, list[str]]] = [
     ("ground", ["version", "errors", "models", "keys", "spec"]),
     ("input", ["names", "sources", "inputs"]),
     ("storage", ["writers", "writers.files", "manifest", "runfile", "origin"]),
-    ("processing", ["checks", "stages", "stages.geometry", "stages.images"]),
+    ("processing", ["checks", "robots", "stages", "stages.geometry", "stages.images"]),
     ("transfer", ["backends", "backends.base", "backends.aio", "backends.sync", "backends.curl"]),
-    ("engine", ["engine", "engine.hosts", "engine.engine"]),
+    ("engine", ["engine", "engine.hosts", "engine.robots", "engine.engine"]),
     ("loop", ["loop"]),
     (
         "application",

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from ..backends import create_backend
-from ..backends.base import Backend
+from ..backends.base import Backend, Page, PageReader
 from ..engine.engine import Engine, OnDone
 from ..inputs import jobs_from_source
 from ..loop import with_signals
@@ -63,6 +63,10 @@ class _WithImages:
 
     async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched:
         return await self.backend.fetch(url, rel, deadline)
+
+    async def read(self, url: str, limit: int) -> Page:
+        assert isinstance(self.backend, PageReader)  # every backend of the registry reads pages
+        return await self.backend.read(url, limit)
 
 
 def build_engine(

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit
 
 from ..checks import BodyCheck, check_opt_out, check_status
@@ -36,6 +36,23 @@ class Backend(Protocol):
     ) -> None: ...
 
     async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A small resource read whole into memory (robots.txt): its status, and at most ``limit`` bytes."""
+
+    status: int
+    body: bytes
+
+
+@runtime_checkable
+class PageReader(Protocol):
+    """A backend that can also read a small resource into memory, whatever its status or type, through
+    its own session (proxies, TLS, timeouts), raising only ``DownloadError`` when no answer came. Apart
+    from ``Backend`` so that a library caller's own backend need not have it unless it is asked for."""
+
+    async def read(self, url: str, limit: int) -> Page: ...
 
 
 @dataclass(slots=True)
@@ -162,3 +179,14 @@ class StreamingBackend(ABC):
                 await writer.abort()
                 raise
         return tr.fetched()
+
+    async def read(self, url: str, limit: int) -> Page:
+        """``PageReader.read``: the first ``limit`` bytes; the rest is not read (the connection drops)."""
+        async with self.get(url) as body:
+            pieces, size = [], 0
+            async for piece in body.chunks:
+                pieces.append(piece)
+                size += len(piece)
+                if size >= limit:
+                    break
+            return Page(body.head.status, b"".join(pieces)[:limit])

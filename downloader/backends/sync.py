@@ -33,7 +33,7 @@ from .. import errors
 from ..models import Deadline, Fetched
 from ..spec import Transport
 from ..writers import Output
-from .base import Body, Head, Proxies, StreamingBackend, Transfer
+from .base import Body, Head, Page, Proxies, StreamingBackend, Transfer
 
 CANCEL_GRACE_S = 5.0
 """How long a cancelled download waits for its worker to remove its ``.part``."""
@@ -273,6 +273,26 @@ class ThreadsBackend(_PoolBackend):
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 return waiter.result()  # the worker had already saved the file: report it
             raise
+
+    async def read(self, url: str, limit: int) -> Page:
+        """``PageReader.read`` in a worker; a cancel unblocks its read."""
+        token = _Token()
+        try:
+            return await asyncio.wrap_future(self._pool.submit(self._read, url, limit, token))
+        except asyncio.CancelledError:
+            token.cancel()
+            raise
+
+    def _read(self, url: str, limit: int, token: _Token) -> Page:
+        resp = token.resp = open_response(self._session, url, self.transport, self._proxies.for_url(url))
+        pieces, size = [], 0
+        try:
+            while size < limit and (piece := read_piece(resp, limit - size, self.transport)):
+                pieces.append(piece)
+                size += len(piece)
+        finally:
+            resp.close()
+        return Page(resp.status_code, b"".join(pieces))
 
     def _work(self, url: str, rel: str, token: _Token, deadline: Deadline | None) -> Fetched:
         start = time.monotonic()

@@ -301,6 +301,19 @@ def origin(host: str, port: int, latency: float, loop: str, debug: bool) -> None
     help="Comma-separated concurrencies to try.",
 )
 @click.option(
+    "--image-executors",
+    "executors",
+    default=None,
+    help="Comma-separated image executors to compare (process, thread, inline), on the image options "
+    "that --fetch-args gives [default: not compared].",
+)
+@click.option(
+    "--fetch-args",
+    default="",
+    help="Further options for every run's fetch, quoted as one argument "
+    '("--image-size 256 --encode-format jpg").',
+)
+@click.option(
     "--repeat",
     type=click.IntRange(min=1),
     default=3,
@@ -336,6 +349,8 @@ def bench(
     latency: float,
     backends: str,
     concurrencies: str,
+    executors: str | None,
+    fetch_args: str,
     repeat: int,
     json_path: Path | None,
     plot_path: Path | None,
@@ -354,6 +369,8 @@ def bench(
       downloader bench --demo
       downloader bench --demo -n 500 --backends aiohttp,threads -c 16,64 --repeat 1
       downloader bench urls.txt --repeat 5 --json bench.json --plot bench.png
+      downloader bench --demo -n 200 --backends aiohttp -c 32 --image-executors process,thread,inline \\
+          --fetch-args "--image-size 256 --resize-mode border --encode-format jpg"
     """
     from .. import bench as b
 
@@ -361,20 +378,39 @@ def bench(
         raise click.UsageError("give either a LIST or --demo")
     _check_plot(b, plot_path)
     names, levels = b.parse_backends(backends), b.parse_concurrencies(concurrencies)
-    trials = b.plan(names, levels, repeat)
+    extra, kinds = _bench_images(b, executors, fetch_args)
+    trials = b.plan(names, levels, repeat, kinds)
     where = f"{count} URLs, embedded origin, {latency * 1000:g} ms latency" if demo else str(list_file)
     click.echo(f"bench: {len(trials)} runs over {where}", err=True)
     runs = _bench_runs(
-        b, list_file=list_file, count=count, latency=latency, trials=trials, timeout=run_timeout, demo=demo
-    )
-    _bench_outputs(
         b,
-        runs,
-        {"list": where, "backends": names, "concurrencies": levels, "repeat": repeat},
-        json_path,
-        plot_path,
+        list_file=list_file,
+        count=count,
+        latency=latency,
+        trials=trials,
+        demo=demo,
+        timeout=run_timeout,
+        extra=extra,
     )
+    settings: dict[str, Any] = {"list": where, "backends": names, "concurrencies": levels, "repeat": repeat}
+    images = {"image_executors": kinds, "fetch_args": list(extra)} if executors or extra else {}
+    _bench_outputs(b, runs, settings | images, json_path, plot_path)
     sys.exit(ExitCode.OK if all(r.completed for r in runs) else ExitCode.FAILED)
+
+
+def _bench_images(
+    b: Any, executors: str | None, fetch_args: str
+) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
+    """The extra fetch options and the image executors to compare (``(None,)``: not compared)."""
+    extra = b.parse_fetch_args(fetch_args)
+    if executors is None:
+        return extra, (None,)
+    if not extra:
+        raise click.UsageError(
+            "--image-executors compares nothing without image options: add them with --fetch-args, "
+            'e.g. --fetch-args "--image-size 256 --resize-mode border --encode-format jpg"'
+        )
+    return extra, b.parse_executors(executors)
 
 
 def _check_plot(b: Any, plot_path: Path | None) -> None:
@@ -386,7 +422,15 @@ def _check_plot(b: Any, plot_path: Path | None) -> None:
 
 
 def _bench_runs(
-    b: Any, *, list_file: Path | None, count: int, latency: float, trials: Any, timeout: float, demo: bool
+    b: Any,
+    *,
+    list_file: Path | None,
+    count: int,
+    latency: float,
+    trials: Any,
+    timeout: float,
+    demo: bool,
+    extra: tuple[str, ...],
 ) -> list[Any]:
     """Every trial, in turn, each reported as it ends. SIGTERM unwinds like Ctrl-C, so neither the
     origin nor a fetch child outlives the bench."""
@@ -399,7 +443,7 @@ def _bench_runs(
     try:
         with b.list_source(list_file, count, latency) as urls:
             env = b.local_env() if demo else None
-            for i, run in enumerate(b.run_all(urls, trials, timeout or None, env), 1):
+            for i, run in enumerate(b.run_all(urls, trials, timeout or None, env, extra), 1):
                 runs.append(run)
                 click.echo(b.format_run(i, len(trials), run), err=True)
     finally:

@@ -19,8 +19,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from ..backends.base import Backend
-from ..errors import Cancelled, DownloadError, RateLimited, Timeout, WriteError
+from ..backends.base import Backend, PageReader
+from ..errors import Cancelled, DownloadError, RateLimited, Timeout, UsageError, WriteError
 from ..keys import DigestIndex, PathClaims
 from ..manifest import MANIFEST, STATS, ManifestWriter, earlier_outcomes, write_stats
 from ..models import Deadline, Fetched, Job, Result, Stats, Status
@@ -28,6 +28,7 @@ from ..names import with_digest
 from ..spec import RunSpec
 from ..writers.files import prepare_out
 from .hosts import Hosts
+from .robots import RobotsCache
 
 log = logging.getLogger("downloader")
 failure_log = logging.getLogger("downloader.failures")
@@ -90,6 +91,7 @@ class Engine:
             rate=lim.rate,
             rate_per_host=lim.rate_per_host,
         )
+        self._robots = self._robots_cache(spec) if spec.content.robots_txt else None
         self._jobs: Iterator[Job] = iter(())
         self._more = True
         self._fed: asyncio.Future[None] | None = None
@@ -101,6 +103,13 @@ class Engine:
         self._manifest: ManifestWriter | None = None
         self._log_failures = False
         self._manifest_name, self._stats_file = manifest, stats_file
+
+    def _robots_cache(self, spec: RunSpec) -> RobotsCache:
+        if not isinstance(self.backend, PageReader):
+            raise UsageError(
+                f"robots_txt needs a backend that can read a page (read()); {self.backend.name} cannot"
+            )
+        return RobotsCache(spec, self.backend, self._hosts)
 
     # -- the run ---------------------------------------------------------------------------------------
 
@@ -119,9 +128,13 @@ class Engine:
         started = time.monotonic()
         try:
             async with self.backend:
-                await self._feed(iter(jobs))
-                while self._tasks:
-                    await asyncio.wait(list(self._tasks))
+                try:
+                    await self._feed(iter(jobs))
+                    while self._tasks:
+                        await asyncio.wait(list(self._tasks))
+                finally:
+                    if self._robots is not None:
+                        await self._robots.close()
             while self._callbacks:
                 await asyncio.wait(list(self._callbacks))
         finally:
@@ -316,6 +329,8 @@ class Engine:
     async def fetch_one(self, job: Job) -> Result:
         """All attempts at one URL within ``--deadline``; never raises for a bad URL."""
         start = time.monotonic()
+        if self._robots is not None and (refused := await self._robots.refusal(job)) is not None:
+            return self._failure(job, refused, 0, time.monotonic() - start)
         deadline = Deadline(start + self.timeouts.deadline)
         attempts = stalls = 0
         while True:
