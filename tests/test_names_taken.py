@@ -57,7 +57,7 @@ async def test_name_column_values_that_repeat(origin: TestServer, tmp_path: Path
     args = ("fetch", str(lst), "-o", str(out), "--name-column", "id", "--names", "plain")
     res = await asyncio.to_thread(invoke, *args)
     assert res.exit_code == 0, res.output
-    assert "name taken: same.jpg" in res.output and "2 saved under their name plus a digest" in res.output
+    assert "name taken: same.jpg" in res.output and "names taken by another URL: 2" in res.output
     rows = manifest_rows(out)
     assert "same.jpg" in {r["path"] for r in rows} and len({r["path"] for r in rows}) == 3
     assert sorted(p.name for p in out.glob("*.jpg")) == sorted(r["path"] for r in rows)

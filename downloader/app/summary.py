@@ -30,8 +30,8 @@ def summary(stats: Stats, out: str | None = None) -> str:
     )
     if stats.renamed:
         line += (
-            f"\n{stats.renamed:,} saved under their name plus a digest: another URL had their name"
-            " (each row's note says which)"
+            f"\nnames taken by another URL: {stats.renamed:,} (saved with the URL's digest added;"
+            " each row's note says which)"
         )
     if stats.failures:
         kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.failures.items(), key=lambda kv: -kv[1]))
