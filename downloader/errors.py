@@ -42,7 +42,7 @@ from typing import ClassVar
 
 
 class ExitCode(IntEnum):
-    """What the process returns: DESIGN.md's contract."""
+    """What the process returns (README, "Failures")."""
 
     OK = 0
     FAILED = 1

@@ -2,7 +2,7 @@
 built from it, and the merging of ``--procs`` workers' part files; also ``stats.json`` beside it.
 
 ``OUT/manifest.jsonl`` is appended, one JSON object per line; every input row the run reached gets exactly
-one row, and the latest row for a URL wins (DESIGN.md, "Manifest").
+one row, and the latest row for a URL wins (README, "What you get").
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def part_name(k: int) -> str:
 
 
 def row_of(result: Result) -> dict[str, Any]:
-    """The manifest row (DESIGN.md, "Manifest"); carried input columns come last."""
+    """The manifest row; what a stage learned and the carried input columns come last."""
     row: dict[str, Any] = {
         "url": result.url,
         "line": result.line,

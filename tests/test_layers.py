@@ -1,4 +1,4 @@
-"""The architecture rule of DESIGN.md, held by walking the imports: modules import only lower layers,
+"""The architecture rule of docs/design.md, held by walking the imports: modules import only lower layers,
 and each third-party library has one owner."""
 
 from __future__ import annotations

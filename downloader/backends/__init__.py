@@ -2,7 +2,7 @@
 
 ``Backend`` is the protocol the engine drives. Two of the three implementations hand body pieces to the
 event loop and share ``StreamingBackend.fetch`` (checks, then the aiofiles writer); ``threads`` does the
-whole URL in a worker thread with the same checks and the sink's sync writer. Every backend raises only
+whole URL in a worker thread with the same checks and the output's sync writer. Every backend raises only
 ``downloader.errors``. Modules load lazily, so naming a backend imports nothing heavy.
 """
 

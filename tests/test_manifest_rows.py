@@ -1,4 +1,4 @@
-"""The sink's pure parts: manifest rows as JSON lines."""
+"""The manifest's pure parts: rows as JSON lines."""
 
 from __future__ import annotations
 
