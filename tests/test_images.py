@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from io import BytesIO
@@ -161,3 +162,17 @@ def test_image_options_are_settings() -> None:
         RunSpec.from_options(encode_format="gif")
     with pytest.raises(UsageError):
         RunSpec.from_options(encode_quality=101)
+
+
+def test_without_pillow_an_image_option_says_how_to_install_it(tmp_path: Path) -> None:
+    """A machine without the extra: Pillow hidden from the import system in a fresh process."""
+    lst = tmp_path / "urls.txt"
+    lst.write_text("http://127.0.0.1:9/a.jpg\n")
+    code = (
+        "import sys; sys.modules['PIL'] = None\n"
+        "from downloader.cli import main\n"
+        f"main(['fetch', {str(lst)!r}, '-o', {str(tmp_path / 'out')!r}, '--image-size', '64'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "pip install 'downloader[images]'" in done.stderr and "Traceback" not in done.stderr
