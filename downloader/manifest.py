@@ -33,8 +33,9 @@ def part_name(k: int) -> str:
     return f".manifest-{k}.jsonl"
 
 
-def row_of(result: Result) -> dict[str, Any]:
-    """The manifest row; what a stage learned and the carried input columns come last."""
+def row_of(result: Result, t: float | None = None) -> dict[str, Any]:
+    """The manifest row; what a stage learned and the carried input columns come last. ``t``: when the
+    row was written (Unix seconds), the time axis of ``downloader report`` across appended runs."""
     row: dict[str, Any] = {
         "url": result.url,
         "line": result.line,
@@ -49,6 +50,7 @@ def row_of(result: Result) -> dict[str, Any]:
         "elapsed_s": round(result.elapsed_s, 6),
         "ttfb_s": None if result.ttfb_s is None else round(result.ttfb_s, 6),
         "error": result.error,
+        "t": t,
     }
     if result.meta:
         for k, v in result.meta.items():
@@ -101,7 +103,9 @@ class ManifestWriter:
                 self._fh.write(b"\n")
 
     def write(self, result: Result) -> None:
-        self._rows.append(encode_row(row_of(result)))
+        """Stamp the row with the wall clock as it is written (a rounded ``time.time()``, 0.1 us): a row
+        finishes when it is written, so ``t`` orders rows in time across runs and ``--procs`` workers."""
+        self._rows.append(encode_row(row_of(result, round(time.time(), 3))))
         if len(self._rows) >= self.FLUSH_ROWS or time.monotonic() - self._last > self.FLUSH_SECONDS:
             self.flush()
 
