@@ -21,7 +21,7 @@ FLOORS: list[tuple[str, list[str]]] = [
         "application",
         ["app", "app.progress", "app.summary", "app.assemble", "app.procs", "app.run", "app.api"],
     ),
-    ("side", ["bench"]),
+    ("side", ["report.collect", "report.svg", "report.page", "report", "bench"]),
     ("commands", ["cli.options", "cli", "__main__"]),
 ]
 LAYERS = {room: i for i, (_floor, rooms) in enumerate(FLOORS) for room in rooms}

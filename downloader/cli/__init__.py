@@ -1,5 +1,6 @@
-"""The command line: ``downloader fetch``, ``demo``, ``bench`` and ``origin``. Commands only: the options
-come from the run spec (``cli.options``), the runs from the application layer (``app``).
+"""The command line: ``downloader fetch``, ``demo``, ``failures``, ``report``, ``bench`` and ``origin``.
+Commands only: the options come from the run spec (``cli.options``), the runs from the application layer
+(``app``).
 
 The only package that prints or exits; exit codes are the error classes' own (``errors.ExitCode``).
 """
@@ -224,6 +225,33 @@ def failures(out: Path, kinds: tuple[str, ...], as_json: bool, debug: bool) -> N
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
             click.echo(f"{row['url']}\t{row.get('kind')}\t{row.get('error') or ''}")
+
+
+@main.command()
+@cloup.argument("out", metavar="OUT", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@cloup.option(
+    "-o",
+    "--output",
+    "dest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the page [default: OUT/report.html].",
+)
+@cloup.option("--debug", is_flag=True, help="Show tracebacks.")
+@guarded
+def report(out: Path, dest: Path | None, debug: bool) -> None:
+    """Write the run in OUT as one self-contained HTML page: the summary, files/s and MB/s over time,
+    latency, failures by kind and by host, sizes, a contact sheet of sampled images and the settings.
+
+    The manifest is streamed in bounded memory, and a run still going on is read as far as it has written.
+
+    \b
+    Examples:
+      downloader report out/
+      downloader report out/ -o /tmp/run.html
+    """
+    from ..report import build
+
+    click.echo(build(out, dest))
 
 
 @main.command()

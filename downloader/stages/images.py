@@ -325,3 +325,13 @@ class ImageStage:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def thumbnail(body: bytes, box: int, quality: int = 70) -> bytes:
+    """A small JPEG of an image, its longer side at most ``box``: a report's contact sheet shows many, so
+    each is decoded at a reduced scale first (``draft``). Raises whatever Pillow raises on a bad body."""
+    with _pil().open(BytesIO(body)) as img:
+        img.draft("RGB", (box, box))
+        small = _working_mode(img)
+        small.thumbnail((box, box))
+        return _encode(small, "jpg", quality)

@@ -1,0 +1,211 @@
+"""``downloader report OUT``: a run as one self-contained HTML page, built by streaming the manifest.
+
+The time axis is each row's ``t`` (the wall clock when the row was written): it orders rows across
+reruns appended to one manifest and across ``--procs`` workers' parts, which row order and ``elapsed_s``
+alone cannot. Rows of a manifest from before ``t`` count everywhere but on that axis. A run still going on
+is read as far as it has been written (a torn last line is skipped), so the report of a partial run needs
+no pause of the run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import runfile
+from ..errors import UsageError
+from ..manifest import MANIFEST, STATS, read_manifest
+from . import page
+from .collect import Collected, collect
+from .svg import bar_chart, fmt, line_chart
+
+REPORT = "report.html"
+THUMB_BOX = 128
+THUMB_MAX_BYTES = 64 << 20
+SHEET_HINT = "the contact sheet needs Pillow: pip install 'downloader[report]'"
+
+
+def build(out: Path, dest: Path | None = None) -> Path:
+    """Write the report of the run in ``out`` to ``dest`` (default ``out/report.html``), whole or not at
+    all (a temporary name first), and return its path."""
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        raise UsageError(f"no manifest at {manifest}: is {out} a run's output folder?")
+    dest = dest or out / REPORT
+    c = collect(read_manifest(manifest))
+    html = render(out, c, _settings(out), _stats(out, manifest))
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, dest)
+    return dest
+
+
+def _settings(out: Path) -> dict[str, Any] | str:
+    """run.json's settings, or a sentence on why there are none."""
+    try:
+        found = runfile.read(out)
+    except UsageError as exc:
+        return str(exc)
+    return "no run.json in this folder" if found is None else found
+
+
+def _stats(out: Path, manifest: Path) -> dict[str, Any] | None:
+    """stats.json when it is newer than the manifest, i.e. when the run has ended."""
+    try:
+        if (out / STATS).stat().st_mtime + 1 < manifest.stat().st_mtime:
+            return None
+        data = json.loads((out / STATS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def render(out: Path, c: Collected, settings: dict[str, Any] | str, stats: dict[str, Any] | None) -> str:
+    """The page, section by section."""
+    head = [page.para(f"{out} · {c.rows:,} manifest rows · made {time.strftime('%Y-%m-%d %H:%M:%S')}", True)]
+    if stats is None:
+        head.append(
+            page.note("No final stats.json: the run may still be going on; this is what it has written.")
+        )
+    sections = [
+        *head,
+        _summary(c, stats),
+        _over_time(c),
+        _latency(c),
+        _failures(c),
+        _sizes(c),
+        _contact_sheet(out, c),
+        _settings_section(settings),
+    ]
+    return page.document("downloader report", sections)
+
+
+def _summary(c: Collected, stats: dict[str, Any] | None) -> str:
+    s, wall = c.statuses, c.wall_s
+    failed = ", ".join(f"{k} {n:,}" for k, n in sorted(c.kinds.items(), key=lambda kv: -kv[1])) or "none"
+
+    def rate(n: float) -> str:
+        return f"{n / wall:,.1f}" if wall else "–"
+
+    items = [
+        ("ok", f"{s['ok']:,}"),
+        ("failed", f"{s['failed']:,}"),
+        ("invalid", f"{s['invalid']:,}"),
+        ("not started", f"{s['not_started']:,}"),
+        ("duplicates", f"{s['duplicate']:,}"),
+        ("skipped (already done)", f"{s['skipped']:,}"),
+        ("stored", f"{fmt(c.bytes)}B"),
+        ("wall time", f"{wall:,.1f} s" if wall is not None else "–"),
+        ("files/s", rate(s["ok"])),
+        ("MB/s", rate(c.bytes / 1e6)),
+        *((f"latency p{round(q * 100)}", _ms(c.latency.quantile(q))) for q in (0.5, 0.9, 0.99)),
+        ("first byte p50", _ms(c.ttfb.quantile(0.5))),
+    ]
+    ended = (
+        ""
+        if stats is None
+        else f" The run ended: stats.json says {stats.get('ok', '?')} ok in {stats.get('wall_s', '?')} s."
+    )
+    text = f"Failures by kind: {failed}. Wall time spans the rows' own times (a rerun adds its gap).{ended}"
+    return page.section("Summary", page.cards(items), page.para(text), id_="summary")
+
+
+def _ms(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds * 1000:,.0f} ms"
+
+
+def _over_time(c: Collected) -> str:
+    series = c.timeline.series()
+    if not series:
+        return page.section("Over time", page.para("No row carries a time (t) yet.", True), id_="time")
+    width = c.timeline.width
+    files = [(x, n / width) for x, n, _b in series]
+    megabytes = [(x, b / width / 1e6) for x, _n, b in series]
+    parts = [
+        line_chart(
+            "files per second over time", [("files/s", files)], "seconds since the first row", "files/s"
+        ),
+        line_chart(
+            "megabytes per second over time", [("MB/s", megabytes)], "seconds since the first row", "MB/s"
+        ),
+        page.para(f"Buckets of {width:g} s.", True),
+    ]
+    if c.untimed:
+        parts.append(page.para(f"{c.untimed:,} rows from before t was recorded are not on this axis.", True))
+    return page.section("Over time", *parts, id_="time")
+
+
+def _latency(c: Collected) -> str:
+    h = c.latency
+    if not h.total:
+        return page.section("Latency", page.para("No downloads yet.", True), id_="latency")
+    used = [i for i, n in enumerate(h.counts) if n]
+    bars = [(_ms(h.edge(i)), float(h.counts[i])) for i in range(used[0], used[-1] + 1)]
+    chart = bar_chart("latency histogram", bars, "time per download (lower edge of each bin)", "downloads")
+    return page.section("Latency", chart, id_="latency")
+
+
+def _failures(c: Collected) -> str:
+    if not c.kinds:
+        return page.section("Failures", page.para("No failures.", True), id_="failures")
+    kinds = sorted(c.kinds.items(), key=lambda kv: -kv[1])
+    chart = bar_chart("failures by kind", [(k, float(n)) for k, n in kinds], "kind", "rows")
+    hosts = [
+        (host, n, ", ".join(f"{k} {m}" for k, m in sorted(sub.items(), key=lambda kv: -kv[1])), sample)
+        for host, n, sample, sub in c.hosts.most(50)
+    ]
+    table = page.table(
+        ("host", "failures", "kinds", "a sample error"), hosts, numeric=(1,), id_="failure-table"
+    )
+    parts = [chart, page.para("The worst hosts first (at most 50)."), table]
+    if c.hosts.approximate:
+        parts.append(page.para("More hosts failed than the report keeps: the counts are lower bounds.", True))
+    return page.section("Failures", *parts, id_="failures")
+
+
+def _sizes(c: Collected) -> str:
+    h = c.sizes
+    parts = []
+    if h.total:
+        used = [i for i, n in enumerate(h.counts) if n]
+        bars = [(f"{fmt(h.edge(i))}B", float(h.counts[i])) for i in range(used[0], used[-1] + 1)]
+        parts.append(bar_chart("sizes of the stored files", bars, "bytes (lower edge of each bin)", "files"))
+    if c.dims.counts:
+        dims = [(key, n) for key, n, _s, _sub in c.dims.most(20)]
+        parts.append(page.table(("width × height", "files"), dims, numeric=(1,)))
+    return page.section("Sizes", *(parts or [page.para("No files stored yet.", True)]), id_="sizes")
+
+
+def _contact_sheet(out: Path, c: Collected) -> str:
+    items = sorted(c.sample.items)
+    if not items:
+        return ""
+    from ..stages import images
+
+    if not images.available():
+        return page.section("Contact sheet", page.note(SHEET_HINT), id_="sheet")
+    thumbs = [(p, uri) for p in items if (uri := _thumb(out / p, images.thumbnail)) is not None]
+    text = f"{len(thumbs)} of {c.sample.seen:,} stored images, sampled at random."
+    return page.section("Contact sheet", page.para(text, True), page.sheet(thumbs), id_="sheet")
+
+
+def _thumb(path: Path, thumbnail: Any) -> str | None:
+    """A data URI of a small JPEG of the file, or None when it is gone, too large or not an image."""
+    try:
+        if path.stat().st_size > THUMB_MAX_BYTES:
+            return None
+        small: bytes = thumbnail(path.read_bytes(), THUMB_BOX)
+    except Exception:  # any file the library cannot read is left off the sheet
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(small).decode("ascii")
+
+
+def _settings_section(settings: dict[str, Any] | str) -> str:
+    if isinstance(settings, str):
+        return page.section("Settings", page.para(settings, True), id_="settings")
+    rows = [(k, json.dumps(v, ensure_ascii=False)) for k, v in settings.items()]
+    return page.section("Settings (run.json)", page.table(("setting", "value"), rows), id_="settings")
