@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,20 @@ from downloader.models import Result, Stats
 from tests.faults import HITS, make_app
 
 AiohttpServer = Callable[..., Awaitable[TestServer]]
+REQUIRE_SYSTEM = "DOWNLOADER_REQUIRE_SYSTEM"
+
+
+def require(program: str) -> str:
+    """The path of a system program a test needs. Absent, the test skips with a one-line reason, or fails
+    when ``DOWNLOADER_REQUIRE_SYSTEM=1`` (CI, which installs it: there a missing program is a broken
+    environment, not a reason to pass quietly)."""
+    found = shutil.which(program)
+    if found is None:
+        reason = f"{program} is not installed"
+        if os.environ.get(REQUIRE_SYSTEM) == "1":
+            pytest.fail(f"{reason} and {REQUIRE_SYSTEM}=1")
+        pytest.skip(reason)
+    return found
 
 
 @pytest.fixture(params=backend_names())

@@ -211,10 +211,13 @@ def _failed(c: Collected, row: dict[str, Any]) -> None:
 
 
 def _host(url: str) -> str:
+    """The host, with its port when the URL names one (two services on one machine fail apart)."""
     try:
-        return urlsplit(url).hostname or ""
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
     except ValueError:
         return ""
+    return f"{host}:{port}" if host and port else host
 
 
 def _when(c: Collected, row: dict[str, Any], ok: bool) -> None:
