@@ -123,8 +123,8 @@ def _over_time(c: Collected) -> str:
     if not series:
         return page.section("Over time", page.para("No row carries a time (t) yet.", True), id_="time")
     width = c.timeline.width
-    files = [(x, n / width) for x, n, _b in series]
-    megabytes = [(x, b / width / 1e6) for x, _n, b in series]
+    files = [(x, n) for x, n, _b in series]
+    megabytes = [(x, b / 1e6) for x, _n, b in series]
     parts = [
         line_chart(
             "files per second over time", [("files/s", files)], "seconds since the first row", "files/s"

@@ -57,13 +57,15 @@ class TimeBuckets:
     def __init__(self, limit: int = 240, width: float = 0.25) -> None:
         self.limit, self.width = limit, width
         self.anchor: float | None = None
+        self.end = 0.0
         self.files: dict[int, int] = {}
         self.bytes: dict[int, int] = {}
         self.lo = self.hi = 0
 
     def add(self, t: float, size: int) -> None:
         if self.anchor is None:
-            self.anchor = t
+            self.anchor = self.end = t
+        self.end = max(self.end, t)
         k = math.floor((t - self.anchor) / self.width)
         self.files[k] = self.files.get(k, 0) + 1
         self.bytes[k] = self.bytes.get(k, 0) + size
@@ -81,13 +83,16 @@ class TimeBuckets:
             table.clear()
             table.update(merged)
 
-    def series(self) -> list[tuple[float, int, int]]:
-        """(seconds from the first bucket, files, bytes) for every bucket, empty ones included."""
-        if not self.files:
+    def series(self) -> list[tuple[float, float, float]]:
+        """(seconds from the first bucket, files/s, bytes/s) for every bucket, empty ones included. The
+        last bucket is divided by the time it has covered so far, so the curve does not dip at the end."""
+        if self.anchor is None:
             return []
+        covered = self.end - (self.anchor + self.hi * self.width)
         return [
-            ((k - self.lo) * self.width, self.files.get(k, 0), self.bytes.get(k, 0))
+            ((k - self.lo) * self.width, self.files.get(k, 0) / span, self.bytes.get(k, 0) / span)
             for k in range(self.lo, self.hi + 1)
+            for span in ((max(covered, self.width / 8) if k == self.hi else self.width),)
         ]
 
 
