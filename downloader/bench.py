@@ -17,6 +17,7 @@ import http.client
 import importlib.util
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -37,6 +38,8 @@ from .backends import backend_names
 from .errors import RunAborted, UsageError
 from .manifest import STATS
 from .origin import Origin
+from .report import page
+from .report.svg import line_chart
 
 if TYPE_CHECKING:
     from resource import struct_rusage
@@ -496,6 +499,45 @@ def write_json(path: Path, runs: Sequence[Run], rows: Sequence[Row], settings: M
         "medians": [asdict(r) for r in rows],
     }
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+
+
+def write_html(path: Path, rows: Sequence[Row], settings: Mapping[str, Any]) -> None:
+    """The comparison as a page like ``downloader report``'s: files/s and p95 latency against ``-c``
+    (log-2 axis), one line per backend, then the table of medians and the settings."""
+    levels = sorted({r.concurrency for r in rows})
+    ticks = [(math.log2(c), str(c)) for c in levels]
+    charts = [
+        line_chart(title, _series(rows, field), "concurrency (downloads in flight, -c)", unit, x_ticks=ticks)
+        for title, field, unit in (
+            ("median files/s by backend", "files_per_s", "files/s"),
+            ("median p95 latency by backend", "p95_ms", "p95 ms"),
+        )
+    ]
+    table = format_table(rows).splitlines()
+    head = [c.strip() for c in table[0].strip("|").split("|")]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in table[2:]]
+    sections = [
+        page.section("Throughput and latency", *charts, id_="charts"),
+        page.section("Medians", page.table(head, cells, numeric=range(2, len(head))), id_="medians"),
+        page.section("Settings", page.table(("setting", "value"), _setting_rows(settings)), id_="settings"),
+    ]
+    path.write_text(page.document("downloader bench", sections), encoding="utf-8")
+
+
+def _series(rows: Sequence[Row], field: str) -> list[tuple[str, list[tuple[float, float]]]]:
+    """One line per backend (and image executor): (log2 of -c, the median) where the median exists."""
+    lines: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        name = f"{r.backend}/{r.executor}" if r.executor else r.backend
+        value = getattr(r, field)
+        points = lines.setdefault(name, [])
+        if value is not None:
+            points.append((math.log2(r.concurrency), float(value)))
+    return list(lines.items())
+
+
+def _setting_rows(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in settings.items()]
 
 
 # -- the chart ---------------------------------------------------------------------------------------------

@@ -203,7 +203,7 @@ def test_usage_errors_exit_2(args: list[str], message: str) -> None:
 def test_bench_demo_end_to_end(tmp_path: Path) -> None:
     argv = [sys.executable, "-m", "downloader", "bench", "--demo", "-n", "60"]
     argv += ["--backends", "aiohttp,threads", "--concurrency", "4,8", "--repeat", "1"]
-    argv += ["--json", "out.json", "--plot", "b.png"]
+    argv += ["--json", "out.json", "--plot", "b.png", "--html", "b.html"]
     proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     table = [line for line in proc.stdout.splitlines() if line.startswith("| ")][1:]
@@ -219,3 +219,7 @@ def test_bench_demo_end_to_end(tmp_path: Path) -> None:
     assert all(r["ok"] == 60 and r["failures"] == 0 for r in doc["runs"])
     assert len(doc["medians"]) == 4
     assert (tmp_path / "b.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    html = (tmp_path / "b.html").read_text()
+    assert html.count('<svg class="chart"') == 2 and html.count('<polyline class="series"') == 4
+    settings = set(doc["settings"]) - {"python", "cpus"}  # the JSON's extras, not in the page
+    assert html.count("<tr>") == 2 + 4 + len(settings)  # two headers, a row per median, the settings

@@ -12,6 +12,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
 
+from downloader.bench import Run as BenchRun
+from downloader.bench import summarise, write_html
 from downloader.cli import main
 from downloader.report import build
 from downloader.report.collect import LogHistogram, Reservoir, TimeBuckets, Top
@@ -139,3 +141,17 @@ def browse(chromium: str, page: Path, tmp: Path, extra: list[str] | None = None)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
     return done.stdout, console
+
+
+def test_bench_page_renders_in_headless_chromium_offline(tmp_path: Path) -> None:
+    chromium = require("chromium")
+    runs = [
+        BenchRun(b, c, 1, 0, cpu_s=1.0, peak_rss_mb=40.0, files_per_s=c * k, p95_ms=20.0 + c)
+        for b, k in (("aiohttp", 10.0), ("threads", 7.0))
+        for c in (8, 32, 128)
+    ]
+    page = tmp_path / "bench.html"
+    write_html(page, summarise(runs), {"list": "urls.txt", "repeat": 1})
+    dom, console = browse(chromium, page, tmp_path)
+    assert console == [] and dom.count('<svg class="chart"') == 2
+    assert dom.count('<polyline class="series"') == 4 and "<title>aiohttp: 1.28k at 128</title>" in dom

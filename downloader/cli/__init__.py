@@ -361,6 +361,12 @@ def origin(host: str, port: int, latency: float, loop: str, debug: bool) -> None
     help="Draw files/s against -c as a PNG (needs downloader[plot]).",
 )
 @click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the comparison as a self-contained HTML page (charts and table).",
+)
+@click.option(
     "--run-timeout",
     type=click.FloatRange(min=0),
     default=0.0,
@@ -382,6 +388,7 @@ def bench(
     repeat: int,
     json_path: Path | None,
     plot_path: Path | None,
+    html_path: Path | None,
     run_timeout: float,
     debug: bool,
 ) -> None:
@@ -396,7 +403,7 @@ def bench(
     Examples:
       downloader bench --demo
       downloader bench --demo -n 500 --backends aiohttp,threads -c 16,64 --repeat 1
-      downloader bench urls.txt --repeat 5 --json bench.json --plot bench.png
+      downloader bench urls.txt --repeat 5 --json bench.json --plot bench.png --html bench.html
       downloader bench --demo -n 200 --backends aiohttp -c 32 --image-executors process,thread,inline \\
           --fetch-args "--image-size 256 --resize-mode border --encode-format jpg"
     """
@@ -408,8 +415,7 @@ def bench(
     names, levels = b.parse_backends(backends), b.parse_concurrencies(concurrencies)
     extra, kinds = _bench_images(b, executors, fetch_args)
     trials = b.plan(names, levels, repeat, kinds)
-    where = f"{count} URLs, embedded origin, {latency * 1000:g} ms latency" if demo else str(list_file)
-    click.echo(f"bench: {len(trials)} runs over {where}", err=True)
+    where = _announce(len(trials), demo, count, latency, list_file)
     runs = _bench_runs(
         b,
         list_file=list_file,
@@ -422,8 +428,15 @@ def bench(
     )
     settings: dict[str, Any] = {"list": where, "backends": names, "concurrencies": levels, "repeat": repeat}
     images = {"image_executors": kinds, "fetch_args": list(extra)} if executors or extra else {}
-    _bench_outputs(b, runs, settings | images, json_path, plot_path)
+    _bench_outputs(b, runs, settings | images, json_path=json_path, plot_path=plot_path, html_path=html_path)
     sys.exit(ExitCode.OK if all(r.completed for r in runs) else ExitCode.FAILED)
+
+
+def _announce(runs: int, demo: bool, count: int, latency: float, list_file: Path | None) -> str:
+    """Say what the bench is about to do; return the list's description for the outputs."""
+    where = f"{count} URLs, embedded origin, {latency * 1000:g} ms latency" if demo else str(list_file)
+    click.echo(f"bench: {runs} runs over {where}", err=True)
+    return where
 
 
 def _bench_images(
@@ -481,12 +494,20 @@ def _bench_runs(
 
 
 def _bench_outputs(
-    b: Any, runs: list[Any], settings: dict[str, Any], json_path: Path | None, plot_path: Path | None
+    b: Any,
+    runs: list[Any],
+    settings: dict[str, Any],
+    *,
+    json_path: Path | None,
+    plot_path: Path | None,
+    html_path: Path | None,
 ) -> None:
-    """The table of medians on stdout; the JSON and the chart when asked for."""
+    """The table of medians on stdout; the JSON, the chart and the page when asked for."""
     rows = b.summarise(runs)
     click.echo(b.format_table(rows))
     if json_path is not None:
         b.write_json(json_path, runs, rows, settings | {"python": sys.version, "cpus": os.cpu_count()})
     if plot_path is not None:
         b.plot(rows, plot_path, f"{settings['list']}; median of {settings['repeat']}")
+    if html_path is not None:
+        b.write_html(html_path, rows, settings)

@@ -62,42 +62,57 @@ def _y(value: float, top: float) -> float:
     return H - BOTTOM - (H - BOTTOM - TOP) * value / top
 
 
-def line_chart(label: str, series: Sequence[Series], x_label: str, y_label: str) -> str:
-    """Lines over a numeric x axis, one per series, each point with a hover readout."""
+def line_chart(
+    label: str,
+    series: Sequence[Series],
+    x_label: str,
+    y_label: str,
+    x_ticks: Sequence[tuple[float, str]] = (),
+) -> str:
+    """Lines over a numeric x axis, one per series, each point with a hover readout; ``x_ticks``: where
+    to label the x axis and with what (default: round steps from the smallest x)."""
     xs = [x for _name, pts in series for x, _y_ in pts] or [0.0]
     ys = [y for _name, pts in series for _x, y in pts] or [0.0]
-    y_ticks, x_ticks = nice_ticks(max(ys)), nice_ticks(max(xs) - min(xs) or 1.0)
-    x0, x_span, top = min(xs), x_ticks[-1], y_ticks[-1] or 1.0
+    y_ticks, x0 = nice_ticks(max(ys)), min(xs)
+    top = y_ticks[-1] or 1.0
+    ticks = list(x_ticks) or [(x0 + t, fmt(t)) for t in nice_ticks(max(xs) - x0 or 1.0)]
+    x_span = max(x for x, _t in ticks) - x0 or 1.0
 
     def x_of(x: float) -> float:
         return LEFT + (W - LEFT - RIGHT) * (x - x0) / x_span
 
     parts = _frame(label, x_label, y_label, y_ticks)
-    for tick in x_ticks:
-        parts.append(
-            f'<text x="{x_of(x0 + tick):.1f}" y="{H - BOTTOM + 14}" text-anchor="middle">{fmt(tick)}</text>'
-        )
+    for x, text in ticks:
+        under = f'x="{x_of(x):.1f}" y="{H - BOTTOM + 14}" text-anchor="middle"'
+        parts.append(f"<text {under}>{escape(text)}</text>")
     for i, (name, pts) in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
         path = " ".join(f"{x_of(x):.1f},{_y(y, top):.1f}" for x, y in pts)
         parts.append(
             f'<polyline class="series" fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>'
         )
-        parts.extend(_dots(pts, name, colour, x_of, top))
+        parts.extend(_dots(pts, name, colour, x_of, top=top, labels=dict(ticks)))
         legend = f'x="{W - RIGHT - 4}" y="{TOP + 12 + 14 * i}" text-anchor="end" fill="{colour}"'
         parts.append(f"<text {legend}>{escape(name)}</text>")
     return "".join([*parts, "</svg>"])
 
 
 def _dots(
-    pts: Sequence[tuple[float, float]], name: str, colour: str, x_of: Callable[[float], float], top: float
+    pts: Sequence[tuple[float, float]],
+    name: str,
+    colour: str,
+    x_of: Callable[[float], float],
+    *,
+    top: float,
+    labels: dict[float, str],
 ) -> list[str]:
-    """Small hover targets on the points (only where there are few enough to tell apart)."""
+    """Small hover targets on the points (only where there are few enough to tell apart), each x read as
+    its tick's label when it has one."""
     if len(pts) > 60:
         return []
     return [
         f'<circle cx="{x_of(x):.1f}" cy="{_y(y, top):.1f}" r="3" fill="{colour}">'
-        f"<title>{escape(name)}: {fmt(y)} at {fmt(x)}</title></circle>"
+        f"<title>{escape(name)}: {fmt(y)} at {escape(labels.get(x, fmt(x)))}</title></circle>"
         for x, y in pts
     ]
 
