@@ -151,17 +151,24 @@ def merge_parts(out: Path) -> None:
 
 
 def read_manifest(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of an earlier manifest, skipping a torn last line or anything that is not a JSON object."""
+    """Rows of an earlier manifest, skipping a torn last line or anything that is not a JSON object.
+
+    orjson parses a row in a third of ``json``'s time (a report of ten million rows is mostly this); what
+    it refuses and ``json`` takes (a lone surrogate escape, a number beyond 64 bits, invalid UTF-8 read
+    with replacement) goes through ``json``."""
     try:
-        fh = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
+        fh = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         return
     with fh:
         for line in fh:
             try:
-                row = json.loads(line)
-            except ValueError:
-                continue
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                try:
+                    row = json.loads(line.decode("utf-8", "replace"))
+                except ValueError:
+                    continue
             if isinstance(row, dict) and isinstance(row.get("url"), str):
                 yield row
 
