@@ -78,6 +78,8 @@ async def test_report_of_a_run_still_being_written(origin: TestServer, fetch: Fe
         fh.write(b'{"url":"http://127.0.0.1/x","status":"ok","by')  # torn: the writer is mid-line
     html = page_of(run.out)
     assert "No final stats.json" in html and "10 manifest rows" in html
+    (run.out / "manifest.jsonl").rename(run.out / ".manifest-0.jsonl")  # a --procs worker's, not merged
+    assert "10 manifest rows" in page_of(run.out)
 
 
 def test_report_command_writes_where_asked_and_refuses_a_folder_without_a_manifest(tmp_path: Path) -> None:

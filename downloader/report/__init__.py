@@ -3,13 +3,15 @@
 The time axis is each row's ``t`` (the wall clock when the row was written): it orders rows across
 reruns appended to one manifest and across ``--procs`` workers' parts, which row order and ``elapsed_s``
 alone cannot. Rows of a manifest from before ``t`` count everywhere but on that axis. A run still going on
-is read as far as it has been written (a torn last line is skipped), so the report of a partial run needs
-no pause of the run.
+is read as far as it has been written (a torn last line is skipped), ``--procs`` workers' part files
+included, so the report of a partial run needs no pause of the run. (Parts merged into the manifest
+while the report reads may be counted twice or not at all: the next report is exact.)
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import time
@@ -18,7 +20,7 @@ from typing import Any
 
 from .. import runfile
 from ..errors import UsageError
-from ..manifest import MANIFEST, STATS, read_manifest
+from ..manifest import MANIFEST, PART_GLOB, STATS, read_manifest
 from . import page
 from .collect import Collected, collect
 from .svg import bar_chart, fmt, line_chart
@@ -33,10 +35,11 @@ def build(out: Path, dest: Path | None = None) -> Path:
     """Write the report of the run in ``out`` to ``dest`` (default ``out/report.html``), whole or not at
     all (a temporary name first), and return its path."""
     manifest = out / MANIFEST
-    if not manifest.is_file():
+    parts = sorted(out.glob(PART_GLOB))
+    if not manifest.is_file() and not parts:
         raise UsageError(f"no manifest at {manifest}: is {out} a run's output folder?")
     dest = dest or out / REPORT
-    c = collect(read_manifest(manifest))
+    c = collect(itertools.chain(read_manifest(manifest), *(read_manifest(p) for p in parts)))
     html = render(out, c, _settings(out), _stats(out, manifest))
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
     tmp.write_text(html, encoding="utf-8")
@@ -56,7 +59,7 @@ def _settings(out: Path) -> dict[str, Any] | str:
 def _stats(out: Path, manifest: Path) -> dict[str, Any] | None:
     """stats.json when it is newer than the manifest, i.e. when the run has ended."""
     try:
-        if (out / STATS).stat().st_mtime + 1 < manifest.stat().st_mtime:
+        if (out / STATS).stat().st_mtime + 1 < manifest.stat().st_mtime or any(out.glob(PART_GLOB)):
             return None
         data = json.loads((out / STATS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
