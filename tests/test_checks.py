@@ -15,9 +15,11 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from multidict import CIMultiDict
+from urllib3 import HTTPHeaderDict
 
-from downloader.checks import SNIFF_BYTES, BodyCheck, sniff
-from downloader.errors import NotImage, Timeout, TooLarge, TooSlow, Truncated
+from downloader.checks import SNIFF_BYTES, BodyCheck, check_opt_out, header_values, robots_directives, sniff
+from downloader.errors import NotImage, OptedOut, Timeout, TooLarge, TooSlow, Truncated
 from downloader.spec import RunSpec
 from tests.conftest import Run
 from tests.faults import HTML, JPEG
@@ -261,3 +263,90 @@ def test_min_speed_off_never_complains() -> None:
     check.feed(JPEG[:12])
     time.sleep(0.02)
     check.feed(b"\0")
+
+
+# -- opt-outs: X-Robots-Tag, read from each client's own header map -------------------------------------
+
+
+def test_every_value_of_a_repeated_header_from_each_clients_header_map() -> None:
+    pairs = [("X-Robots-Tag", "noai"), ("x-robots-tag", "otherbot: noindex")]
+    urllib3_headers = HTTPHeaderDict()
+    for name, value in pairs:
+        urllib3_headers.add(name, value)
+    for many in (CIMultiDict(pairs), urllib3_headers):  # aiohttp's (and curl's) getall, urllib3's getlist
+        assert header_values(many, "X-Robots-Tag") == ["noai", "otherbot: noindex"]
+        assert header_values(many, "Link") == []
+    assert header_values({"X-Robots-Tag": "noai"}, "X-Robots-Tag") == ["noai"]  # a plain mapping
+    assert header_values({"X-Robots-Tag": "noai"}, "Link") == []
+    assert header_values({"X-Robots-Tag": ""}, "X-Robots-Tag") == []
+
+
+@pytest.mark.parametrize(
+    ("values", "found"),
+    [
+        ([" NoAI ,  nofollow "], {"noai", "nofollow"}),
+        (["otherbot: noindex, noai"], set()),  # the scope covers the rest of the list
+        (["Downloader: noai, noindex"], {"noai", "noindex"}),
+        (["noai, otherbot: noindex"], {"noai"}),  # a scope starts where it is named
+        (["otherbot: noai, downloader: noindex"], {"noindex"}),
+        (["otherbot: noai", "noimageai"], {"noimageai"}),  # each header starts unscoped
+        (
+            ["unavailable_after: 25 Jun 2010 15:00:00 PST", "max-image-preview: large, noai"],
+            {"unavailable_after", "max-image-preview", "noai"},
+        ),  # a value's colon names no agent
+        (["Downloader: max-image-preview: none"], {"max-image-preview"}),  # a scoped valued directive
+        ([], set()),
+    ],
+)
+def test_robots_directives_for_one_agent(values: list[str], found: set[str]) -> None:
+    assert robots_directives(values, "downloader") == found
+
+
+OPTED = "(the site opts out; body not read)"
+
+
+def opt_out(value: str | None, **options: Any) -> str | None:
+    """The ``OptedOut`` message for a response with this X-Robots-Tag, or None when it may be read."""
+    headers = CIMultiDict([] if value is None else [("X-Robots-Tag", value)])
+    try:
+        check_opt_out(headers, RunSpec.from_options(**options).transport())
+    except OptedOut as exc:
+        return str(exc)
+    return None
+
+
+def test_an_opt_out_names_the_directives_it_found() -> None:
+    assert opt_out("noai") == f"X-Robots-Tag: noai {OPTED}"
+    assert opt_out("noindex, NoAI, nofollow") == f"X-Robots-Tag: noai, noindex {OPTED}"  # sorted
+    assert opt_out("none") == f"X-Robots-Tag: noindex {OPTED}"  # none counts as noindex
+    assert opt_out("nofollow") is None and opt_out(None) is None and opt_out("") is None
+    assert opt_out("noai", disallowed_header_directives=()) is None  # off
+    assert opt_out("nofollow", disallowed_header_directives="nofollow") is not None
+    assert opt_out("none", disallowed_header_directives="nofollow") is None
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "ours", "theirs"),
+    [
+        (None, "Downloader: noai", "otherbot: noai"),  # downloader/<version>: its product token
+        ("MyBot (+https://example.org/bot)", "mybot: noai", "downloader: noai"),
+        ("Mozilla/5.0 (compatible; MyBot/1.0)", "mozilla: noai", "mybot: noai"),
+    ],
+)
+def test_the_agent_is_the_user_agents_first_product_token(
+    user_agent: str | None, ours: str, theirs: str
+) -> None:
+    options = {} if user_agent is None else {"user_agent": user_agent}
+    assert opt_out(ours, **options) == f"X-Robots-Tag: noai {OPTED}"
+    assert opt_out(theirs, **options) is None
+
+
+def test_an_empty_user_agent_still_honours_what_is_for_everyone() -> None:
+    assert opt_out("noai", user_agent="") == f"X-Robots-Tag: noai {OPTED}"
+    assert opt_out("otherbot: noai", user_agent="") is None
+
+
+def test_min_speed_is_not_judged_before_its_first_window_ends() -> None:
+    check = checker(None, min_speed=(10**9, 60))
+    check.feed(JPEG[:12])
+    check.feed(bytes(100))  # far below 1 GB/s, but the 60 s window is not over

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from downloader.errors import InvalidURL
-from downloader.keys import digest64
+from downloader.keys import claim_key, digest64
 from downloader.models import Naming
 from downloader.names import MAX_URL_LENGTH, normalise, relative_path, safe_component, split_name
 from downloader.sources import NOT_MINE, jobs_from_urls, make_job
@@ -28,6 +28,25 @@ def test_a_shard_keeps_exactly_its_own_rows() -> None:
             else:
                 assert job.digest % 3 == k
     assert sorted(taken) == list(range(1, 52))
+
+
+@pytest.mark.parametrize("layout", ["flat", "shards"])
+def test_a_shard_keeps_exactly_its_own_rows_with_plain_names(layout: str) -> None:
+    """Plain flat names two URLs may share go by the name's claim key, so one process decides who gets
+    it; names by line never collide and go by URL digest, so a URL's duplicates meet in one process."""
+    rows = [(n, f"http://h/{n % 7}/x{n % 5}.jpg") for n in range(1, 60)]
+    taken: list[int] = []
+    for k in range(3):
+        naming = Naming("plain", layout, shard=(k, 3))
+        for line, text in rows:
+            job = make_job(line, text, naming)
+            if job is NOT_MINE:
+                continue
+            taken.append(line)
+            assert job.may_collide == (layout == "flat")
+            by = claim_key(job.path) if layout == "flat" else job.digest
+            assert by % 3 == k
+    assert sorted(taken) == list(range(1, 60))
 
 
 def test_a_job_carries_its_row() -> None:
@@ -121,9 +140,28 @@ def test_the_longest_url_allowed() -> None:
         ("http://h/a\x01b", "URL holds control characters"),
         ("example.com/a.jpg", "not a URL (no http://)"),
         ("http:///a.jpg", "URL has no host"),
+        ("http://h/\udc80.jpg", "URL holds a lone surrogate, which is no Unicode text"),
+        (" http://h/a.jpg", "not a URL (no http://)"),  # the parser trims nothing; readers strip lines
     ],
 )
 def test_the_reason_for_a_bad_url_is_the_whole_sentence(url: str, reason: str) -> None:
     with pytest.raises(InvalidURL) as caught:
         normalise(url)
     assert str(caught.value) == reason
+
+
+def test_the_longest_url_allowed_once_percent_encoded() -> None:
+    url = "http://h/é" + "a" * (MAX_URL_LENGTH - 15)  # é is six characters once encoded
+    assert normalise(url) == "http://h/%C3%A9" + "a" * (MAX_URL_LENGTH - 15)
+    with pytest.raises(
+        InvalidURL, match=f"^URL longer than {MAX_URL_LENGTH} characters once percent-encoded$"
+    ):
+        normalise(url + "a")
+
+
+def test_the_longest_host_allowed() -> None:
+    host = ".".join(["a" * 63] * 3 + ["a" * 61])  # 253 characters, no label over 63
+    assert normalise(f"http://{host.upper()}/") == f"http://{host}/"  # upper case: the general parser
+    assert normalise(f"http://{host.upper()}./") == f"http://{host}./"  # a final dot does not count
+    with pytest.raises(InvalidURL, match=r"^host name longer than 253 characters$"):
+        normalise(f"http://B{host.upper()}/")

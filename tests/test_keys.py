@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from downloader.keys import SPILL_AT, DigestIndex, DigestSet, digest64
+from downloader.keys import SPILL_AT, DigestIndex, DigestSet, PathClaims, digest64
 
 
 def digests(n: int, tag: str = "") -> list[int]:
@@ -146,3 +146,30 @@ def test_digests_are_stable_across_versions_and_take_any_string() -> None:
     assert digest64(key) == int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest())
     odd = digest64("http://h/\udcff.jpg")
     assert odd > 1 and odd != digest64("http://h/\ufffd.jpg")
+
+
+# -- path claims: which URL holds a name two URLs may share ------------------------------------------------
+
+
+def test_a_path_is_held_by_the_first_url_that_claims_it() -> None:
+    claims = PathClaims()
+    a, b = digest64("http://h/a/x.jpg"), digest64("http://h/b/x.jpg")
+    assert claims.claim("x.jpg", a) and claims.claim("x.jpg", a)  # a rerun, a duplicate: still a's
+    assert not claims.claim("x.jpg", b) and not claims.claim("X.JPG", b)  # one file where case is ignored
+    assert claims.claim("X.JPG", a)
+    assert claims.claim("straße.jpg", a) and claims.claim("STRASSE.jpg", b)  # two names, not case twins
+    claims.close()
+
+
+def test_urls_whose_digests_differ_in_one_bit_hold_a_path_apart() -> None:
+    """A (path, URL) pair is kept as one 64-bit value: URLs whose mixed digests differ only in the lowest
+    bit must still be told apart."""
+    mix, full = PathClaims._MIX, (1 << 64) - 1
+    path = next(p for p in (f"{i}.jpg" for i in range(100)) if digest64(p) % 2 == 0)
+    first = digest64("http://h/a.jpg")
+    second = (((first * mix) & full) ^ 1) * pow(mix, -1, 1 << 64) & full
+    assert second != first and ((second * mix) & full) ^ ((first * mix) & full) == 1
+    claims = PathClaims()
+    assert claims.claim(path, first)
+    assert not claims.claim(path, second)
+    claims.close()

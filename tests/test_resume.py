@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from downloader import keys
 from downloader.app.api import adownload
 from downloader.keys import digest64
-from downloader.manifest import earlier_outcomes, jobs_from_manifest, read_manifest
+from downloader.manifest import earlier_outcomes, failed_rows, jobs_from_manifest, read_manifest
 from downloader.models import Naming, Result
 from downloader.names import normalise
 from tests.conftest import Run, hits
@@ -185,3 +185,41 @@ def test_retry_failed_takes_each_failed_url_once_with_its_line_and_columns(tmp_p
         ("http://h/a.jpg", 3, {"label": "cat"}, "a.jpg"),
         ("http://h/c.jpg", 0, None, "c.jpg"),
     ]
+
+
+def test_retry_failed_names_each_file_from_its_rows_name_column(tmp_path: Path) -> None:
+    lines = [
+        row("http://h/a.jpg", "failed", None, line=1, id="cat"),
+        row("http://h/b.jpg", "failed", None, line=2, id="  "),  # blank: named from the URL
+        row("http://h/c.jpg", "failed", None, line=3, id=7),
+        row("http://h/d.jpg", "failed", None, line=4),
+    ]
+    (tmp_path / "manifest.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    jobs = list(jobs_from_manifest(tmp_path / "manifest.jsonl", tmp_path, Naming("plain"), "id"))
+    assert [(j.path, j.url_named) for j in jobs] == [
+        ("cat.jpg", False),
+        ("b.jpg", True),
+        ("7.jpg", False),
+        ("d.jpg", True),
+    ]
+    jobs = list(jobs_from_manifest(tmp_path / "manifest.jsonl", tmp_path, Naming("plain")))
+    assert [j.path for j in jobs] == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]  # no name column asked for
+
+
+def test_the_failures_to_show_are_each_failed_url_and_each_invalid_line_once(tmp_path: Path) -> None:
+    lines = [
+        row("http://h/a.jpg", "failed", None, line=1),
+        row("http://h/b.jpg", "failed", None, line=2),
+        row("http://h/b.jpg"),  # b succeeded later: not a failure any more
+        row("http://h/a.jpg", "failed", None, line=1),  # a failed twice: shown once
+        row("nope", "invalid", None, line=5),
+        row("nope", "invalid", None, line=5),  # a rerun met the same bad row again
+        row("nope", "invalid", None, line=6),  # the same text on another line is another row
+        row("http://h/c.jpg", "skipped"),
+        row("http://h/d.jpg", "duplicate"),
+        row("not a url", "failed", None, line=9),
+    ]
+    (tmp_path / "manifest.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    shown = [(r["url"], r["line"], r["status"]) for r in failed_rows(tmp_path / "manifest.jsonl", tmp_path)]
+    assert shown == [("http://h/a.jpg", 1, "failed"), ("nope", 5, "invalid"), ("nope", 6, "invalid")]
+    assert list(tmp_path.iterdir()) == [tmp_path / "manifest.jsonl"]  # no index left behind

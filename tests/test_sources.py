@@ -19,6 +19,7 @@ from downloader.names import (
     relative_path,
     safe_component,
     url_hash,
+    with_digest,
     with_extension,
 )
 from downloader.sources import make_job, read_lines
@@ -266,3 +267,28 @@ def test_the_fast_url_path_agrees_with_urlsplit() -> None:
             assert got[2] == urlsplit(got[0]).path
         fast += _PLAIN_URL.fullmatch(url) is not None
     assert fast > 150  # the fast way was really taken, and often (not when there is something to encode)
+
+
+# -- what the mutation run asked for (docs/mutation.md) --------------------------------------------------
+
+
+def test_a_comment_after_a_url_is_dropped_and_a_fragment_is_kept() -> None:
+    text = "http://a/1.jpg  # from the old list\nhttp://a/2.jpg#frag\nhttp://a/3.jpg\t#x\n"
+    assert list(read_lines(io.StringIO(text))) == [
+        (1, "http://a/1.jpg"),
+        (2, "http://a/2.jpg#frag"),
+        (3, "http://a/3.jpg"),
+    ]
+
+
+def test_a_taken_name_gets_the_urls_digest_before_its_extension() -> None:
+    h = url_hash(5)
+    assert with_digest("a/x.jpg", 5) == f"a/x.{h}.jpg"
+    assert with_digest("a/x.tar.gz", 5) == f"a/x.tar.{h}.gz"  # only the last dot starts the extension
+    assert with_digest("x.toolongforanextension", 5) == f"x.toolongforanextension.{h}"
+    assert with_digest("a.b/x", 5) == f"a.b/x.{h}"  # no extension: the digest goes last
+
+
+def test_an_idna_host_with_a_port_is_a_readable_folder() -> None:
+    key = normalise("http://Bücher.example:81/a.jpg")
+    assert relative_path(key, Naming("plain", "host")) == "bücher.example_81/a.jpg"
