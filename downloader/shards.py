@@ -89,6 +89,15 @@ class ShardFiles:
         return found
 
 
+def clear_temporaries(files: ShardFiles) -> None:
+    """Remove what a killed process left under temporary names while it made the shard final."""
+    for left in [
+        *files.out.glob(f".{files.final.name}.*.part"),
+        *(files.out / SHARDS).glob(f"{files.name}.*.part"),
+    ]:
+        left.unlink(missing_ok=True)
+
+
 def write_plan(out: Path, source: str, rows: int, size: int) -> int:
     """Record the shards as row ranges in ``_shards/plan.json`` (never a copy of the list); how many."""
     count = -(-rows // size)

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
+import sys
+import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+import pytest
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner, Result
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from downloader.cli import main
+from downloader.writers.tar import scan
 from tests.conftest import hits
 from tests.faults import JPEG, PNG
 
@@ -179,3 +185,85 @@ def test_stdin_cannot_be_sharded(tmp_path: Path) -> None:
         main, ["fetch", "-", "-o", str(tmp_path), "--output-format", "parquet"], input=""
     )
     assert res.exit_code == 2 and "stdin" in res.output
+
+
+# -- kill -9 of a real CLI process, and a rerun -----------------------------------------------------------
+
+
+def complete_tar(path: Path) -> bool:
+    """A whole archive: every member's bytes there, and the two zero blocks that end it."""
+    data = path.read_bytes()
+    if not data.endswith(bytes(1024)):
+        return False
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        return all(len(tf.extractfile(m).read()) == m.size for m in tf.getmembers())  # type: ignore[union-attr]
+
+
+def complete_rows(out: Path) -> set[str]:
+    """URLs whose sample is complete: an ok row in a part manifest or in a done shard's rows."""
+    paths = [*(out / "_shards").glob("*.part.jsonl"), *(out / "_shards").glob("[0-9]*.jsonl")]
+    rows = [json.loads(line) for p in paths for line in p.read_text().splitlines() if line.endswith("}")]
+    return {r["url"] for r in rows if r["status"] == "ok"}
+
+
+async def kill_when(lst: Path, out: Path, ready: Callable[[], bool], *args: str) -> None:
+    """``downloader fetch`` as a subprocess, killed with SIGKILL once ``ready()`` holds."""
+    cmd = [sys.executable, "-m", "downloader", "fetch", str(lst), "-o", str(out), "-q", *args]
+    proc = await asyncio.create_subprocess_exec(*cmd)
+    try:
+        async with asyncio.timeout(30):
+            while not ready() and proc.returncode is None:
+                await asyncio.sleep(0.005)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+def spooled(out: Path, n: int) -> Callable[[], bool]:
+    def ready() -> bool:
+        return sum(len(scan(str(p))) for p in (out / "_shards").glob("*.spool.tar")) >= n
+
+    return ready
+
+
+def done_shards(out: Path, n: int) -> Callable[[], bool]:
+    return lambda: len(list((out / "_shards").glob("*.done.json"))) >= n
+
+
+def finishing(out: Path) -> Callable[[], bool]:
+    """The first shard's tar under its temporary name, or just renamed (its marker maybe not yet)."""
+    return lambda: bool(list(out.glob(".0*.tar.*.part"))) or bool(list(out.glob("*.tar")))
+
+
+@pytest.mark.parametrize("when", ["during a shard", "between shards", "while finishing", "twice"])
+async def test_kill_9_then_rerun_fetches_nothing_complete_twice(
+    origin: TestServer, tmp_path: Path, backend: str, when: str
+) -> None:
+    urls = [str(origin.make_url(f"/slow/{40 * (i % 3)}/{i}.jpg")) for i in range(24)]
+    urls[5] = urls[3]  # a duplicate in the first shard
+    lst = write_csv(tmp_path / "list.csv", [(u, f"c{i}") for i, u in enumerate(urls)])
+    out = tmp_path / "out"
+    args = ("--output-format", "webdataset", "--shard-size", "8", "-c", "3", "--backend", backend)
+    points = {
+        "during a shard": [spooled(out, 3)],
+        "between shards": [done_shards(out, 1)],
+        "while finishing": [finishing(out)],
+        "twice": [spooled(out, 2), spooled(out, 12)],
+    }[when]
+    paths = {u: "/" + u.split("/", 3)[3] for u in urls}
+    complete: dict[str, int] = {}
+    for ready in points:
+        await kill_when(lst, out, ready, *args)
+        assert all(complete_tar(p) for p in out.glob("*.tar"))  # nothing partial at a final name
+        assert {u: hits(origin, paths[u]) for u in complete} == complete  # none fetched again
+        complete = {u: hits(origin, paths[u]) for u in complete_rows(out)}
+    assert complete
+    res = await fetch(lst, out, *args)
+    assert res.exit_code == 0, res.output
+    assert {u: hits(origin, paths[u]) for u in complete} == complete  # no complete sample fetched twice
+    rows = shard_rows(out)
+    assert [r["line"] for r in rows] == list(range(2, 26))  # every input row exactly once
+    keys = [s["__key__"] for s in tar_samples(out)]
+    assert keys == [r["key"] for r in rows if r["status"] == "ok"] and len(keys) == 23
+    assert not list(out.glob(".0*")) and not list((out / "_shards").glob("*part*"))  # no temporaries left

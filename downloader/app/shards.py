@@ -21,7 +21,7 @@ from ..inputs import Window, jobs_from_source
 from ..loop import run_loop
 from ..manifest import row_of
 from ..models import Job, Result, Stats, Status
-from ..shards import SHARDS, ShardFiles, finish, key, latest_rows, samples
+from ..shards import SHARDS, ShardFiles, clear_temporaries, finish, key, latest_rows, samples
 from ..spec import RunSpec
 from ..writers.spool import Spool, SpoolOutput
 from ..writers.tar import TarAppender
@@ -151,6 +151,7 @@ def process_shard(
         bar.advance(0, 0, 0, int(marker.get("rows", 0)))
         return Stats(backend=run.spec.network.backend, skipped=int(marker.get("rows", 0)))
     (files.out / SHARDS).mkdir(parents=True, exist_ok=True)
+    clear_temporaries(files)
     done = marker is not None
     plan = _Rows(run, k, latest_rows(files, done), samples(files, done), bar)
     appender = TarAppender(str(files.spool))
