@@ -27,6 +27,8 @@ from .writers.tar import TarAppender, read_member, scan, write_tar
 
 SHARDS = "_shards"
 PLAN = "plan.json"
+CONTENT = "content.sqlite"
+"""``--dedup content``'s index: sha256 → the first copy's path, for every shard of OUT, run after run."""
 FINAL_EXT = {"webdataset": ".tar", "parquet": ".parquet"}
 
 

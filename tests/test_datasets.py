@@ -267,3 +267,28 @@ async def test_kill_9_then_rerun_fetches_nothing_complete_twice(
     keys = [s["__key__"] for s in tar_samples(out)]
     assert keys == [r["key"] for r in rows if r["status"] == "ok"] and len(keys) == 23
     assert not list(out.glob(".0*")) and not list((out / "_shards").glob("*part*"))  # no temporaries left
+
+
+async def test_content_dedup_across_two_runs_stores_each_body_once(
+    origin: TestServer, tmp_path: Path, backend: str
+) -> None:
+    img = [
+        str(origin.make_url(f"/img/{i}/image-0{n}.{'png' if n == 2 else 'jpg'}"))
+        for i, n in enumerate([0, 2, 0, 1, 2])
+    ]
+    lst = write_csv(tmp_path / "list.csv", [(u, "") for u in img[:3]])
+    out = tmp_path / "out"
+    args = ("--output-format", "webdataset", "--shard-size", "3", "--dedup", "content", "--backend", backend)
+    first = await fetch(lst, out, *args)
+    assert first.exit_code == 0 and "1 duplicate" in first.output, first.output
+    write_csv(lst, [(u, "") for u in img])  # the list grows: a second shard, two bodies seen before
+    second = await fetch(lst, out, *args)
+    assert second.exit_code == 0, second.output
+    rows = shard_rows(out)
+    assert [r["status"] for r in rows] == ["ok", "ok", "duplicate", "ok", "duplicate"]
+    assert [r.get("duplicate_of") for r in rows] == [None, None, "000000002", None, "000000003"]
+    assert (
+        rows[2]["path"] == rows[0]["path"] and rows[4]["path"] == rows[1]["path"] == "00000.tar/000000003.png"
+    )
+    stored = [s["__key__"] for s in tar_samples(out)]
+    assert stored == ["000000002", "000000003", "000000005"]  # each body once

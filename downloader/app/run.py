@@ -81,7 +81,7 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
         if plan is None:
             raise UsageError(f"--retry-failed: no shard plan in {out / SHARDS}")
         source = str(plan["source"])
-    check_sharded(spec, source)
+    check_sharded(spec, source, read_plan(out))
     i = spec.input
     rows = rows_in(source, input_format=i.input_format, url_column=i.url_column)
     count = write_plan(out, source, rows, spec.dataset.shard_size)

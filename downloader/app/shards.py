@@ -18,12 +18,13 @@ from typing import Any
 
 from ..errors import UsageError
 from ..inputs import Window, jobs_from_source
+from ..keys import ContentIndex
 from ..loop import run_loop
 from ..manifest import row_of
 from ..models import Job, Result, Stats, Status
-from ..shards import SHARDS, ShardFiles, clear_temporaries, finish, key, latest_rows, samples
+from ..shards import CONTENT, SHARDS, ShardFiles, clear_temporaries, finish, key, latest_rows, samples
 from ..spec import RunSpec
-from ..writers.spool import Spool, SpoolOutput
+from ..writers.spool import Spool, SpoolOutput, key_of
 from ..writers.tar import TarAppender
 from .assemble import OnInterrupt, arun, build_engine
 from .progress import Reporter, Silent
@@ -89,12 +90,13 @@ class _Rows:
             yield job
 
     def _reusable(self, job: Job) -> bool:
+        """Its row says ok and its sample is in the spool (or, a duplicate by content, elsewhere)."""
         old = self.earlier.get(job.line)
         return (
             old is not None
             and old.get("status") == "ok"
             and old.get("url") == job.url
-            and (key(job.line) in self.found)
+            and (key(job.line) in self.found or bool(old.get("duplicate_of")))
         )
 
     def final(self, rows: dict[int, dict[str, Any]]) -> list[dict[str, Any]] | None:
@@ -104,7 +106,7 @@ class _Rows:
             if line in self.dups:
                 row = self._duplicate(line, rows)
             elif (found := rows.get(line)) is not None and found.get("status") != "not_started":
-                row = found
+                row = _by_content(found)
             else:
                 return None
             done.append({**row, "key": key(line)})
@@ -117,6 +119,15 @@ class _Rows:
         note = f"same URL as row {at}"
         row = row_of(Result(job.url, line, Status.DUPLICATE, path=path, error=note, extra=job.extra))
         return {**row, "duplicate_of": key(at)}
+
+
+def _by_content(row: dict[str, Any]) -> dict[str, Any]:
+    """A row whose body was already stored elsewhere in OUT (``--dedup content``) is a duplicate: its
+    path is the first copy's, ``duplicate_of`` that copy's key."""
+    first = row.get("duplicate_of")
+    if row.get("status") != "ok" or not first:
+        return row
+    return {**row, "status": "duplicate", "duplicate_of": key_of(first)}
 
 
 def _shard_jobs(run: ShardRun, window: Window) -> Iterator[Job]:
@@ -155,13 +166,16 @@ def process_shard(
     done = marker is not None
     plan = _Rows(run, k, latest_rows(files, done), samples(files, done), bar)
     appender = TarAppender(str(files.spool))
+    index = ContentIndex(files.out / SHARDS / CONTENT) if run.spec.dataset.dedup == "content" else None
     try:
-        output = SpoolOutput(Spool(appender, files.final.name))
+        output = SpoolOutput(Spool(appender, files.final.name, index))
         engine = build_engine(run.spec, output=output, manifest=files.part, stats_file=None)
         running = arun(engine, plan.jobs(), progress=_Kept(bar), on_interrupt=on_interrupt, signals=signals)
         stats = run_loop(running, run.spec.performance.loop)
     finally:
         appender.close()
+        if index is not None:
+            index.close()
     stats.skipped += plan.reused
     stats.duplicate += len(plan.dups)
     if not (stats.interrupted or stats.aborted):
@@ -170,11 +184,19 @@ def process_shard(
             stats.aborted = f"shard {files.name}: some rows were not done"
         else:
             finish(files, rows, samples(files, False), run.spec.dataset.caption_column)
+            by_content = sum(1 for r in rows if r["status"] == "duplicate" and r["line"] not in plan.dups)
+            stats.ok, stats.duplicate = stats.ok - by_content, stats.duplicate + by_content
     return stats
 
 
-def check_sharded(spec: RunSpec, source: str | None) -> None:
-    """Usage errors of a dataset run, before any work."""
+def check_sharded(spec: RunSpec, source: str, plan: dict[str, Any] | None) -> None:
+    """Usage errors of a dataset run, before any work. OUT's shards are row ranges of one list: another
+    list would find them done (the same list may grow: its new rows make new shards)."""
+    if plan is not None and plan.get("source") != os.path.abspath(source):
+        raise UsageError(
+            f"{spec.output.out} holds the shards of {plan.get('source')}: use another output folder for "
+            f"{source}"
+        )
     if source == "-":
         raise UsageError(
             f"--output-format {spec.dataset.output_format} needs a list file: its shards are read from it "

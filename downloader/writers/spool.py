@@ -9,8 +9,11 @@ stored member takes the sniffed type's extension when there is one.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 
+from ..keys import ContentIndex
 from ..models import Stored
 from ..names import with_extension
 from .tar import TarAppender
@@ -18,23 +21,34 @@ from .tar import TarAppender
 
 class Spool:
     """The shard's samples, appended to its spool; ``where`` names the shard's final file in each
-    stored path (``00000.tar/000000123.jpg``)."""
+    stored path (``00000.tar/000000123.jpg``). With a content index (``--dedup content``), a body
+    whose sha256 is already stored elsewhere in OUT is not stored again: its ``Stored`` names the first
+    copy (``meta["duplicate_of"]``), and the shard records the row as a duplicate."""
 
-    def __init__(self, appender: TarAppender, where: str) -> None:
-        self.appender, self.where = appender, where
+    def __init__(self, appender: TarAppender, where: str, index: ContentIndex | None = None) -> None:
+        self.appender, self.where, self.index = appender, where, index
+        self._lock = threading.Lock()
 
     def store(self, rel: str, kind: str | None, pieces: list[bytes]) -> Stored:
         name = with_extension(rel, kind) if kind else rel
         if "." not in name:
             name += ".bin"
+        path = f"{self.where}/{name}"
         body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         try:
-            self.appender.append(name, body)
+            with self._lock:  # a claim and its append go together (worker threads commit too)
+                if self.index is not None and (first := self.index.claim(_sha(body), path)) is not None:
+                    return Stored(first, meta={"duplicate_of": first})
+                self.appender.append(name, body)
         except OSError as exc:
             from .files import write_error
 
             raise write_error(exc, self.appender.path) from None
-        return Stored(f"{self.where}/{name}")
+        return Stored(path)
+
+
+def _sha(body: bytes) -> bytes:
+    return hashlib.sha256(body).digest()
 
 
 class _Writer:
