@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner, Result
+from PIL import Image
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from downloader.cli import main
@@ -292,3 +293,30 @@ async def test_content_dedup_across_two_runs_stores_each_body_once(
     )
     stored = [s["__key__"] for s in tar_samples(out)]
     assert stored == ["000000002", "000000003", "000000005"]  # each body once
+
+
+@pytest.mark.parametrize("fmt", ["webdataset", "parquet"])
+async def test_with_the_image_stage_shards_hold_the_processed_images(
+    origin: TestServer, tmp_path: Path, backend: str, fmt: str
+) -> None:
+    names = ["progressive.jpg", "alpha.png", "html.jpg", "panorama.jpg"]
+    lst = write_csv(tmp_path / "list.csv", [(str(origin.make_url(f"/images/{n}/{n}")), n) for n in names])
+    out = tmp_path / "out"
+    sizes = ("--image-size", "32", "--resize-mode", "center_crop", "--encode-format", "webp")
+    args = ("--output-format", fmt, "--backend", backend, *sizes, "--image-executor", "thread")
+    res = await fetch(lst, out, *args)
+    assert res.exit_code == 1, res.output  # html.jpg is no image
+    rows = shard_rows(out)
+    assert [r["status"] for r in rows] == ["ok", "ok", "failed", "ok"] and rows[2]["kind"] == "not_image"
+    if fmt == "webdataset":
+        stored = {s["__key__"]: s["webp"] for s in tar_samples(out)}
+    else:
+        stored = {
+            r["key"]: r["image"] for r in pq.read_table(out / "00000.parquet").to_pylist() if r["image"]
+        }
+    assert sorted(stored) == ["000000002", "000000003", "000000005"]
+    for row in (r for r in rows if r["status"] == "ok"):
+        with Image.open(io.BytesIO(stored[row["key"]])) as im:
+            assert (im.format, im.size) == ("WEBP", (32, 32))
+        assert (row["width"], row["height"], row["format"]) == (32, 32, "webp")
+        assert row["path"].endswith(f"/{row['key']}.webp") and row["bytes"] == len(stored[row["key"]])
