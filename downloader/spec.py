@@ -464,7 +464,8 @@ class Images:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Dataset:
     """Dataset shards instead of loose files: the list is cut into shards of ``shard_size`` input rows,
-    each written whole (a tar or a Parquet file) and renamed into place when complete."""
+    each written whole (a tar or a Parquet file) and renamed into place when complete. A list file's
+    setting: ``download()`` takes the keywords but writes files only (it refuses another format)."""
 
     TITLE: ClassVar[str] = "Dataset"
     output_format: Literal["files", "webdataset", "parquet"] = setting(
@@ -473,13 +474,10 @@ class Dataset:
         "parquet: OUT/00000.parquet per shard, the image bytes beside the row.",
         choices=("files", "webdataset", "parquet"),
         recorded=True,
-        library=False,
     )
-    shard_size: int = setting(
-        10_000, "Input rows per shard (webdataset, parquet).", minimum=1, recorded=True, library=False
-    )
+    shard_size: int = setting(10_000, "Input rows per shard (webdataset, parquet).", minimum=1, recorded=True)
     caption_column: str | None = setting(
-        None, "Column stored as each sample's KEY.txt (webdataset) or caption.", recorded=True, library=False
+        None, "Column stored as each sample's KEY.txt (webdataset) or caption.", recorded=True
     )
     dedup: Literal["url", "content", "none"] = setting(
         "url",
@@ -487,7 +485,6 @@ class Dataset:
         "already stored in OUT (webdataset, parquet); none: store every row.",
         choices=("url", "content", "none"),
         recorded=True,
-        library=False,
     )
 
     def __post_init__(self) -> None:

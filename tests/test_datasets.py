@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from PIL import Image
 from webdataset.tariterators import group_by_keys, tar_file_expander
 
+from downloader import download
 from downloader.cli import main
 from downloader.writers.tar import scan
 from tests.conftest import hits
@@ -136,19 +137,28 @@ async def test_a_rerun_skips_done_shards(origin: TestServer, tmp_path: Path, bac
     assert hits(origin, "/img/1/image-00.jpg") == 1
 
 
+def stored(out: Path) -> dict[str, bytes]:
+    """Key → image bytes of every sample in OUT's tars or Parquet shards."""
+    if list(out.glob("*.tar")):
+        return {s["__key__"]: s["jpg"] for s in tar_samples(out)}
+    rows = [r for p in sorted(out.glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    return {r["key"]: r["image"] for r in rows if r["image"] is not None}
+
+
+@pytest.mark.parametrize("fmt", ["webdataset", "parquet"])
 async def test_retry_failed_rewrites_a_done_shard_and_fetches_only_the_failures(
-    origin: TestServer, tmp_path: Path, backend: str
+    origin: TestServer, tmp_path: Path, backend: str, fmt: str
 ) -> None:
     urls = [str(origin.make_url(f"/img/{i}/image-00.jpg")) for i in range(3)]
     urls.insert(1, str(origin.make_url("/flaky/1/f.jpg")))
     lst = write_csv(tmp_path / "list.csv", [(u, "") for u in urls])
     out = tmp_path / "out"
-    args = ("--output-format", "webdataset", "--shard-size", "3", "--retries", "0", "--backend", backend)
+    args = ("--output-format", fmt, "--shard-size", "3", "--retries", "0", "--backend", backend)
     assert (await fetch(lst, out, *args)).exit_code == 1
-    assert [s["__key__"] for s in tar_samples(out)] == ["000000002", "000000004", "000000005"]
+    assert list(stored(out)) == ["000000002", "000000004", "000000005"]
     res = await asyncio.to_thread(invoke, "fetch", "--retry-failed", "-o", str(out), *args[4:])
     assert res.exit_code == 0, res.output
-    assert [s["__key__"] for s in tar_samples(out)] == ["000000002", "000000003", "000000004", "000000005"]
+    assert stored(out) == dict.fromkeys(["000000002", "000000003", "000000004", "000000005"], JPEG)
     assert [r["status"] for r in shard_rows(out)] == ["ok"] * 4
     assert hits(origin, "/flaky/1/f.jpg") == 2 and all(
         hits(origin, f"/img/{i}/image-00.jpg") == 1 for i in range(3)
@@ -320,3 +330,9 @@ async def test_with_the_image_stage_shards_hold_the_processed_images(
             assert (im.format, im.size) == ("WEBP", (32, 32))
         assert (row["width"], row["height"], row["format"]) == (32, 32, "webp")
         assert row["path"].endswith(f"/{row['key']}.webp") and row["bytes"] == len(stored[row["key"]])
+
+
+def test_the_library_writes_files_only(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="writes files"):
+        download([], tmp_path / "out", output_format="webdataset")
+    assert not (tmp_path / "out").exists()

@@ -52,12 +52,7 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = (
         raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
     rows = count_rows(source, spec.input.input_format)
     bar = ui.progress(rows)
-    procs = spec.performance.procs or (1 if spec.images.active else default_procs(rows, source))
-    if procs > 1 and spec.images.active and spec.images.image_executor == "process":
-        raise UsageError(
-            "--procs above 1 with image options needs --image-executor thread or inline "
-            "(the image processes already use every core; a --procs worker cannot start more)"
-        )
+    procs = choose_procs(spec, rows, source)
     if procs > 1:
         jobs.close()
         return run_sharded(spec, source, procs=procs, bar=bar, on_interrupt=ui.on_interrupt)
@@ -69,6 +64,19 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = (
         )
     finally:
         jobs.close()
+
+
+def choose_procs(spec: RunSpec, rows: int | None, source: str, most: int | None = None) -> int:
+    """``--procs``, or by default one process per CPU (one with image options, fewer for a short list,
+    at most ``most``: a dataset run's shard count)."""
+    procs = spec.performance.procs or (1 if spec.images.active else default_procs(rows, source))
+    procs = procs if most is None else max(1, min(procs, most))
+    if procs > 1 and spec.images.active and spec.images.image_executor == "process":
+        raise UsageError(
+            "--procs above 1 with image options needs --image-executor thread or inline "
+            "(the image processes already use every core; a --procs worker cannot start more)"
+        )
+    return procs
 
 
 def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Stats:
@@ -86,7 +94,7 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
     rows = rows_in(source, input_format=i.input_format, url_column=i.url_column)
     count = write_plan(out, source, rows, spec.dataset.shard_size)
     run, bar, on_interrupt = ShardRun(spec, source, retry), ui.progress(rows), ui.on_interrupt
-    procs = min(spec.performance.procs or 1, max(count, 1))
+    procs = choose_procs(spec, rows, source, count)
     started = time.monotonic()
     try:
         if procs > 1:
