@@ -23,13 +23,15 @@ from typing import Any
 from .arrow import read_batches, write_table
 from .manifest import MANIFEST_FIELDS, encode_row, read_manifest
 from .writers.spool import key_of
-from .writers.tar import TarAppender, read_member, scan, write_tar
+from .writers.tar import MemberReader, TarAppender, scan, write_tar
 
 SHARDS = "_shards"
 PLAN = "plan.json"
 CONTENT = "content.sqlite"
 """``--dedup content``'s index: sha256 → the first copy's path, for every shard of OUT, run after run."""
 FINAL_EXT = {"webdataset": ".tar", "parquet": ".parquet"}
+Found = dict[str, tuple[str, tuple[str, int, int]]]
+"""Key → (member name, where its bytes are) of each complete sample of a shard."""
 
 
 def key(line: int) -> str:
@@ -134,12 +136,12 @@ def latest_rows(files: ShardFiles, done: bool) -> dict[int, dict[str, Any]]:
     return rows
 
 
-def samples(files: ShardFiles, done: bool) -> dict[str, tuple[str, tuple[str, int, int]]]:
+def samples(files: ShardFiles, done: bool) -> Found:
     """Key → (member name, where its bytes are) of each complete sample of the shard so far. A done
     shard being reopened (``--retry-failed``) first has its samples copied into the spool."""
     if done:
         reopen(files)
-    found: dict[str, tuple[str, tuple[str, int, int]]] = {}
+    found: Found = {}
     for name, where in scan(str(files.spool), repair=True).items():
         found[key_of(name)] = (name, where)
     return found
@@ -148,12 +150,12 @@ def samples(files: ShardFiles, done: bool) -> dict[str, tuple[str, tuple[str, in
 def reopen(files: ShardFiles) -> None:
     """Copy a done shard's samples into its spool, so it is rewritten like an unfinished one."""
     have = {key_of(n) for n in scan(str(files.spool), repair=True)}
-    spool = TarAppender(str(files.spool))
+    spool, reader = TarAppender(str(files.spool)), MemberReader()
     try:
         if files.fmt == "webdataset":
             for name, where in scan(str(files.final)).items():
                 if not name.endswith((".json", ".txt")) and key_of(name) not in have:
-                    spool.append(name, read_member(where))
+                    spool.append(name, reader.read(where))
         else:
             for batch in read_batches(str(files.final), ["path", "image"]):
                 for row in batch:
@@ -162,23 +164,27 @@ def reopen(files: ShardFiles) -> None:
                         spool.append(name, row["image"])
     finally:
         spool.close()
+        reader.close()
 
 
 def finish(
     files: ShardFiles,
     rows: Sequence[dict[str, Any]],
-    found: dict[str, tuple[str, tuple[str, int, int]]],
+    found: Found,
     caption: str | None,
 ) -> dict[str, int]:
     """Make the shard final from its rows (in input order, one per row) and its spooled samples."""
     text = frozenset(MANIFEST_FIELDS | {"key"})
     write_table(str(files.meta), rows, text)
     _write_rows(files.rows, rows)
-    temp = str(files.temp)
-    if files.fmt == "webdataset":
-        write_tar(temp, _tar_members(rows, found, caption))
-    else:
-        write_table(temp, rows, text, blobs=lambda row: _blob(row, found))
+    temp, reader = str(files.temp), MemberReader()
+    try:
+        if files.fmt == "webdataset":
+            write_tar(temp, _tar_members(rows, found, caption, reader))
+        else:
+            write_table(temp, rows, text, blobs=lambda row: _blob(row, found, reader))
+    finally:
+        reader.close()
     os.replace(temp, files.final)
     counts = {"rows": len(rows)}
     for row in rows:
@@ -199,20 +205,20 @@ def _write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
     os.replace(tmp, path)
 
 
-def _blob(row: dict[str, Any], found: dict[str, tuple[str, tuple[str, int, int]]]) -> bytes | None:
+def _blob(row: dict[str, Any], found: Found, reader: MemberReader) -> bytes | None:
     sample = found.get(row["key"]) if row["status"] == "ok" else None
-    return None if sample is None else read_member(sample[1])
+    return None if sample is None else reader.read(sample[1])
 
 
 def _tar_members(
-    rows: Sequence[dict[str, Any]], found: dict[str, tuple[str, tuple[str, int, int]]], caption: str | None
+    rows: Sequence[dict[str, Any]], found: Found, caption: str | None, reader: MemberReader
 ) -> Iterator[tuple[str, bytes]]:
     """Per stored sample, in row order: KEY.EXT, KEY.json (its row) and, with a caption column, KEY.txt."""
     for row in rows:
         if row["status"] != "ok":
             continue
         name, where = found[row["key"]]
-        yield name, read_member(where)
+        yield name, reader.read(where)
         yield f"{row['key']}.json", encode_row(row)
         if caption is not None:
             value = row.get(caption)

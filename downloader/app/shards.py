@@ -22,14 +22,12 @@ from ..keys import ContentIndex
 from ..loop import run_loop
 from ..manifest import row_of
 from ..models import Job, Result, Stats, Status
-from ..shards import CONTENT, SHARDS, ShardFiles, clear_temporaries, finish, key, latest_rows, samples
+from ..shards import CONTENT, SHARDS, Found, ShardFiles, clear_temporaries, finish, key, latest_rows, samples
 from ..spec import RunSpec
 from ..writers.spool import Spool, SpoolOutput, key_of
 from ..writers.tar import TarAppender
 from .assemble import OnInterrupt, arun, build_engine
 from .progress import Reporter, Silent
-
-Found = dict[str, tuple[str, tuple[str, int, int]]]
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,41 @@ END = bytes(2 * BLOCK)
 """Two zero blocks end an archive."""
 
 
+def _slow_header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, 0, 0o644
+    return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+
+
+_TEMPLATE = _slow_header("", 0)
+_BLANK = _TEMPLATE[:148] + b" " * 8 + _TEMPLATE[156:]
+_BLANK_SUM = sum(_BLANK) - sum(_BLANK[124:136])
+
+
+def header(name: str, size: int) -> bytes:
+    """The USTAR header ``tarfile`` writes for a regular file of ``size`` bytes, owner 0, mode 0644, time
+    0; built from a template in a twentieth of ``TarInfo.tobuf``'s 27 us (a sample makes three)."""
+    raw = name.encode("ascii", "replace")
+    if len(raw) >= 100 or not name.isascii() or size >= 8**11:
+        return _slow_header(name, size)
+    digits = b"%011o\0" % size
+    chksum = _BLANK_SUM + sum(raw) + sum(digits)
+    return b"".join(
+        (
+            raw,
+            bytes(100 - len(raw)),
+            _BLANK[100:124],
+            digits,
+            _BLANK[136:148],
+            b"%06o\0 " % chksum,
+            _BLANK[156:],
+        )
+    )
+
+
 def member(name: str, data: bytes) -> bytes:
     """One regular-file member: its header, its bytes and the padding to a whole block."""
-    info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = len(data), 0, 0o644
-    header = info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
-    return header + data + bytes(-len(data) % BLOCK)
+    return header(name, len(data)) + data + bytes(-len(data) % BLOCK)
 
 
 class TarAppender:
@@ -64,27 +93,49 @@ def scan(path: str, *, repair: bool = False) -> Members:
         size = os.fstat(fh.fileno()).st_size
         pos = 0
         while pos + BLOCK <= size:
-            fh.seek(pos)
-            block = fh.read(BLOCK)
-            try:
-                info = tarfile.TarInfo.frombuf(block, "utf-8", "strict")
-            except tarfile.HeaderError:  # zero blocks (the end) or a torn header
+            parsed = _parse(os.pread(fh.fileno(), BLOCK, pos))
+            if parsed is None:  # zero blocks (the end), or not a header
                 break
-            end = pos + BLOCK + info.size + (-info.size % BLOCK)
-            if end > size:
+            name, length = parsed
+            end = pos + BLOCK + length + (-length % BLOCK)
+            if end > size:  # cut short by a kill
                 break
-            found[info.name] = (path, pos + BLOCK, info.size)
+            found[name] = (path, pos + BLOCK, length)
             pos = end
         if repair and pos < size:
             fh.truncate(pos)
     return found
 
 
-def read_member(where: tuple[str, int, int]) -> bytes:
-    path, offset, size = where
-    with open(path, "rb") as fh:
-        fh.seek(offset)
-        return fh.read(size)
+def _parse(block: bytes) -> tuple[str, int] | None:
+    """(name, size) of a member's header, or None when the block is no valid header (checksum)."""
+    try:
+        stored = int(block[148:156].split(b"\0", 1)[0].strip() or b"-1", 8)
+        size = int(block[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+    except ValueError:
+        return None
+    if stored != sum(block[:148]) + 256 + sum(block[156:]):
+        return None
+    return block[:100].split(b"\0", 1)[0].decode("utf-8", "replace"), size
+
+
+class MemberReader:
+    """Reads members' bytes, keeping each tar open (a shard's samples are read back one by one)."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+
+    def read(self, where: tuple[str, int, int]) -> bytes:
+        path, offset, size = where
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds[path] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        return os.pread(fd, size, offset)
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
 
 
 def write_tar(path: str, members: Iterable[tuple[str, bytes]]) -> None:
