@@ -26,13 +26,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
+from .arrow import parquet
 from .errors import InvalidInput, InvalidURL, UsageError
 from .models import Job, Naming
 from .names import DEFAULT_NAMING
 from .sources import NOT_MINE, make_job, read_lines
 
+T = TypeVar("T")
 FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet")
 _SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _DIALECTS = {"csv": "excel", "tsv": "excel-tab"}
@@ -47,7 +49,6 @@ PARQUET_BATCH = 8192
 _PAGE_READS: dict[str, Any] = {"pre_buffer": False, "buffer_size": 1 << 20}
 """Read column chunks a megabyte at a time: pyarrow's default pre-buffers a row group's whole chunks, which
 for a list written as one row group means holding every URL in memory."""
-PARQUET_HINT = "reading Parquet needs pyarrow: pip install 'downloader[parquet]'"
 _MAX_RAW = 1000  # characters of an unparsable line kept as the manifest row's ``url``
 
 
@@ -72,15 +73,17 @@ def jobs_from_source(
     url_column: str = "url",
     keep_columns: tuple[str, ...] = (),
     name_column: str | None = None,
+    window: Window | None = None,
 ) -> Generator[Job, None, None]:
     """One job per row of ``source`` (a path, or ``-`` for stdin), read lazily.
 
     ``keep_columns`` are carried into the manifest row (``("*",)``: every column but the URL);
-    ``name_column`` names the files. Nothing is opened before the first ``next()``, where usage errors
-    (``ValueError``, ``OSError``) surface; the file is closed when the generator ends or is closed.
+    ``name_column`` names the files; ``window`` keeps only a shard's rows. Nothing is opened before the
+    first ``next()``, where usage errors (``ValueError``, ``OSError``) surface; the file is closed when
+    the generator ends or is closed.
     """
     fmt = detect_format(source, input_format)
-    columns = _Columns(url_column, keep_columns, name_column)
+    columns = _Columns(url_column, keep_columns, name_column, window)
     if fmt == "txt" and url_column != "url":
         raise UsageError(
             f"--url-column {url_column} needs a csv, tsv, jsonl or parquet list; {source} is read as plain "
@@ -92,7 +95,7 @@ def jobs_from_source(
         )
     shard = naming.shard
     jobs = _READERS[fmt](source, naming, columns)
-    if fmt == "txt" and input_format is None:
+    if fmt == "txt" and input_format is None and (window is None or window.start == 0):
         jobs = _not_a_table(jobs, source)
     for job in jobs:
         if job is NOT_MINE or (
@@ -100,6 +103,15 @@ def jobs_from_source(
         ):
             continue  # another shard's row (--procs)
         yield job
+
+
+def rows_in(source: str, *, input_format: str | None = None, url_column: str = "url") -> int:
+    """How many rows ``source`` has, as a shard plan counts them: every row read, none parsed, in
+    constant memory (the rows' numbers, from 0, are what shards are cut by)."""
+    window = Window.counting()
+    for _job in jobs_from_source(source, input_format=input_format, url_column=url_column, window=window):
+        pass  # pragma: no cover - a counting window takes no row
+    return window.seen
 
 
 def jobs_from_rows(
@@ -156,13 +168,57 @@ def count_rows(source: str, input_format: str | None = None) -> int | None:
 # -- columns and rows, whatever the format ---------------------------------------------------------------
 
 
+class Window:
+    """Rows ``[start, end)`` of a list by their place in it, from 0: a dataset shard's rows. Rows before
+    it are counted, never made into jobs (parsing a URL and making its path is most of a row's cost), and
+    reading stops at its end. ``Window.counting()`` takes no row: its ``seen`` is then the list's rows."""
+
+    __slots__ = ("end", "seen", "start")
+
+    def __init__(self, start: int, end: int) -> None:
+        self.start, self.end, self.seen = start, end, 0
+
+    @classmethod
+    def counting(cls) -> Window:
+        return cls(1 << 62, 1 << 62)
+
+    def take(self) -> bool:
+        """Count one row; True when it is in the window."""
+        self.seen += 1
+        return self.start < self.seen <= self.end
+
+    def skip(self, rows: int) -> bool:
+        """Count ``rows`` at once when all of them come before the window."""
+        if self.seen + rows > self.start:
+            return False
+        self.seen += rows
+        return True
+
+    @property
+    def past(self) -> bool:
+        return self.seen >= self.end
+
+
+def _windowed(items: Iterable[T], window: Window | None) -> Iterator[T]:
+    """The items in ``window`` (all without one), reading none past its end."""
+    if window is None:
+        yield from items
+        return
+    for item in items:
+        if window.take():
+            yield item
+        if window.past:
+            return
+
+
 @dataclass(frozen=True, slots=True)
 class _Columns:
-    """Which columns a list's rows are read for."""
+    """Which columns a list's rows are read for (and, for a shard, which rows)."""
 
     url: str
     keep: tuple[str, ...] = ()
     name: str | None = None
+    window: Window | None = None
 
     @property
     def keep_all(self) -> bool:
@@ -302,7 +358,7 @@ class _Lines:
 def _txt_jobs(source: str, naming: Naming, columns: _Columns) -> Iterator[Job]:
     """One URL a line; an overlong line is cut and then fails as an overlong URL."""
     with _open_text(source) as stream:
-        for line, text in read_lines(_Lines(stream)):
+        for line, text in _windowed(read_lines(_Lines(stream)), columns.window):
             yield make_job(line, text, naming)
 
 
@@ -316,10 +372,15 @@ def _csv_jobs(fmt: str, source: str, naming: Naming, columns: _Columns) -> Itera
         header = _header(reader, fmt)
         if header:
             columns = columns.resolve(header, "header")
-            for line, row in _csv_rows(reader, lines, fmt):
+            rows = (
+                (n, r)
+                for n, r in _csv_rows(reader, lines, fmt)
+                if isinstance(r, str) or any(map(str.strip, r))
+            )
+            for line, row in _windowed(rows, columns.window):
                 if isinstance(row, str):
                     yield _invalid(line, row)
-                elif any(field.strip() for field in row):
+                else:
                     yield _csv_row_job(line, row, header, columns, naming, sep=reader.dialect.delimiter)
 
 
@@ -366,13 +427,21 @@ def _fields(n: int) -> str:
 def _jsonl_jobs(source: str, naming: Naming, columns: _Columns) -> Iterator[Job]:
     """One JSON object a line; blank lines skipped."""
     with _open_text(source) as stream:
-        lines = _Lines(stream)
-        for line, text in enumerate(lines, 1):
-            if lines.cut:
-                lines.cut = False
+        for line, text, cut in _windowed(_jsonl_lines(_Lines(stream)), columns.window):
+            if cut:
                 yield _invalid(line, f"line {line} is longer than {MAX_LINE} characters")
-            elif text.strip():
-                yield _jsonl_job(line, text.strip(), columns, naming)
+            else:
+                yield _jsonl_job(line, text, columns, naming)
+
+
+def _jsonl_lines(lines: _Lines) -> Iterator[tuple[int, str, bool]]:
+    """(line, text, cut) of each line that is a row: blank lines are none."""
+    for line, text in enumerate(lines, 1):
+        if lines.cut:
+            lines.cut = False
+            yield line, "", True
+        elif text.strip():
+            yield line, text.strip(), False
 
 
 def _jsonl_job(line: int, text: str, columns: _Columns, naming: Naming) -> Job:
@@ -394,26 +463,23 @@ def _parquet_jobs(source: str, naming: Naming, columns: _Columns) -> Iterator[Jo
     with _parquet_file(source) as pf:
         columns = columns.resolve(pf.schema_arrow.names, "Parquet schema")
         needed = columns.needed(pf.schema_arrow.names)
-        line = 0
+        line, window = 0, columns.window
         for batch in pf.iter_batches(batch_size=PARQUET_BATCH, columns=needed):
-            for row in batch.to_pylist():
-                line += 1
-                yield _row_job(line, f"row {line}", row, columns, naming)
-
-
-def _pyarrow_parquet() -> Any:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UsageError(PARQUET_HINT) from None
-    return pq
+            if window is not None and (window.past or window.skip(batch.num_rows)):
+                if window.past:
+                    return
+                line += batch.num_rows
+                continue
+            for n, row in _windowed(enumerate(batch.to_pylist(), line + 1), window):
+                yield _row_job(n, f"row {n}", row, columns, naming)
+            line += batch.num_rows
 
 
 @contextmanager
 def _parquet_file(source: str) -> Iterator[Any]:
     """An open ``ParquetFile``. Parquet is read from its end, so gzip'd files and stdin are first
     decompressed into an anonymous temporary file: seeking inside a gzip stream restarts it each time."""
-    pq = _pyarrow_parquet()
+    pq = parquet()
     if source != "-" and not source.lower().endswith(".gz"):
         with pq.ParquetFile(source, **_PAGE_READS) as pf:
             yield pf
@@ -443,7 +509,7 @@ _READERS: dict[str, Callable[[str, Naming, _Columns], Iterator[Job]]] = {
 
 def _parquet_rows(source: str) -> int | None:
     try:
-        pq = _pyarrow_parquet()
+        pq = parquet()
     except ValueError:
         return None
     with pq.ParquetFile(source) as pf:

@@ -210,3 +210,31 @@ class DigestIndex:
 def _signed(digest: int) -> int:
     """SQLite integers are signed 64-bit."""
     return digest - (1 << 64) if digest >= 1 << 63 else digest
+
+
+class ContentIndex:
+    """sha256 → where the first copy of a body is stored, for ``--dedup content``: an SQLite table in a
+    file in OUT, so it holds across runs, is shared by ``--procs`` workers (SQLite locks the file; a
+    busy writer is waited for) and keeps memory at SQLite's page cache however many images there are.
+    A file, not a hidden temporary, so that a later step can move it into a shared database."""
+
+    def __init__(self, path: Path) -> None:
+        import sqlite3
+
+        self._db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-2048"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.execute("CREATE TABLE IF NOT EXISTS c (sha BLOB PRIMARY KEY, path TEXT) WITHOUT ROWID")
+
+    def claim(self, sha256: bytes, path: str) -> str | None:
+        """None when ``path`` holds the first copy of this body (recorded now, or by an earlier attempt
+        at the same path); else where the first copy is."""
+        db = self._db
+        if db.execute("INSERT OR IGNORE INTO c VALUES (?, ?)", (sha256, path)).rowcount == 1:
+            return None
+        row = db.execute("SELECT path FROM c WHERE sha = ?", (sha256,)).fetchone()
+        first: str = row[0]
+        return None if first == path else first
+
+    def close(self) -> None:
+        self._db.close()

@@ -75,17 +75,22 @@ def encode_row(row: dict[str, Any]) -> bytes:
         return json.dumps(row, separators=(",", ":")).encode("ascii")
 
 
+FLUSH_ROWS = 256
+
+
 class ManifestWriter:
     """``manifest.jsonl``, appended. Rows are batched and written from the loop thread: a buffered append
-    of a few KB to the page cache costs less than the thread hop aiofiles would add per row.
+    of a few KB to the page cache costs less than the thread hop aiofiles would add per row. A dataset
+    shard's part manifest is written row by row (``batch=1``): each row says its spooled sample is
+    complete, so a rerun after a kill reuses it.
 
     A failed write is kept in ``error`` instead of raised, so the engine can stop the run cleanly."""
 
-    FLUSH_ROWS = 256
+    FLUSH_ROWS = FLUSH_ROWS
     FLUSH_SECONDS = 1.0
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, batch: int = FLUSH_ROWS) -> None:
+        self.path, self.batch = path, batch
         self._fh = open(path, "ab")  # noqa: SIM115 - closed in close()
         self._end_torn_line()
         self._rows: list[bytes] = []
@@ -106,7 +111,7 @@ class ManifestWriter:
         """Stamp the row with the wall clock as it is written (a rounded ``time.time()``, 0.1 us): a row
         finishes when it is written, so ``t`` orders rows in time across runs and ``--procs`` workers."""
         self._rows.append(encode_row(row_of(result, round(time.time(), 3))))
-        if len(self._rows) >= self.FLUSH_ROWS or time.monotonic() - self._last > self.FLUSH_SECONDS:
+        if len(self._rows) >= self.batch or time.monotonic() - self._last > self.FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:

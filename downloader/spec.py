@@ -461,6 +461,43 @@ class Images:
         )
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Dataset:
+    """Dataset shards instead of loose files: the list is cut into shards of ``shard_size`` input rows,
+    each written whole (a tar or a Parquet file) and renamed into place when complete. A list file's
+    setting: ``download()`` takes the keywords but writes files only (it refuses another format)."""
+
+    TITLE: ClassVar[str] = "Dataset"
+    output_format: Literal["files", "webdataset", "parquet"] = setting(
+        "files",
+        "files: a file per URL; webdataset: OUT/00000.tar per shard (KEY.jpg, KEY.json, KEY.txt); "
+        "parquet: OUT/00000.parquet per shard, the image bytes beside the row.",
+        choices=("files", "webdataset", "parquet"),
+        recorded=True,
+    )
+    shard_size: int = setting(10_000, "Input rows per shard (webdataset, parquet).", minimum=1, recorded=True)
+    caption_column: str | None = setting(
+        None, "Column stored as each sample's KEY.txt (webdataset) or caption.", recorded=True
+    )
+    dedup: Literal["url", "content", "none"] = setting(
+        "url",
+        "url: a URL seen before in the shard is a duplicate; content: also an image whose sha256 is "
+        "already stored in OUT (webdataset, parquet); none: store every row.",
+        choices=("url", "content", "none"),
+        recorded=True,
+    )
+
+    def __post_init__(self) -> None:
+        _check(self)
+        if self.output_format == "files" and self.dedup != "url":
+            raise UsageError(f"--dedup {self.dedup} needs --output-format webdataset or parquet")
+
+    @property
+    def sharded(self) -> bool:
+        """True for the dataset formats, whose unit of work is the shard."""
+        return self.output_format != "files"
+
+
 GROUPS: tuple[type[Any], ...] = (
     Output,
     Input,
@@ -471,6 +508,7 @@ GROUPS: tuple[type[Any], ...] = (
     Images,
     Limits,
     Performance,
+    Dataset,
 )
 """Every group, in the order the help shows them."""
 
@@ -499,6 +537,7 @@ class RunSpec:
     images: Images = field(default_factory=Images)
     limits: Limits = field(default_factory=Limits)
     performance: Performance = field(default_factory=Performance)
+    dataset: Dataset = field(default_factory=Dataset)
 
     @classmethod
     def from_options(cls, **options: Any) -> RunSpec:

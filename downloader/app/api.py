@@ -11,6 +11,7 @@ from typing import Any
 
 from ..backends.base import Backend
 from ..engine.engine import OnDone
+from ..errors import UsageError
 from ..inputs import jobs_from_rows
 from ..models import Stats
 from ..runfile import settle
@@ -37,7 +38,7 @@ async def adownload(
 ) -> Stats:
     """Download ``urls`` into ``out``; returns the statistics. Runs on the caller's event loop."""
     _refuse_one("adownload", urls)
-    spec = settle(_spec("adownload", out, backend, options), frozenset(options))
+    spec = _files_only(settle(_files_only(_spec("adownload", out, backend, options)), frozenset(options)))
     callbacks: list[OnDone] = [] if on_done is None else [on_done] if callable(on_done) else list(on_done)
     own = None if isinstance(backend, str) else backend
     engine = build_engine(spec, backend=own, on_done=callbacks)
@@ -82,6 +83,17 @@ def _spec(name: str, out: str | os.PathLike[str], backend: str | Backend, option
     return RunSpec.from_options(
         out=out, backend=backend if isinstance(backend, str) else "aiohttp", **options
     )
+
+
+def _files_only(spec: RunSpec) -> RunSpec:
+    """The library writes files: a dataset format reads its rows from a list file by number (asked, or
+    recorded in OUT's ``run.json`` by an earlier ``downloader fetch``)."""
+    if spec.dataset.sharded:
+        raise UsageError(
+            f"adownload() writes files, not --output-format {spec.dataset.output_format}, which reads its "
+            "rows from a list file by number: `downloader fetch LIST --output-format ...`"
+        )
+    return spec
 
 
 def _loop_running() -> bool:

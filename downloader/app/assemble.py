@@ -29,12 +29,12 @@ OnInterrupt = Callable[[int], None]
 """Told of the n-th SIGINT/SIGTERM (n from 1) after the run has reacted: the first stops it cleanly."""
 
 
-def build_output(spec: RunSpec, stage: Stage | None = None) -> Output:
-    """Where samples land: files in OUT, behind the stage when there is one. The image stage may
-    re-encode, so with it every file is named by its type."""
+def build_output(spec: RunSpec, stage: Stage | None = None, base: Output | None = None) -> Output:
+    """Where samples land: files in OUT (or ``base``, a dataset shard's spool), behind the stage when
+    there is one. The image stage may re-encode, so with it every file is named by its type."""
     out = spec.output
     fix_ext = out.fix_ext or spec.images.active
-    files = FilesOutput(out.out, fix_ext=fix_ext, chunk_size=spec.network.chunk_size)
+    files = base or FilesOutput(out.out, fix_ext=fix_ext, chunk_size=spec.network.chunk_size)
     return files if stage is None else StagedOutput(files, stage)
 
 
@@ -77,16 +77,18 @@ def build_engine(
     on_done: Sequence[OnDone] = (),
     manifest: str = MANIFEST,
     stats_file: str | None = STATS,
+    output: Output | None = None,
 ) -> Engine:
-    """The engine for ``spec``; ``backend`` replaces the one the spec names (a library caller's own).
-    Image options bring the image stage (and its pool); without them nothing of it is even imported."""
+    """The engine for ``spec``; ``backend`` replaces the one the spec names (a library caller's own),
+    ``output`` the files in OUT (a dataset shard's spool). Image options bring the image stage (and its
+    pool); without them nothing of it is even imported."""
     if backend is None and stage is None and spec.images.active:
         from ..stages.images import ImageStage
 
         images = ImageStage(spec.images)
-        output = build_output(spec, images)
-        backend = _WithImages(create_backend(spec.transport(), output), images)
-    backend = backend or create_backend(spec.transport(), build_output(spec, stage))
+        staged = build_output(spec, images, output)
+        backend = _WithImages(create_backend(spec.transport(), staged), images)
+    backend = backend or create_backend(spec.transport(), build_output(spec, stage, output))
     return Engine(spec, backend, on_done=on_done, manifest=manifest, stats_file=stats_file)
 
 

@@ -30,6 +30,7 @@ from ..spec import RunSpec
 from ..writers.files import prepare_out
 from .assemble import OnInterrupt, arun, build_engine, list_jobs
 from .progress import Reporter, counts
+from .shards import ShardRun, process_shard
 
 MIN_ROWS_PER_PROC = 10_000
 """A list shorter than this per process is not worth another process's start-up."""
@@ -109,16 +110,17 @@ def _parent_logging() -> tuple[int, str | None]:
     return min(stream_levels, default=logging.WARNING), files[0] if files else None
 
 
-def _worker_logging(shard: Shard) -> None:
+def _worker_logging(shard: Shard | tuple[int, str | None]) -> None:
+    level, log_file = (shard.log_level, shard.log_file) if isinstance(shard, Shard) else shard
     handlers: list[logging.Handler] = [logging.StreamHandler()]
-    handlers[0].setLevel(shard.log_level)
-    if shard.log_file is not None:
-        to_file = logging.FileHandler(shard.log_file, encoding="utf-8")
+    handlers[0].setLevel(level)
+    if log_file is not None:
+        to_file = logging.FileHandler(log_file, encoding="utf-8")
         to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         handlers.append(to_file)
     logger = logging.getLogger("downloader")
     logger.handlers, logger.propagate = handlers, False
-    logger.setLevel(logging.INFO if shard.log_file else shard.log_level)
+    logger.setLevel(logging.INFO if log_file else level)
 
 
 def _worker(shard: Shard, progress: Any, results: Any) -> None:
@@ -226,3 +228,76 @@ class SignalsForwarded:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+# -- dataset shards on a pool -----------------------------------------------------------------------------
+
+
+def _shard_worker(
+    run: ShardRun, logs: tuple[int, str | None], tasks: Any, progress: Any, results: Any
+) -> None:
+    """A pool process: the next shard id from ``tasks`` until there is none (or the run stops)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _worker_logging(logs)
+    tally = Tally(progress)
+    while (k := tasks.get()) is not None:
+        stats = process_shard(run, k, progress=tally, on_interrupt=_ignore, signals=("SIGTERM",))
+        tally.close()
+        results.put(stats)
+        if stats.interrupted or stats.aborted:
+            break
+
+
+def run_shard_pool(
+    run: ShardRun, count: int, *, procs: int, bar: Reporter, on_interrupt: OnInterrupt | None = None
+) -> Stats:
+    """Shards 0..count-1 on ``procs`` processes, the next shard to the next free one; ``-c`` is split
+    among them. Returns the summed statistics."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    tasks, progress, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    for k in [*range(count), *([None] * procs)]:
+        tasks.put(k)
+    spec = run.spec
+    workers = [
+        ctx.Process(
+            target=_shard_worker,
+            args=(
+                dataclasses.replace(run, spec=spec.replace(concurrency=slots)),
+                _parent_logging(),
+                tasks,
+                progress,
+                results,
+            ),
+            name=f"downloader-{i}",
+            daemon=True,
+        )
+        for i, slots in enumerate(split(spec.limits.concurrency, procs))
+    ]
+    stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
+    with SignalsForwarded(workers, stats, on_interrupt):
+        for w in workers:
+            w.start()
+        got = _gather(workers, progress, results, bar, stats)
+    if got < count and not (stats.interrupted or stats.aborted):
+        stats.aborted = f"{count - got} shard(s) not done: a worker process died"
+    return stats
+
+
+def _gather(workers: list[Any], progress: Any, results: Any, bar: Reporter, stats: Stats) -> int:
+    """Feed the bar and sum each shard's statistics until every worker has ended; how many shards."""
+    got = 0
+    while True:
+        _drain_progress(progress, bar)
+        try:
+            stats.absorb(results.get(timeout=0.1))
+            got += 1
+        except queue.Empty:
+            if not any(w.is_alive() for w in workers) and results.empty():
+                break
+    for w in workers:
+        w.join()
+    _drain_progress(progress, bar)
+    return got

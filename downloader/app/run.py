@@ -5,20 +5,24 @@ before any work, and each process then reads it once."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
-from ..inputs import count_rows
+from ..inputs import count_rows, rows_in
 from ..loop import run_loop
-from ..manifest import MANIFEST, jobs_from_manifest
+from ..manifest import MANIFEST, STATS, jobs_from_manifest, write_stats
 from ..models import Stats
 from ..runfile import settle
+from ..shards import PLAN, SHARDS, read_plan, write_plan
 from ..sources import jobs_from_urls
 from ..spec import RunSpec
+from ..writers.files import prepare_out
 from .assemble import OnInterrupt, arun, build_engine, list_jobs
-from .procs import default_procs, run_sharded
+from .procs import default_procs, run_shard_pool, run_sharded
 from .progress import Reporter, Silent
+from .shards import ShardRun, check_sharded, process_shard
 
 
 def _silent(total: int | None) -> Reporter:
@@ -39,6 +43,8 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = (
     """Download every row of ``source`` (a path, or ``-`` for stdin) into the spec's OUT. ``explicit``:
     the settings the user gave, which must agree with what OUT's ``run.json`` records."""
     spec = settle(spec, frozenset(explicit))
+    if spec.dataset.sharded:
+        return run_shards(spec, source, ui, retry=False)
     jobs = list_jobs(spec, source)
     try:
         first = next(jobs, None)  # a missing column or an unreadable file is a usage error, before any work
@@ -46,12 +52,7 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = (
         raise UsageError(f"cannot read {source}: {exc.strerror or exc}") from None
     rows = count_rows(source, spec.input.input_format)
     bar = ui.progress(rows)
-    procs = spec.performance.procs or (1 if spec.images.active else default_procs(rows, source))
-    if procs > 1 and spec.images.active and spec.images.image_executor == "process":
-        raise UsageError(
-            "--procs above 1 with image options needs --image-executor thread or inline "
-            "(the image processes already use every core; a --procs worker cannot start more)"
-        )
+    procs = choose_procs(spec, rows, source)
     if procs > 1:
         jobs.close()
         return run_sharded(spec, source, procs=procs, bar=bar, on_interrupt=ui.on_interrupt)
@@ -65,10 +66,59 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = (
         jobs.close()
 
 
+def choose_procs(spec: RunSpec, rows: int | None, source: str, most: int | None = None) -> int:
+    """``--procs``, or by default one process per CPU (one with image options, fewer for a short list,
+    at most ``most``: a dataset run's shard count)."""
+    procs = spec.performance.procs or (1 if spec.images.active else default_procs(rows, source))
+    procs = procs if most is None else max(1, min(procs, most))
+    if procs > 1 and spec.images.active and spec.images.image_executor == "process":
+        raise UsageError(
+            "--procs above 1 with image options needs --image-executor thread or inline "
+            "(the image processes already use every core; a --procs worker cannot start more)"
+        )
+    return procs
+
+
+def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Stats:
+    """Plan the shards of ``source`` (or, for ``--retry-failed``, the list OUT's plan names) and make
+    each final, in order on this process or on a pool of ``--procs``."""
+    out = spec.output.out
+    prepare_out(out)
+    if source is None:
+        plan = read_plan(out)
+        if plan is None:
+            raise UsageError(f"--retry-failed: no shard plan in {out / SHARDS}")
+        source = str(plan["source"])
+    check_sharded(spec, source, read_plan(out))
+    i = spec.input
+    rows = rows_in(source, input_format=i.input_format, url_column=i.url_column)
+    count = write_plan(out, source, rows, spec.dataset.shard_size)
+    run, bar, on_interrupt = ShardRun(spec, source, retry), ui.progress(rows), ui.on_interrupt
+    procs = choose_procs(spec, rows, source, count)
+    started = time.monotonic()
+    try:
+        if procs > 1:
+            stats = run_shard_pool(run, count, procs=procs, bar=bar, on_interrupt=on_interrupt)
+        else:
+            stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
+            for k in range(count):
+                stats.absorb(process_shard(run, k, progress=bar, on_interrupt=on_interrupt))
+                if stats.interrupted or stats.aborted:
+                    break
+    finally:
+        bar.close()
+    stats.wall_s = time.monotonic() - started
+    write_stats(out / STATS, stats)
+    return stats
+
+
 def retry_failed(spec: RunSpec, ui: Ui, explicit: Collection[str] = ()) -> Stats:
     """Fetch again each URL whose latest row in OUT's manifest failed, named as OUT's first run named."""
     out = spec.output.out
     manifest = out / MANIFEST
+    if spec.dataset.sharded or (out / SHARDS / PLAN).is_file():
+        spec = settle(spec, frozenset(explicit))
+        return run_shards(spec, None, ui, retry=True)
     if not manifest.is_file():
         raise UsageError(f"--retry-failed: no manifest at {manifest}")
     spec = settle(spec, frozenset(explicit))

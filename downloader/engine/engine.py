@@ -22,7 +22,7 @@ from pathlib import Path
 from ..backends.base import Backend, PageReader
 from ..errors import Cancelled, DownloadError, RateLimited, Timeout, UsageError, WriteError
 from ..keys import DigestIndex, PathClaims
-from ..manifest import MANIFEST, STATS, ManifestWriter, earlier_outcomes, write_stats
+from ..manifest import FLUSH_ROWS, MANIFEST, STATS, ManifestWriter, earlier_outcomes, write_stats
 from ..models import Deadline, Fetched, Job, Result, Stats, Status
 from ..names import with_digest
 from ..spec import RunSpec
@@ -74,8 +74,8 @@ class Engine:
     ) -> None:
         self.limits, self.retries, self.timeouts = spec.limits, spec.retries, spec.timeouts
         self.out, self.overwrite, self.shard = spec.output.out, spec.output.overwrite, spec.performance.shard
-        naming = spec.output
-        self._shared_names = naming.layout != "shards" and naming.names == "plain"
+        self._sharded, self._dedup = spec.dataset.sharded, spec.dataset.dedup != "none"
+        self._shared_names = spec.output.layout != "shards" and spec.output.names == "plain"
         self._claims: PathClaims | None = None
         self._clock_offset = 0.0
         self.backend = backend
@@ -123,7 +123,7 @@ class Engine:
         if not self.overwrite:
             self._done = earlier_outcomes(out / MANIFEST, out, shard=self.shard, claims=self._claims)
         self._seen = DigestIndex(out)
-        self._manifest = ManifestWriter(out / self._manifest_name)
+        self._manifest = ManifestWriter(out / self._manifest_name, 1 if self._sharded else FLUSH_ROWS)
         self._log_failures = failure_log.isEnabledFor(logging.INFO)
         started = time.monotonic()
         try:
@@ -251,7 +251,7 @@ class Engine:
             return Result(
                 job.url, job.line, Status.INVALID, kind=job.error_kind, error=job.error, extra=job.extra
             )
-        if not self._seen.add(job.digest):
+        if self._dedup and not self._seen.add(job.digest):
             path, note = (job.path, None) if job.url_named else (None, "same URL as an earlier line")
             return Result(job.url, job.line, Status.DUPLICATE, path=path, error=note, extra=job.extra)
         if job.digest in self._done:

@@ -94,7 +94,7 @@ def _described(stored: Stored, original: bytes, sample: Sample) -> Stored:
     """``stored`` with the stored body's own size and sha256 when the stage changed it, and its meta."""
     if sample.body is not original:
         stored.bytes, stored.sha256 = len(sample.body), hashlib.sha256(sample.body).hexdigest()
-    stored.meta = sample.meta or None
+    stored.meta = {**(sample.meta or {}), **(stored.meta or {})} or None  # the writer's word last
     return stored
 
 

@@ -1,0 +1,202 @@
+"""A run in dataset shards (``--output-format webdataset|parquet``): the shard is the unit of work,
+of resume and of ``--procs``.
+
+``process_shard(run, k)`` is a plain function of the run's settings and a shard id, idempotent: a done
+shard is left alone (or, with ``--retry-failed`` and failed rows, rewritten); an unfinished one is run
+from its spool, its complete samples reused, not fetched again, and every other row of it fetched; then
+it is made final (``shards.finish``). One event loop runs over the shard's rows. Duplicates of a URL
+are decided by the shard itself, in row order (the engine never sees them): so a shard's contents do not
+depend on timing, on other shards, or on how many processes run them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UsageError
+from ..inputs import Window, jobs_from_source
+from ..keys import ContentIndex
+from ..loop import run_loop
+from ..manifest import row_of
+from ..models import Job, Result, Stats, Status
+from ..shards import CONTENT, SHARDS, Found, ShardFiles, clear_temporaries, finish, key, latest_rows, samples
+from ..spec import RunSpec
+from ..writers.spool import Spool, SpoolOutput, key_of
+from ..writers.tar import TarAppender
+from .assemble import OnInterrupt, arun, build_engine
+from .progress import Reporter, Silent
+
+
+@dataclass(frozen=True)
+class ShardRun:
+    """What every shard of a run needs (picklable, for worker processes): the settled spec, the list,
+    and whether done shards with failed rows are rewritten."""
+
+    spec: RunSpec
+    source: str
+    retry_failed: bool = False
+
+    def files(self, k: int) -> ShardFiles:
+        return ShardFiles(self.spec.output.out, k, self.spec.dataset.output_format)
+
+
+class _Kept:
+    """The run's reporter lent to one shard: a shard's end does not close it."""
+
+    def __init__(self, bar: Reporter) -> None:
+        self.bar = bar
+        self.update, self.advance, self.tick = bar.update, bar.advance, bar.tick
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass
+class _Rows:
+    """A shard's rows as its jobs are read: their numbers in order, the duplicates it settles itself,
+    and how many earlier samples it reuses."""
+
+    run: ShardRun
+    k: int
+    earlier: dict[int, dict[str, Any]]
+    found: Found
+    bar: Reporter
+    lines: list[int] = field(default_factory=list)
+    dups: dict[int, tuple[int, Job]] = field(default_factory=dict)
+    reused: int = 0
+
+    def jobs(self) -> Iterator[Job]:
+        """The jobs the engine must run: not the duplicates, not the samples already in the spool."""
+        spec, size = self.run.spec, self.run.spec.dataset.shard_size
+        first: dict[int, int] = {}
+        for job in _shard_jobs(self.run, Window(self.k * size, (self.k + 1) * size)):
+            self.lines.append(job.line)
+            if not job.error and spec.dataset.dedup != "none":
+                if job.digest in first:
+                    self.dups[job.line] = (first[job.digest], job)
+                    self.bar.advance(1, 0, 0)
+                    continue
+                first[job.digest] = job.line
+            if not job.error and self._reusable(job):
+                self.reused += 1
+                self.bar.advance(0, 0, 0, 1)
+                continue
+            job.path = key(job.line) + os.path.splitext(job.path)[1]
+            yield job
+
+    def _reusable(self, job: Job) -> bool:
+        """Its row says ok and its sample is in the spool (or, a duplicate by content, elsewhere)."""
+        old = self.earlier.get(job.line)
+        return (
+            old is not None
+            and old.get("status") == "ok"
+            and old.get("url") == job.url
+            and (key(job.line) in self.found or bool(old.get("duplicate_of")))
+        )
+
+    def final(self, rows: dict[int, dict[str, Any]]) -> list[dict[str, Any]] | None:
+        """One row per input row, in order, each with its key; None when some row is not done."""
+        done = []
+        for line in self.lines:
+            if line in self.dups:
+                row = self._duplicate(line, rows)
+            elif (found := rows.get(line)) is not None and found.get("status") != "not_started":
+                row = _by_content(found)
+            else:
+                return None
+            done.append({**row, "key": key(line)})
+        return done
+
+    def _duplicate(self, line: int, rows: dict[int, dict[str, Any]]) -> dict[str, Any]:
+        at, job = self.dups[line]
+        first = rows.get(at) or {}
+        path = first.get("path") if first.get("status") == "ok" else None
+        note = f"same URL as row {at}"
+        row = row_of(Result(job.url, line, Status.DUPLICATE, path=path, error=note, extra=job.extra))
+        return {**row, "duplicate_of": key(at)}
+
+
+def _by_content(row: dict[str, Any]) -> dict[str, Any]:
+    """A row whose body was already stored elsewhere in OUT (``--dedup content``) is a duplicate: its
+    path is the first copy's, ``duplicate_of`` that copy's key."""
+    first = row.get("duplicate_of")
+    if row.get("status") != "ok" or not first:
+        return row
+    return {**row, "status": "duplicate", "duplicate_of": key_of(first)}
+
+
+def _shard_jobs(run: ShardRun, window: Window) -> Iterator[Job]:
+    i = run.spec.input
+    keep = i.keep_columns
+    caption = run.spec.dataset.caption_column
+    if caption is not None and keep != ("*",) and caption not in keep:
+        keep = (*keep, caption)  # carried into the row, whence KEY.txt
+    return jobs_from_source(
+        run.source,
+        run.spec.naming,
+        input_format=i.input_format,
+        url_column=i.url_column,
+        keep_columns=keep,
+        name_column=i.name_column,
+        window=window,
+    )
+
+
+def process_shard(
+    run: ShardRun,
+    k: int,
+    *,
+    progress: Reporter | None = None,
+    on_interrupt: OnInterrupt | None = None,
+    signals: tuple[str, ...] = ("SIGINT", "SIGTERM"),
+) -> Stats:
+    """Make shard ``k`` of ``run`` final, doing only what is not done yet; its statistics."""
+    files, bar = run.files(k), progress or Silent()
+    marker = files.marker()
+    if marker is not None and not (run.retry_failed and marker.get("failed")):
+        bar.advance(0, 0, 0, int(marker.get("rows", 0)))
+        return Stats(backend=run.spec.network.backend, skipped=int(marker.get("rows", 0)))
+    (files.out / SHARDS).mkdir(parents=True, exist_ok=True)
+    clear_temporaries(files)
+    done = marker is not None
+    plan = _Rows(run, k, latest_rows(files, done), samples(files, done), bar)
+    appender = TarAppender(str(files.spool))
+    index = ContentIndex(files.out / SHARDS / CONTENT) if run.spec.dataset.dedup == "content" else None
+    try:
+        output = SpoolOutput(Spool(appender, files.final.name, index))
+        engine = build_engine(run.spec, output=output, manifest=files.part, stats_file=None)
+        running = arun(engine, plan.jobs(), progress=_Kept(bar), on_interrupt=on_interrupt, signals=signals)
+        stats = run_loop(running, run.spec.performance.loop)
+    finally:
+        appender.close()
+        if index is not None:
+            index.close()
+    stats.skipped += plan.reused
+    stats.duplicate += len(plan.dups)
+    if not (stats.interrupted or stats.aborted):
+        rows = plan.final(latest_rows(files, done))
+        if rows is None:
+            stats.aborted = f"shard {files.name}: some rows were not done"
+        else:
+            finish(files, rows, samples(files, False), run.spec.dataset.caption_column)
+            by_content = sum(1 for r in rows if r["status"] == "duplicate" and r["line"] not in plan.dups)
+            stats.ok, stats.duplicate = stats.ok - by_content, stats.duplicate + by_content
+    return stats
+
+
+def check_sharded(spec: RunSpec, source: str, plan: dict[str, Any] | None) -> None:
+    """Usage errors of a dataset run, before any work. OUT's shards are row ranges of one list: another
+    list would find them done (the same list may grow: its new rows make new shards)."""
+    if plan is not None and plan.get("source") != os.path.abspath(source):
+        raise UsageError(
+            f"{spec.output.out} holds the shards of {plan.get('source')}: use another output folder for "
+            f"{source}"
+        )
+    if source == "-":
+        raise UsageError(
+            f"--output-format {spec.dataset.output_format} needs a list file: its shards are read from it "
+            "by row number, and stdin cannot be read twice"
+        )

@@ -1,0 +1,225 @@
+"""Dataset shards on disk: the plan, each shard's files, its rows, and the step that makes a shard final.
+
+A shard is rows ``[k * shard_size, (k + 1) * shard_size)`` of the list, counted from 0 in input order;
+its samples are keyed by their input row number (``line``, zero-padded to nine digits, no dots, as
+``--layout shards`` names files). While it runs, a shard has a spool (``_shards/00000.spool.tar``, the
+samples so far) and a part manifest (``_shards/00000.part.jsonl``, their rows). ``finish`` makes it final
+in this order, each file under a temporary name renamed into place: the metadata Parquet and the rows
+(``_shards/00000.parquet``, ``_shards/00000.jsonl``), the shard itself (``00000.tar`` or
+``00000.parquet``), and last the done marker (``_shards/00000.done.json``); then the spool goes. A kill
+at any moment leaves no partial file at a final name, and a shard without its marker is run again from
+its spool. ``_``-prefixed folders are skipped by Parquet dataset readers, so OUT reads as the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .arrow import read_batches, write_table
+from .manifest import MANIFEST_FIELDS, encode_row, read_manifest
+from .writers.spool import key_of
+from .writers.tar import MemberReader, TarAppender, scan, write_tar
+
+SHARDS = "_shards"
+PLAN = "plan.json"
+CONTENT = "content.sqlite"
+"""``--dedup content``'s index: sha256 → the first copy's path, for every shard of OUT, run after run."""
+FINAL_EXT = {"webdataset": ".tar", "parquet": ".parquet"}
+Found = dict[str, tuple[str, tuple[str, int, int]]]
+"""Key → (member name, where its bytes are) of each complete sample of a shard."""
+
+
+def key(line: int) -> str:
+    """A sample's key: its input row number, zero-padded."""
+    return f"{line:09d}"
+
+
+@dataclass(frozen=True, slots=True)
+class ShardFiles:
+    """Where shard ``k`` of a run in ``out`` keeps its files."""
+
+    out: Path
+    k: int
+    fmt: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.k:05d}"
+
+    @property
+    def final(self) -> Path:
+        return self.out / f"{self.name}{FINAL_EXT[self.fmt]}"
+
+    @property
+    def temp(self) -> Path:
+        """The shard being written; a dot hides it from ``*.tar`` globs."""
+        return self.out / f".{self.final.name}.{os.getpid()}.part"
+
+    def _own(self, suffix: str) -> Path:
+        return self.out / SHARDS / f"{self.name}{suffix}"
+
+    @property
+    def spool(self) -> Path:
+        return self._own(".spool.tar")
+
+    @property
+    def part(self) -> str:
+        """The part manifest, relative to OUT (the engine's manifest name)."""
+        return f"{SHARDS}/{self.name}.part.jsonl"
+
+    @property
+    def rows(self) -> Path:
+        return self._own(".jsonl")
+
+    @property
+    def meta(self) -> Path:
+        return self._own(".parquet")
+
+    @property
+    def done(self) -> Path:
+        return self._own(".done.json")
+
+    def marker(self) -> dict[str, Any] | None:
+        """The done marker's counts, or None while the shard is unfinished."""
+        try:
+            found: dict[str, Any] = json.loads(self.done.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+        return found
+
+
+def clear_temporaries(files: ShardFiles) -> None:
+    """Remove what a killed process left under temporary names while it made the shard final."""
+    for left in [
+        *files.out.glob(f".{files.final.name}.*.part"),
+        *(files.out / SHARDS).glob(f"{files.name}.*.part"),
+    ]:
+        left.unlink(missing_ok=True)
+
+
+def write_plan(out: Path, source: str, rows: int, size: int) -> int:
+    """Record the shards as row ranges in ``_shards/plan.json`` (never a copy of the list); how many."""
+    count = -(-rows // size)
+    (out / SHARDS).mkdir(parents=True, exist_ok=True)
+    tmp = out / SHARDS / f".{PLAN}.{os.getpid()}.part"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        head = {"source": os.path.abspath(source), "rows": rows, "shard_size": size, "shards": count}
+        fh.write(json.dumps(head)[:-1] + ', "ranges": [')
+        for k in range(count):
+            fh.write(("," if k else "") + json.dumps([k * size, min(rows, (k + 1) * size)]))
+        fh.write("]}\n")
+    os.replace(tmp, out / SHARDS / PLAN)
+    return count
+
+
+def read_plan(out: Path) -> dict[str, Any] | None:
+    try:
+        plan: dict[str, Any] = json.loads((out / SHARDS / PLAN).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return plan
+
+
+def latest_rows(files: ShardFiles, done: bool) -> dict[int, dict[str, Any]]:
+    """Each row number's latest row: the final rows of a done shard, then its part manifest's."""
+    rows: dict[int, dict[str, Any]] = {}
+    for path in ([files.rows] if done else []) + [files.out / files.part]:
+        for row in read_manifest(path):
+            line = row.get("line")
+            if isinstance(line, int):
+                rows[line] = row
+    return rows
+
+
+def samples(files: ShardFiles, done: bool) -> Found:
+    """Key → (member name, where its bytes are) of each complete sample of the shard so far. A done
+    shard being reopened (``--retry-failed``) first has its samples copied into the spool."""
+    if done:
+        reopen(files)
+    found: Found = {}
+    for name, where in scan(str(files.spool), repair=True).items():
+        found[key_of(name)] = (name, where)
+    return found
+
+
+def reopen(files: ShardFiles) -> None:
+    """Copy a done shard's samples into its spool, so it is rewritten like an unfinished one."""
+    have = {key_of(n) for n in scan(str(files.spool), repair=True)}
+    spool, reader = TarAppender(str(files.spool)), MemberReader()
+    try:
+        if files.fmt == "webdataset":
+            for name, where in scan(str(files.final)).items():
+                if not name.endswith((".json", ".txt")) and key_of(name) not in have:
+                    spool.append(name, reader.read(where))
+        else:
+            for batch in read_batches(str(files.final), ["path", "image"]):
+                for row in batch:
+                    name = os.path.basename(row["path"] or "")
+                    if row["image"] is not None and key_of(name) not in have:
+                        spool.append(name, row["image"])
+    finally:
+        spool.close()
+        reader.close()
+
+
+def finish(
+    files: ShardFiles,
+    rows: Sequence[dict[str, Any]],
+    found: Found,
+    caption: str | None,
+) -> dict[str, int]:
+    """Make the shard final from its rows (in input order, one per row) and its spooled samples."""
+    text = frozenset(MANIFEST_FIELDS | {"key"})
+    write_table(str(files.meta), rows, text)
+    _write_rows(files.rows, rows)
+    temp, reader = str(files.temp), MemberReader()
+    try:
+        if files.fmt == "webdataset":
+            write_tar(temp, _tar_members(rows, found, caption, reader))
+        else:
+            write_table(temp, rows, text, blobs=lambda row: _blob(row, found, reader))
+    finally:
+        reader.close()
+    os.replace(temp, files.final)
+    counts = {"rows": len(rows)}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    tmp = files.done.with_name(files.done.name + ".part")
+    tmp.write_text(json.dumps(counts) + "\n", encoding="utf-8")
+    os.replace(tmp, files.done)
+    files.spool.unlink(missing_ok=True)
+    (files.out / files.part).unlink(missing_ok=True)
+    return counts
+
+
+def _write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "wb") as fh:
+        for row in rows:
+            fh.write(encode_row(row) + b"\n")
+    os.replace(tmp, path)
+
+
+def _blob(row: dict[str, Any], found: Found, reader: MemberReader) -> bytes | None:
+    sample = found.get(row["key"]) if row["status"] == "ok" else None
+    return None if sample is None else reader.read(sample[1])
+
+
+def _tar_members(
+    rows: Sequence[dict[str, Any]], found: Found, caption: str | None, reader: MemberReader
+) -> Iterator[tuple[str, bytes]]:
+    """Per stored sample, in row order: KEY.EXT, KEY.json (its row) and, with a caption column, KEY.txt."""
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        name, where = found[row["key"]]
+        yield name, reader.read(where)
+        yield f"{row['key']}.json", encode_row(row)
+        if caption is not None:
+            value = row.get(caption)
+            yield f"{row['key']}.txt", ("" if value is None else str(value)).encode("utf-8")

@@ -1,0 +1,100 @@
+"""The output of a dataset shard while it runs: each complete sample is appended to the shard's spool
+(a tar, ``writers.tar.TarAppender``) at commit, as ``KEY.EXT``. Nothing else is written per sample; the
+shard's final tar or Parquet is made from the spool when every row is done (``shards.finish``).
+
+A sample is buffered until commit (a shard's samples go to one file, so no two may interleave), and
+an aborted one leaves nothing. ``rel`` is the key with the URL's extension (``000000123.jpg``); the
+stored member takes the sniffed type's extension when there is one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+
+from ..keys import ContentIndex
+from ..models import Stored
+from ..names import with_extension
+from .tar import TarAppender
+
+
+class Spool:
+    """The shard's samples, appended to its spool; ``where`` names the shard's final file in each
+    stored path (``00000.tar/000000123.jpg``). With a content index (``--dedup content``), a body
+    whose sha256 is already stored elsewhere in OUT is not stored again: its ``Stored`` names the first
+    copy (``meta["duplicate_of"]``), and the shard records the row as a duplicate."""
+
+    def __init__(self, appender: TarAppender, where: str, index: ContentIndex | None = None) -> None:
+        self.appender, self.where, self.index = appender, where, index
+        self._lock = threading.Lock()
+
+    def store(self, rel: str, kind: str | None, pieces: list[bytes]) -> Stored:
+        name = with_extension(rel, kind) if kind else rel
+        if "." not in name:
+            name += ".bin"
+        path = f"{self.where}/{name}"
+        body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        try:
+            with self._lock:  # a claim and its append go together (worker threads commit too)
+                if self.index is not None and (first := self.index.claim(_sha(body), path)) is not None:
+                    return Stored(first, meta={"duplicate_of": first})
+                self.appender.append(name, body)
+        except OSError as exc:
+            from .files import write_error
+
+            raise write_error(exc, self.appender.path) from None
+        return Stored(path)
+
+
+def _sha(body: bytes) -> bytes:
+    return hashlib.sha256(body).digest()
+
+
+class _Writer:
+    def __init__(self, spool: Spool, rel: str) -> None:
+        self._spool, self._rel, self._pieces = spool, rel, list[bytes]()
+
+    def write(self, piece: bytes) -> None:
+        self._pieces.append(piece)
+
+    def commit(self, kind: str | None) -> Stored:
+        stored = self._spool.store(self._rel, kind, self._pieces)
+        self._pieces = []
+        return stored
+
+    def abort(self) -> None:
+        self._pieces = []
+
+
+class _AsyncWriter(_Writer):
+    """The loop's writer: the append is a buffered write to the page cache, cheaper than a thread hop."""
+
+    async def write(self, piece: bytes) -> None:  # type: ignore[override]
+        self._pieces.append(piece)
+
+    async def commit(self, kind: str | None) -> Stored:  # type: ignore[override]
+        stored = self._spool.store(self._rel, kind, self._pieces)
+        self._pieces = []
+        return stored
+
+    async def abort(self) -> None:  # type: ignore[override]
+        self._pieces = []
+
+
+class SpoolOutput:
+    """The ``Output`` of a shard's run."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+
+    def open(self, rel: str) -> _AsyncWriter:
+        return _AsyncWriter(self.spool, rel)
+
+    def open_sync(self, rel: str) -> _Writer:
+        return _Writer(self.spool, rel)
+
+
+def key_of(name: str) -> str:
+    """A member's key: its name up to the first dot, as WebDataset reads it."""
+    return os.path.basename(name).split(".", 1)[0]

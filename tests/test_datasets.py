@@ -1,0 +1,338 @@
+"""Dataset shards (``--output-format webdataset|parquet``): contents equal the manifest, keys, captions,
+resume from a spool, ``--retry-failed`` on a done shard, ``--procs``; every backend, a real origin."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import sys
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from aiohttp.test_utils import TestServer
+from click.testing import CliRunner, Result
+from PIL import Image
+from webdataset.tariterators import group_by_keys, tar_file_expander
+
+from downloader import download
+from downloader.cli import main
+from downloader.writers.tar import scan
+from tests.conftest import hits
+from tests.faults import JPEG, PNG
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+async def fetch(lst: Path, out: Path, *args: str) -> Result:
+    return await asyncio.to_thread(invoke, "fetch", str(lst), "-o", str(out), "--backoff", "0.01", *args)
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["url", "caption"])
+        w.writerows(rows)
+    return path
+
+
+def shard_rows(out: Path) -> list[dict[str, Any]]:
+    """Every shard's final rows, in shard order."""
+    paths = sorted((out / "_shards").glob("[0-9]*.jsonl"))
+    return [json.loads(line) for p in paths for line in p.read_text().splitlines()]
+
+
+def tar_samples(out: Path) -> list[dict[str, Any]]:
+    """The samples of every tar in OUT as the webdataset library reads them."""
+    found = []
+    for path in sorted(out.glob("*.tar")):
+        with path.open("rb") as fh:  # the library's own opener leaves its files to the collector
+            found += list(group_by_keys(tar_file_expander([{"stream": fh, "url": str(path)}])))
+    return found
+
+
+def image(origin: TestServer, i: int) -> str:
+    return str(origin.make_url(f"/img/{i}/image-{'02.png' if i % 3 == 0 else '00.jpg'}"))
+
+
+def mixed_list(origin: TestServer, tmp_path: Path) -> tuple[Path, list[str]]:
+    """Ten rows with captions: seven images (JPEG and PNG), a duplicate of row 4 (in the same shard of
+    four), a 404 and a bad URL."""
+    urls = [image(origin, i) for i in range(5)]
+    urls += [urls[4], image(origin, 6), str(origin.make_url("/status/404/x")), "not a url", image(origin, 9)]
+    lst = write_csv(tmp_path / "list.csv", [(u, f"caption {n}") for n, u in enumerate(urls)])
+    return lst, urls
+
+
+STATUSES = ["ok"] * 5 + ["duplicate", "ok", "failed", "invalid", "ok"]
+PNGS = ("000000002", "000000005", "000000008", "000000011")
+
+
+async def test_webdataset_shards_hold_each_ok_row_with_its_row_and_caption(
+    origin: TestServer, tmp_path: Path, backend: str
+) -> None:
+    lst, _ = mixed_list(origin, tmp_path)
+    out = tmp_path / "out"
+    args = ("--output-format", "webdataset", "--shard-size", "4", "--caption-column", "caption")
+    res = await fetch(lst, out, "--backend", backend, *args)
+    assert res.exit_code == 1, res.output  # a 404 and a bad URL
+    assert sorted(p.name for p in out.glob("*.tar")) == ["00000.tar", "00001.tar", "00002.tar"]
+    rows = shard_rows(out)
+    assert [r["line"] for r in rows] == list(range(2, 12))  # every input row once, in order (header: 1)
+    assert [r["key"] for r in rows] == [f"{n:09d}" for n in range(2, 12)]
+    status = {r["key"]: r["status"] for r in rows}
+    assert list(status.values()) == STATUSES
+    dup = rows[5]
+    assert dup["duplicate_of"] == "000000006" and dup["path"] == rows[4]["path"]
+    samples = tar_samples(out)
+    assert [s["__key__"] for s in samples] == [r["key"] for r in rows if r["status"] == "ok"]
+    for s in samples:
+        row = json.loads(s["json"])
+        assert row == next(r for r in rows if r["key"] == s["__key__"])
+        ext = "png" if s["__key__"] in PNGS else "jpg"
+        assert s[ext] == (PNG if ext == "png" else JPEG)
+        assert s["txt"] == f"caption {row['line'] - 2}".encode()
+        assert row["path"] == f"{s['__url__'].rsplit('/', 1)[1]}/{s['__key__']}.{ext}"
+    meta = pq.read_table(out / "_shards" / "00001.parquet").to_pylist()
+    assert [r["key"] for r in meta] == [r["key"] for r in rows[4:8]]  # failures included
+    assert not list(out.glob(".*")) and not list((out / "_shards").glob("*.spool.tar"))
+    assert json.loads((out / "_shards" / "00001.done.json").read_text())["rows"] == 4
+
+
+async def test_parquet_shards_hold_the_bytes_beside_the_row(
+    origin: TestServer, tmp_path: Path, backend: str
+) -> None:
+    lst, _ = mixed_list(origin, tmp_path)
+    out = tmp_path / "out"
+    args = ("--output-format", "parquet", "--shard-size", "6", "--caption-column", "caption")
+    res = await fetch(lst, out, "--backend", backend, *args)
+    assert res.exit_code == 1, res.output
+    tables = [pq.read_table(p).to_pylist() for p in sorted(out.glob("*.parquet"))]
+    assert [len(t) for t in tables] == [6, 4]
+    rows = [r for t in tables for r in t]
+    given = [{k: v for k, v in r.items() if v is not None} for r in shard_rows(out)]
+    assert [{k: v for k, v in r.items() if k != "image" and v is not None} for r in rows] == given
+    for r in rows:
+        expected = None if r["status"] != "ok" else PNG if r["path"].endswith(".png") else JPEG
+        assert r["image"] == expected
+    assert [r["caption"] for r in rows] == [f"caption {n}" for n in range(10)]  # carried: a caption column
+
+
+async def test_a_rerun_skips_done_shards(origin: TestServer, tmp_path: Path, backend: str) -> None:
+    lst, _ = mixed_list(origin, tmp_path)
+    out = tmp_path / "out"
+    args = ("--output-format", "webdataset", "--shard-size", "4", "--backend", backend)
+    await fetch(lst, out, *args)
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")}
+    res = await fetch(lst, out, *args)
+    assert res.exit_code == 0 and "10 skipped" in res.output, res.output
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.tar")} == before
+    assert hits(origin, "/img/1/image-00.jpg") == 1
+
+
+def stored(out: Path) -> dict[str, bytes]:
+    """Key → image bytes of every sample in OUT's tars or Parquet shards."""
+    if list(out.glob("*.tar")):
+        return {s["__key__"]: s["jpg"] for s in tar_samples(out)}
+    rows = [r for p in sorted(out.glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    return {r["key"]: r["image"] for r in rows if r["image"] is not None}
+
+
+@pytest.mark.parametrize("fmt", ["webdataset", "parquet"])
+async def test_retry_failed_rewrites_a_done_shard_and_fetches_only_the_failures(
+    origin: TestServer, tmp_path: Path, backend: str, fmt: str
+) -> None:
+    urls = [str(origin.make_url(f"/img/{i}/image-00.jpg")) for i in range(3)]
+    urls.insert(1, str(origin.make_url("/flaky/1/f.jpg")))
+    lst = write_csv(tmp_path / "list.csv", [(u, "") for u in urls])
+    out = tmp_path / "out"
+    args = ("--output-format", fmt, "--shard-size", "3", "--retries", "0", "--backend", backend)
+    assert (await fetch(lst, out, *args)).exit_code == 1
+    assert list(stored(out)) == ["000000002", "000000004", "000000005"]
+    res = await asyncio.to_thread(invoke, "fetch", "--retry-failed", "-o", str(out), *args[4:])
+    assert res.exit_code == 0, res.output
+    assert stored(out) == dict.fromkeys(["000000002", "000000003", "000000004", "000000005"], JPEG)
+    assert [r["status"] for r in shard_rows(out)] == ["ok"] * 4
+    assert hits(origin, "/flaky/1/f.jpg") == 2 and all(
+        hits(origin, f"/img/{i}/image-00.jpg") == 1 for i in range(3)
+    )
+
+
+def untimed(out: Path) -> list[tuple[str, dict[str, bytes]]]:
+    """What a trainer reads: each sample's key and files, its row without the timings."""
+    found = []
+    for s in tar_samples(out):
+        row = json.loads(s["json"])
+        del row["elapsed_s"], row["ttfb_s"], row["t"]
+        files = {k: v for k, v in s.items() if not k.startswith("__") and k != "json"}
+        found.append((s["__key__"], {**files, "json": json.dumps(row).encode()}))
+    return found
+
+
+async def test_procs_2_makes_the_same_dataset_as_procs_1(
+    origin: TestServer, tmp_path: Path, backend: str
+) -> None:
+    lst, _ = mixed_list(origin, tmp_path)
+    made = {}
+    for procs in ("1", "2"):
+        out = tmp_path / f"out{procs}"
+        args = ("--output-format", "webdataset", "--shard-size", "3", "--backend", backend)
+        res = await fetch(lst, out, *args, "--procs", procs)
+        assert res.exit_code == 1, res.output
+        assert sorted(p.name for p in out.glob("*.tar")) == [f"0000{k}.tar" for k in range(4)]
+        made[procs] = untimed(out)
+    assert made["1"] == made["2"] and len(made["1"]) == 7
+
+
+def test_stdin_cannot_be_sharded(tmp_path: Path) -> None:
+    res = CliRunner().invoke(
+        main, ["fetch", "-", "-o", str(tmp_path), "--output-format", "parquet"], input=""
+    )
+    assert res.exit_code == 2 and "stdin" in res.output
+
+
+# -- kill -9 of a real CLI process, and a rerun -----------------------------------------------------------
+
+
+def complete_tar(path: Path) -> bool:
+    """A whole archive: every member's bytes there, and the two zero blocks that end it."""
+    data = path.read_bytes()
+    if not data.endswith(bytes(1024)):
+        return False
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        return all(len(tf.extractfile(m).read()) == m.size for m in tf.getmembers())  # type: ignore[union-attr]
+
+
+def complete_rows(out: Path) -> set[str]:
+    """URLs whose sample is complete: an ok row in a part manifest or in a done shard's rows."""
+    paths = [*(out / "_shards").glob("*.part.jsonl"), *(out / "_shards").glob("[0-9]*.jsonl")]
+    rows = [json.loads(line) for p in paths for line in p.read_text().splitlines() if line.endswith("}")]
+    return {r["url"] for r in rows if r["status"] == "ok"}
+
+
+async def kill_when(lst: Path, out: Path, ready: Callable[[], bool], *args: str) -> None:
+    """``downloader fetch`` as a subprocess, killed with SIGKILL once ``ready()`` holds."""
+    cmd = [sys.executable, "-m", "downloader", "fetch", str(lst), "-o", str(out), "-q", *args]
+    proc = await asyncio.create_subprocess_exec(*cmd)
+    try:
+        async with asyncio.timeout(30):
+            while not ready() and proc.returncode is None:
+                await asyncio.sleep(0.005)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+
+
+def spooled(out: Path, n: int) -> Callable[[], bool]:
+    def ready() -> bool:
+        return sum(len(scan(str(p))) for p in (out / "_shards").glob("*.spool.tar")) >= n
+
+    return ready
+
+
+def done_shards(out: Path, n: int) -> Callable[[], bool]:
+    return lambda: len(list((out / "_shards").glob("*.done.json"))) >= n
+
+
+def finishing(out: Path) -> Callable[[], bool]:
+    """The first shard's tar under its temporary name, or just renamed (its marker maybe not yet)."""
+    return lambda: bool(list(out.glob(".0*.tar.*.part"))) or bool(list(out.glob("*.tar")))
+
+
+@pytest.mark.parametrize("when", ["during a shard", "between shards", "while finishing", "twice"])
+async def test_kill_9_then_rerun_fetches_nothing_complete_twice(
+    origin: TestServer, tmp_path: Path, backend: str, when: str
+) -> None:
+    urls = [str(origin.make_url(f"/slow/{40 * (i % 3)}/{i}.jpg")) for i in range(24)]
+    urls[5] = urls[3]  # a duplicate in the first shard
+    lst = write_csv(tmp_path / "list.csv", [(u, f"c{i}") for i, u in enumerate(urls)])
+    out = tmp_path / "out"
+    args = ("--output-format", "webdataset", "--shard-size", "8", "-c", "3", "--backend", backend)
+    points = {
+        "during a shard": [spooled(out, 3)],
+        "between shards": [done_shards(out, 1)],
+        "while finishing": [finishing(out)],
+        "twice": [spooled(out, 2), spooled(out, 12)],
+    }[when]
+    paths = {u: "/" + u.split("/", 3)[3] for u in urls}
+    complete: dict[str, int] = {}
+    for ready in points:
+        await kill_when(lst, out, ready, *args)
+        assert all(complete_tar(p) for p in out.glob("*.tar"))  # nothing partial at a final name
+        assert {u: hits(origin, paths[u]) for u in complete} == complete  # none fetched again
+        complete = {u: hits(origin, paths[u]) for u in complete_rows(out)}
+    assert complete
+    res = await fetch(lst, out, *args)
+    assert res.exit_code == 0, res.output
+    assert {u: hits(origin, paths[u]) for u in complete} == complete  # no complete sample fetched twice
+    rows = shard_rows(out)
+    assert [r["line"] for r in rows] == list(range(2, 26))  # every input row exactly once
+    keys = [s["__key__"] for s in tar_samples(out)]
+    assert keys == [r["key"] for r in rows if r["status"] == "ok"] and len(keys) == 23
+    assert not list(out.glob(".0*")) and not list((out / "_shards").glob("*part*"))  # no temporaries left
+
+
+async def test_content_dedup_across_two_runs_stores_each_body_once(
+    origin: TestServer, tmp_path: Path, backend: str
+) -> None:
+    img = [
+        str(origin.make_url(f"/img/{i}/image-0{n}.{'png' if n == 2 else 'jpg'}"))
+        for i, n in enumerate([0, 2, 0, 1, 2])
+    ]
+    lst = write_csv(tmp_path / "list.csv", [(u, "") for u in img[:3]])
+    out = tmp_path / "out"
+    args = ("--output-format", "webdataset", "--shard-size", "3", "--dedup", "content", "--backend", backend)
+    first = await fetch(lst, out, *args)
+    assert first.exit_code == 0 and "1 duplicate" in first.output, first.output
+    write_csv(lst, [(u, "") for u in img])  # the list grows: a second shard, two bodies seen before
+    second = await fetch(lst, out, *args)
+    assert second.exit_code == 0, second.output
+    rows = shard_rows(out)
+    assert [r["status"] for r in rows] == ["ok", "ok", "duplicate", "ok", "duplicate"]
+    assert [r.get("duplicate_of") for r in rows] == [None, None, "000000002", None, "000000003"]
+    assert (
+        rows[2]["path"] == rows[0]["path"] and rows[4]["path"] == rows[1]["path"] == "00000.tar/000000003.png"
+    )
+    stored = [s["__key__"] for s in tar_samples(out)]
+    assert stored == ["000000002", "000000003", "000000005"]  # each body once
+
+
+@pytest.mark.parametrize("fmt", ["webdataset", "parquet"])
+async def test_with_the_image_stage_shards_hold_the_processed_images(
+    origin: TestServer, tmp_path: Path, backend: str, fmt: str
+) -> None:
+    names = ["progressive.jpg", "alpha.png", "html.jpg", "panorama.jpg"]
+    lst = write_csv(tmp_path / "list.csv", [(str(origin.make_url(f"/images/{n}/{n}")), n) for n in names])
+    out = tmp_path / "out"
+    sizes = ("--image-size", "32", "--resize-mode", "center_crop", "--encode-format", "webp")
+    args = ("--output-format", fmt, "--backend", backend, *sizes, "--image-executor", "thread")
+    res = await fetch(lst, out, *args)
+    assert res.exit_code == 1, res.output  # html.jpg is no image
+    rows = shard_rows(out)
+    assert [r["status"] for r in rows] == ["ok", "ok", "failed", "ok"] and rows[2]["kind"] == "not_image"
+    if fmt == "webdataset":
+        stored = {s["__key__"]: s["webp"] for s in tar_samples(out)}
+    else:
+        stored = {
+            r["key"]: r["image"] for r in pq.read_table(out / "00000.parquet").to_pylist() if r["image"]
+        }
+    assert sorted(stored) == ["000000002", "000000003", "000000005"]
+    for row in (r for r in rows if r["status"] == "ok"):
+        with Image.open(io.BytesIO(stored[row["key"]])) as im:
+            assert (im.format, im.size) == ("WEBP", (32, 32))
+        assert (row["width"], row["height"], row["format"]) == (32, 32, "webp")
+        assert row["path"].endswith(f"/{row['key']}.webp") and row["bytes"] == len(stored[row["key"]])
+
+
+def test_the_library_writes_files_only(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="writes files"):
+        download([], tmp_path / "out", output_format="webdataset")
+    assert not (tmp_path / "out").exists()
