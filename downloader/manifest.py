@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +185,14 @@ def _row_digest(row: dict[str, Any]) -> int | None:
         return None
 
 
+def read_manifests(manifests: Path | Sequence[Path]) -> Iterator[dict[str, Any]]:
+    """The rows of one manifest, or of several in turn (a run's parts, a dataset's shards)."""
+    for path in [manifests] if isinstance(manifests, Path) else manifests:
+        yield from read_manifest(path)
+
+
 def earlier_outcomes(
-    manifest: Path,
+    manifest: Path | Sequence[Path],
     out: Path,
     *,
     failed: bool = False,
@@ -198,7 +204,7 @@ def earlier_outcomes(
     that shard's. With ``claims``, each completed file's path is claimed for its URL. A large set spills
     to disk under ``out``; the caller closes it."""
     found = DigestIndex(out)
-    for row in read_manifest(manifest):
+    for row in read_manifests(manifest):
         status = row.get("status")
         if status not in ("ok", "skipped", "failed"):
             continue
@@ -246,13 +252,13 @@ def _failed_jobs(
             yield make_job(number, row["url"], naming, stem=stem, extra=extra or None)
 
 
-def failed_rows(manifest: Path, out: Path) -> Iterator[dict[str, Any]]:
+def failed_rows(manifest: Path | Sequence[Path], out: Path) -> Iterator[dict[str, Any]]:
     """The rows to show a person as failures: each URL whose latest row failed (once), and each invalid
     input row (once per line, however many runs met it). Streams, in bounded memory."""
     failed = earlier_outcomes(manifest, out, failed=True)
     shown = DigestIndex(out)
     try:
-        for row in read_manifest(manifest):
+        for row in read_manifests(manifest):
             status = row.get("status")
             if status == "failed":
                 d = _row_digest(row)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .arrow import read_batches, write_table
-from .manifest import MANIFEST_FIELDS, encode_row, read_manifest
+from .manifest import MANIFEST, MANIFEST_FIELDS, PART_GLOB, encode_row, read_manifest
 from .writers.spool import key_of
 from .writers.tar import MemberReader, TarAppender, scan, write_tar
 
@@ -91,6 +91,19 @@ class ShardFiles:
         except (FileNotFoundError, ValueError):
             return None
         return found
+
+
+def run_manifests(out: Path) -> list[Path]:
+    """Every file of rows a run in ``out`` keeps, in the order they were written: the manifest, its
+    ``--procs`` parts, then each dataset shard's rows (final, or the part of a shard not yet done)."""
+    found = [out / MANIFEST] if (out / MANIFEST).is_file() else []
+    found += sorted(out.glob(PART_GLOB))
+    own = out / SHARDS
+    for rows in sorted(own.glob("[0-9]*.jsonl")):
+        name = rows.name.split(".")[0]
+        if rows.name == f"{name}.jsonl" or not (own / f"{name}.done.json").is_file():
+            found.append(rows)
+    return found
 
 
 def clear_temporaries(files: ShardFiles) -> None:

@@ -336,3 +336,17 @@ def test_the_library_writes_files_only(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="writes files"):
         download([], tmp_path / "out", output_format="webdataset")
     assert not (tmp_path / "out").exists()
+
+
+async def test_failures_and_the_report_read_the_shards(origin: TestServer, tmp_path: Path) -> None:
+    """A dataset run keeps its rows beside its shards: the failures command and the report find them."""
+    lst, urls = mixed_list(origin, tmp_path)
+    out = tmp_path / "out"
+    res = await fetch(lst, out, "--output-format", "webdataset", "--shard-size", "4")
+    assert res.exit_code == 1 and f"downloader failures {out}" in res.output
+    listed = await asyncio.to_thread(invoke, "failures", str(out))
+    assert listed.exit_code == 0, listed.output
+    assert sorted(line.split("\t")[0] for line in listed.output.splitlines()) == sorted([urls[7], urls[8]])
+    made = await asyncio.to_thread(invoke, "report", str(out))
+    assert made.exit_code == 0, made.output
+    assert "http_4xx" in (out / "report.html").read_text()

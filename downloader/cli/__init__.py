@@ -215,11 +215,13 @@ def failures(out: Path, kinds: tuple[str, ...], as_json: bool, debug: bool) -> N
     """
     import json
 
-    from ..manifest import MANIFEST, failed_rows
+    from ..manifest import failed_rows
+    from ..shards import run_manifests
 
-    if not (out / MANIFEST).is_file():
-        raise click.UsageError(f"no manifest at {out / MANIFEST}")
-    for row in failed_rows(out / MANIFEST, out):
+    manifests = run_manifests(out)
+    if not manifests:
+        raise click.UsageError(f"no manifest in {out}: is it a run's output folder?")
+    for row in failed_rows(manifests, out):
         if kinds and row.get("kind") not in kinds:
             continue
         if as_json:

@@ -11,7 +11,6 @@ while the report reads may be counted twice or not at all: the next report is ex
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import os
 import time
@@ -20,7 +19,8 @@ from typing import Any
 
 from .. import runfile
 from ..errors import UsageError
-from ..manifest import MANIFEST, PART_GLOB, STATS, read_manifest
+from ..manifest import MANIFEST, PART_GLOB, STATS, read_manifests
+from ..shards import run_manifests
 from . import page
 from .collect import Collected, collect
 from .svg import bar_chart, fmt, line_chart
@@ -35,11 +35,11 @@ def build(out: Path, dest: Path | None = None) -> Path:
     """Write the report of the run in ``out`` to ``dest`` (default ``out/report.html``), whole or not at
     all (a temporary name first), and return its path."""
     manifest = out / MANIFEST
-    parts = sorted(out.glob(PART_GLOB))
-    if not manifest.is_file() and not parts:
+    manifests = run_manifests(out)
+    if not manifests:
         raise UsageError(f"no manifest at {manifest}: is {out} a run's output folder?")
     dest = dest or out / REPORT
-    c = collect(itertools.chain(read_manifest(manifest), *(read_manifest(p) for p in parts)))
+    c = collect(read_manifests(manifests))
     html = render(out, c, _settings(out), _stats(out, manifest))
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
     tmp.write_text(html, encoding="utf-8")
