@@ -205,9 +205,14 @@ def finish(
     tmp = files.done.with_name(files.done.name + ".part")
     tmp.write_text(json.dumps(counts) + "\n", encoding="utf-8")
     os.replace(tmp, files.done)
+    drop_leftovers(files)
+    return counts
+
+
+def drop_leftovers(files: ShardFiles) -> None:
+    """A done shard needs neither its spool nor its part manifest any more."""
     files.spool.unlink(missing_ok=True)
     (files.out / files.part).unlink(missing_ok=True)
-    return counts
 
 
 def _write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:

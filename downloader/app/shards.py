@@ -22,7 +22,18 @@ from ..keys import ContentIndex
 from ..loop import run_loop
 from ..manifest import row_of
 from ..models import Job, Result, Stats, Status
-from ..shards import CONTENT, SHARDS, Found, ShardFiles, clear_temporaries, finish, key, latest_rows, samples
+from ..shards import (
+    CONTENT,
+    SHARDS,
+    Found,
+    ShardFiles,
+    clear_temporaries,
+    drop_leftovers,
+    finish,
+    key,
+    latest_rows,
+    samples,
+)
 from ..spec import RunSpec
 from ..writers.spool import Spool, SpoolOutput, key_of
 from ..writers.tar import TarAppender
@@ -157,6 +168,7 @@ def process_shard(
     files, bar = run.files(k), progress or Silent()
     marker = files.marker()
     if marker is not None and not (run.retry_failed and marker.get("failed")):
+        drop_leftovers(files)  # a kill right after the marker, before the spool was removed
         bar.advance(0, 0, 0, int(marker.get("rows", 0)))
         return Stats(backend=run.spec.network.backend, skipped=int(marker.get("rows", 0)))
     (files.out / SHARDS).mkdir(parents=True, exist_ok=True)
