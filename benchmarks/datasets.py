@@ -15,7 +15,6 @@ Needs nginx (``apt-get install nginx-light``) and ``/usr/bin/time``.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import subprocess
 import sys
@@ -23,34 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from nginx_origin import peak_rss_mb, serving
+
 PORT = 18091
 JPEG = Path(__file__).resolve().parent.parent / "fixtures" / "image-00.jpg"
-CONF = """
-worker_processes 1;
-pid {run}/nginx.pid;
-error_log {run}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  keepalive_requests 10000000;
-  client_body_temp_path {run}; proxy_temp_path {run}; fastcgi_temp_path {run};
-  uwsgi_temp_path {run}; scgi_temp_path {run};
-  server {{
-    listen 127.0.0.1:{port} backlog=4096;
-    location / {{ root {run}; try_files /image.jpg =404; default_type image/jpeg; }}
-  }}
-}}
-"""
 FORMATS = {
     "files": ["--layout", "shards"],
     "webdataset": ["--output-format", "webdataset"],
     "parquet": ["--output-format", "parquet"],
 }
-
-
-def peak_rss_mb(stderr: str) -> float:
-    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
-    return int(match.group(1)) / 1024 if match else float("nan")
 
 
 def measure(urls: Path, n: int, fmt: str, args: argparse.Namespace) -> tuple[float, float, float]:
@@ -75,11 +55,7 @@ def main() -> None:
     ap.add_argument("--backend", default="aiohttp")
     ap.add_argument("--formats", nargs="+", default=list(FORMATS), choices=list(FORMATS))
     args = ap.parse_args()
-    run = Path(tempfile.mkdtemp(prefix="datasets-bench-"))
-    shutil.copy(JPEG, run / "image.jpg")
-    (run / "nginx.conf").write_text(CONF.format(run=run, port=PORT))
-    subprocess.run(["nginx", "-c", str(run / "nginx.conf")], check=True)
-    try:
+    with serving(JPEG.read_bytes(), "image.jpg", "image/jpeg", PORT) as run:
         print(f"{args.backend}, -c {args.concurrency}, one process, {JPEG.stat().st_size:,} B a body")
         print("| URLs | format | files/s | peak RSS MB | wall s |")
         print("|---:|---|---:|---:|---:|")
@@ -90,9 +66,6 @@ def main() -> None:
             for fmt in args.formats:
                 fps, rss, wall = measure(urls, n, fmt, args)
                 print(f"| {n:,} | {fmt} | {fps:,.0f} | {rss:.0f} | {wall:.1f} |", flush=True)
-    finally:
-        subprocess.run(["nginx", "-c", str(run / "nginx.conf"), "-s", "stop"], check=False)
-        shutil.rmtree(run, ignore_errors=True)
 
 
 if __name__ == "__main__":

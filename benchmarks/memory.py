@@ -14,7 +14,6 @@ Needs nginx (``apt-get install nginx-light``) and ``/usr/bin/time``; writes unde
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import struct
 import subprocess
@@ -24,23 +23,9 @@ import time
 import zlib
 from pathlib import Path
 
+from nginx_origin import peak_rss_mb, serving
+
 PORT = 18090
-CONF = """
-worker_processes 1;
-pid {run}/nginx.pid;
-error_log {run}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  keepalive_requests 10000000;
-  client_body_temp_path {run}; proxy_temp_path {run}; fastcgi_temp_path {run};
-  uwsgi_temp_path {run}; scgi_temp_path {run};
-  server {{
-    listen 127.0.0.1:{port} backlog=4096;
-    location / {{ root {run}; try_files /tiny.png =404; default_type image/png; }}
-  }}
-}}
-"""
 
 
 def tiny_png() -> bytes:
@@ -50,11 +35,6 @@ def tiny_png() -> bytes:
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
     body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
     return b"\x89PNG\r\n\x1a\n" + body
-
-
-def peak_rss_mb(stderr: str) -> float:
-    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)
-    return int(match.group(1)) / 1024 if match else float("nan")
 
 
 def measure(n: int, run: Path, args: argparse.Namespace) -> tuple[float, float, float]:
@@ -96,20 +76,13 @@ def main() -> None:
     ap.add_argument("-c", "--concurrency", type=int, default=64)
     ap.add_argument("--backend", default="aiohttp")
     args = ap.parse_args()
-    run = Path(tempfile.mkdtemp(prefix="memory-bench-"))
-    (run / "tiny.png").write_bytes(tiny_png())
-    (run / "nginx.conf").write_text(CONF.format(run=run, port=PORT))
-    subprocess.run(["nginx", "-c", str(run / "nginx.conf")], check=True)
-    try:
+    with serving(tiny_png(), "tiny.png", "image/png", PORT) as run:
         print(f"{args.backend}, -c {args.concurrency}, --layout shards")
         print("| URLs | peak RSS MB | files/s | wall s |")
         print("|---:|---:|---:|---:|")
         for n in args.sizes:
             rss, fps, wall = measure(n, run, args)
             print(f"| {n:,} | {rss:.0f} | {fps:,.0f} | {wall:.1f} |", flush=True)
-    finally:
-        subprocess.run(["nginx", "-c", str(run / "nginx.conf"), "-s", "stop"], check=False)
-        shutil.rmtree(run, ignore_errors=True)
 
 
 if __name__ == "__main__":

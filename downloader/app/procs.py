@@ -166,7 +166,7 @@ def run_sharded(
     with SignalsForwarded(workers, stats, on_interrupt):
         for w in workers:
             w.start()
-        collected = _collect(workers, progress, results, bar, stats)
+        collected = _collect(workers, progress, results, bar, stats, expected=len(workers))
     stats.wall_s = time.monotonic() - started
     bar.close()
     merge_parts(out)
@@ -176,10 +176,13 @@ def run_sharded(
     return stats
 
 
-def _collect(workers: list[Any], progress: Any, results: Any, bar: Reporter, stats: Stats) -> int:
-    """Feed the bar and gather each worker's statistics until all have ended; how many reported."""
+def _collect(
+    workers: list[Any], progress: Any, results: Any, bar: Reporter, stats: Stats, *, expected: int | None
+) -> int:
+    """Feed the bar and sum the statistics that come back (one per worker, or one per shard: ``expected``
+    None) until ``expected`` came or every worker has ended; how many came."""
     collected = 0
-    while collected < len(workers):
+    while expected is None or collected < expected:
         _drain_progress(progress, bar)
         try:
             stats.absorb(results.get(timeout=0.1))
@@ -280,24 +283,7 @@ def run_shard_pool(
     with SignalsForwarded(workers, stats, on_interrupt):
         for w in workers:
             w.start()
-        got = _gather(workers, progress, results, bar, stats)
+        got = _collect(workers, progress, results, bar, stats, expected=None)
     if got < count and not (stats.interrupted or stats.aborted):
         stats.aborted = f"{count - got} shard(s) not done: a worker process died"
     return stats
-
-
-def _gather(workers: list[Any], progress: Any, results: Any, bar: Reporter, stats: Stats) -> int:
-    """Feed the bar and sum each shard's statistics until every worker has ended; how many shards."""
-    got = 0
-    while True:
-        _drain_progress(progress, bar)
-        try:
-            stats.absorb(results.get(timeout=0.1))
-            got += 1
-        except queue.Empty:
-            if not any(w.is_alive() for w in workers) and results.empty():
-                break
-    for w in workers:
-        w.join()
-    _drain_progress(progress, bar)
-    return got
