@@ -3,14 +3,14 @@ image workers, next to the ceiling (a plain loop over the same files, no downloa
 against pyvips per core on the same work. Needs Pillow (and pyvips-binary + pyvips for that column).
 
 The JPEGs (photo-like noise and gradients, 1200×900 to 2400×1800, a few hundred KB to a few MB) are
-made once and cached in ~/.cache/downloader-bench/images; the origin serves them from a process of its
-own on loopback. Run: python benchmarks/images.py [--count 200] [--workers 1,2]
+made once and cached in ~/.cache/downloader-bench/images; nginx serves them on loopback (nginx_origin.py),
+so the origin takes next to no CPU from the two sides being compared.
+Run: python benchmarks/images.py [--count 200] [--workers 1,2]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import multiprocessing
 import os
 import tempfile
@@ -20,13 +20,14 @@ from concurrent.futures import ProcessPoolExecutor
 from io import BytesIO
 from pathlib import Path
 
-from aiohttp import web
+from nginx_origin import serving
 from PIL import Image
 
 import downloader
 from downloader.spec import Images
 from downloader.stages.images import transform
 
+PORT = 18092
 CACHE = Path.home() / ".cache" / "downloader-bench" / "images"
 SIZES = [(1200, 900), (1600, 1200), (2000, 1500), (2400, 1800), (1024, 768)]
 OPTIONS = Images(image_size=256, resize_mode="border", encode_format="jpg")
@@ -92,21 +93,6 @@ def ceiling(bodies: list[bytes], workers: int, count: int) -> float:
         return count / (time.perf_counter() - started)
 
 
-def serve(folder: str, port: multiprocessing.Queue[int]) -> None:
-    app = web.Application()
-    app.router.add_static("/", folder)
-
-    async def main() -> None:
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
 def full_run(base: str, names: list[str], workers: int, count: int, executor: str = "process") -> float:
     urls = [f"{base}/{names[i % len(names)]}?n={i}" for i in range(count)]
     with tempfile.TemporaryDirectory() as out:
@@ -132,19 +118,17 @@ def main() -> None:
     contenders = (("pillow, plain Lanczos", pillow_plain), ("pillow, the stage", stage), ("pyvips", vips))
     for name, work in contenders:
         print(f"  {name:24} {per_core(work, bodies):7.1f}")
-    queue: multiprocessing.Queue[int] = multiprocessing.Queue()
-    origin = multiprocessing.Process(target=serve, args=(str(CACHE), queue), daemon=True)
-    origin.start()
-    base = f"http://127.0.0.1:{queue.get(timeout=30)}"
-    print("\nworkers  ceiling  full run  ratio")
-    for workers in [int(w) for w in args.workers.split(",")]:
-        top = ceiling(bodies, workers, args.count)
-        run = full_run(base, [p.name for p in paths], workers, args.count)
-        print(f"{workers:7}  {top:7.1f}  {run:8.1f}  {run / top:5.2f}")
-    print("\nexecutors, 2 workers (full run, images/s):")
-    for executor in ("process", "thread", "inline"):
-        print(f"  {executor:8} {full_run(base, [p.name for p in paths], 2, args.count, executor):7.1f}")
-    origin.kill()
+    files = {p.name: body for p, body in zip(paths, bodies, strict=True)}
+    with serving(b"", "", "image/jpeg", PORT, files=files):
+        base = f"http://127.0.0.1:{PORT}"
+        print("\nworkers  ceiling  full run  ratio")
+        for workers in [int(w) for w in args.workers.split(",")]:
+            top = ceiling(bodies, workers, args.count)
+            run = full_run(base, list(files), workers, args.count)
+            print(f"{workers:7}  {top:7.1f}  {run:8.1f}  {run / top:5.2f}")
+        print("\nexecutors, 2 workers (full run, images/s):")
+        for executor in ("process", "thread", "inline"):
+            print(f"  {executor:8} {full_run(base, list(files), 2, args.count, executor):7.1f}")
 
 
 if __name__ == "__main__":

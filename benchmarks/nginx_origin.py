@@ -24,18 +24,23 @@ http {{
   uwsgi_temp_path {run}; scgi_temp_path {run};
   server {{
     listen 127.0.0.1:{port} backlog=4096;
-    location / {{ root {run}; try_files /{name} =404; default_type {ctype}; }}
+    location / {{ root {run}; try_files {target} =404; default_type {ctype}; }}
   }}
 }}
 """
 
 
 @contextmanager
-def serving(body: bytes, name: str, ctype: str, port: int) -> Iterator[Path]:
-    """nginx answering every path on ``port`` with ``body``; yields its scratch folder (for the lists)."""
+def serving(
+    body: bytes, name: str, ctype: str, port: int, files: dict[str, bytes] | None = None
+) -> Iterator[Path]:
+    """nginx answering every path on ``port`` with ``body``; or, with ``files``, each of them at ``/NAME``
+    (``body`` unused). Yields its scratch folder (for the lists)."""
     run = Path(tempfile.mkdtemp(prefix="bench-origin-"))
-    (run / name).write_bytes(body)
-    (run / "nginx.conf").write_text(CONF.format(run=run, port=port, name=name, ctype=ctype))
+    for file_name, data in (files or {name: body}).items():
+        (run / file_name).write_bytes(data)
+    target = "$uri" if files else f"/{name}"
+    (run / "nginx.conf").write_text(CONF.format(run=run, port=port, target=target, ctype=ctype))
     subprocess.run(["nginx", "-c", str(run / "nginx.conf")], check=True)
     try:
         yield run
