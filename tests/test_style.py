@@ -10,16 +10,8 @@ MAX_LINES = 40
 
 
 def _length(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
-    """Lines from ``def`` to the end, less the docstring (a click command's docstring is its help)."""
-    lines = (node.end_lineno or node.lineno) - node.lineno + 1
-    first = node.body[0]
-    if (
-        isinstance(first, ast.Expr)
-        and isinstance(first.value, ast.Constant)
-        and isinstance(first.value.value, str)
-    ):
-        lines -= (first.end_lineno or first.lineno) - first.lineno + 1
-    return lines
+    """Lines from ``def`` to the end, docstring included."""
+    return (node.end_lineno or node.lineno) - node.lineno + 1
 
 
 def test_no_function_is_longer_than_a_screen() -> None:

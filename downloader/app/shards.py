@@ -168,9 +168,7 @@ def process_shard(
     files, bar = run.files(k), progress or Silent()
     marker = files.marker()
     if marker is not None and not (run.retry_failed and marker.get("failed")):
-        drop_leftovers(files)  # a kill right after the marker, before the spool was removed
-        bar.advance(0, 0, 0, int(marker.get("rows", 0)))
-        return Stats(backend=run.spec.network.backend, skipped=int(marker.get("rows", 0)))
+        return _already_done(run, files, marker, bar)
     (files.out / SHARDS).mkdir(parents=True, exist_ok=True)
     clear_temporaries(files)
     done = marker is not None
@@ -189,14 +187,26 @@ def process_shard(
     stats.skipped += plan.reused
     stats.duplicate += len(plan.dups)
     if not (stats.interrupted or stats.aborted):
-        rows = plan.final(latest_rows(files, done))
-        if rows is None:
-            stats.aborted = f"shard {files.name}: some rows were not done"
-        else:
-            finish(files, rows, samples(files, False), run.spec.dataset.caption_column)
-            by_content = sum(1 for r in rows if r["status"] == "duplicate" and r["line"] not in plan.dups)
-            stats.ok, stats.duplicate = stats.ok - by_content, stats.duplicate + by_content
+        _make_final(run, files, plan, stats, done)
     return stats
+
+
+def _already_done(run: ShardRun, files: ShardFiles, marker: dict[str, Any], bar: Reporter) -> Stats:
+    """A shard with its done marker: counted as skipped; what a kill right after the marker left goes."""
+    drop_leftovers(files)
+    bar.advance(0, 0, 0, int(marker.get("rows", 0)))
+    return Stats(backend=run.spec.network.backend, skipped=int(marker.get("rows", 0)))
+
+
+def _make_final(run: ShardRun, files: ShardFiles, plan: _Rows, stats: Stats, done: bool) -> None:
+    """Every row done: the shard's final files; duplicates found by content are counted as such."""
+    rows = plan.final(latest_rows(files, done))
+    if rows is None:
+        stats.aborted = f"shard {files.name}: some rows were not done"
+        return
+    finish(files, rows, samples(files, False), run.spec.dataset.caption_column)
+    by_content = sum(1 for r in rows if r["status"] == "duplicate" and r["line"] not in plan.dups)
+    stats.ok, stats.duplicate = stats.ok - by_content, stats.duplicate + by_content
 
 
 def check_sharded(spec: RunSpec, source: str, plan: dict[str, Any] | None) -> None:

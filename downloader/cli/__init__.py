@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -378,23 +379,7 @@ def origin(host: str, port: int, latency: float, loop: str, debug: bool) -> None
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @guarded
-def bench(
-    *,
-    list_file: Path | None,
-    demo: bool,
-    count: int,
-    latency: float,
-    backends: str,
-    concurrencies: str,
-    executors: str | None,
-    fetch_args: str,
-    repeat: int,
-    json_path: Path | None,
-    plot_path: Path | None,
-    html_path: Path | None,
-    run_timeout: float,
-    debug: bool,
-) -> None:
+def bench(**options: Any) -> None:
     """Compare backends and concurrencies on LIST (or --demo): files/s, MB/s, latency, CPU, memory.
 
     Every combination runs `downloader fetch` in a fresh process into a fresh temporary folder (removed
@@ -412,27 +397,39 @@ def bench(
     """
     from .. import bench as b
 
-    if (list_file is None) != demo:
+    a = BenchArgs(**options)
+    if (a.list_file is None) != a.demo:
         raise click.UsageError("give either a LIST or --demo")
-    _check_plot(b, plot_path)
-    names, levels = b.parse_backends(backends), b.parse_concurrencies(concurrencies)
-    extra, kinds = _bench_images(b, executors, fetch_args)
-    trials = b.plan(names, levels, repeat, kinds)
-    where = _announce(len(trials), demo, count, latency, list_file)
-    runs = _bench_runs(
-        b,
-        list_file=list_file,
-        count=count,
-        latency=latency,
-        trials=trials,
-        demo=demo,
-        timeout=run_timeout,
-        extra=extra,
-    )
-    settings: dict[str, Any] = {"list": where, "backends": names, "concurrencies": levels, "repeat": repeat}
-    images = {"image_executors": kinds, "fetch_args": list(extra)} if executors or extra else {}
-    _bench_outputs(b, runs, settings | images, json_path=json_path, plot_path=plot_path, html_path=html_path)
+    _check_plot(b, a.plot_path)
+    names, levels = b.parse_backends(a.backends), b.parse_concurrencies(a.concurrencies)
+    extra, kinds = _bench_images(b, a.executors, a.fetch_args)
+    trials = b.plan(names, levels, a.repeat, kinds)
+    where = _announce(len(trials), a.demo, a.count, a.latency, a.list_file)
+    runs = _bench_runs(b, a, trials, extra)
+    settings: dict[str, Any] = {"list": where, "backends": names, "concurrencies": levels, "repeat": a.repeat}
+    images = {"image_executors": kinds, "fetch_args": list(extra)} if a.executors or extra else {}
+    _bench_outputs(b, runs, settings | images, a)
     sys.exit(ExitCode.OK if all(r.completed for r in runs) else ExitCode.FAILED)
+
+
+@dataclass(frozen=True)
+class BenchArgs:
+    """The bench command's options, as click hands them over."""
+
+    list_file: Path | None
+    demo: bool
+    count: int
+    latency: float
+    backends: str
+    concurrencies: str
+    executors: str | None
+    fetch_args: str
+    repeat: int
+    json_path: Path | None
+    plot_path: Path | None
+    html_path: Path | None
+    run_timeout: float
+    debug: bool
 
 
 def _announce(runs: int, demo: bool, count: int, latency: float, list_file: Path | None) -> str:
@@ -465,17 +462,7 @@ def _check_plot(b: Any, plot_path: Path | None) -> None:
             raise click.UsageError(str(exc)) from None
 
 
-def _bench_runs(
-    b: Any,
-    *,
-    list_file: Path | None,
-    count: int,
-    latency: float,
-    trials: Any,
-    timeout: float,
-    demo: bool,
-    extra: tuple[str, ...],
-) -> list[Any]:
+def _bench_runs(b: Any, a: BenchArgs, trials: Any, extra: tuple[str, ...]) -> list[Any]:
     """Every trial, in turn, each reported as it ends. SIGTERM unwinds like Ctrl-C, so neither the
     origin nor a fetch child outlives the bench."""
     import signal
@@ -485,9 +472,9 @@ def _bench_runs(
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     try:
-        with b.list_source(list_file, count, latency) as urls:
-            env = b.local_env() if demo else None
-            for i, run in enumerate(b.run_all(urls, trials, timeout or None, env, extra), 1):
+        with b.list_source(a.list_file, a.count, a.latency) as urls:
+            env = b.local_env() if a.demo else None
+            for i, run in enumerate(b.run_all(urls, trials, a.run_timeout or None, env, extra), 1):
                 runs.append(run)
                 click.echo(b.format_run(i, len(trials), run), err=True)
     finally:
@@ -496,21 +483,13 @@ def _bench_runs(
     return runs
 
 
-def _bench_outputs(
-    b: Any,
-    runs: list[Any],
-    settings: dict[str, Any],
-    *,
-    json_path: Path | None,
-    plot_path: Path | None,
-    html_path: Path | None,
-) -> None:
+def _bench_outputs(b: Any, runs: list[Any], settings: dict[str, Any], a: BenchArgs) -> None:
     """The table of medians on stdout; the JSON, the chart and the page when asked for."""
     rows = b.summarise(runs)
     click.echo(b.format_table(rows))
-    if json_path is not None:
-        b.write_json(json_path, runs, rows, settings | {"python": sys.version, "cpus": os.cpu_count()})
-    if plot_path is not None:
-        b.plot(rows, plot_path, f"{settings['list']}; median of {settings['repeat']}")
-    if html_path is not None:
-        b.write_html(html_path, rows, settings)
+    if a.json_path is not None:
+        b.write_json(a.json_path, runs, rows, settings | {"python": sys.version, "cpus": os.cpu_count()})
+    if a.plot_path is not None:
+        b.plot(rows, a.plot_path, f"{settings['list']}; median of {settings['repeat']}")
+    if a.html_path is not None:
+        b.write_html(a.html_path, rows, settings)
