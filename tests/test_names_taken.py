@@ -75,3 +75,7 @@ async def test_procs_never_write_one_name_twice(origin: TestServer, tmp_path: Pa
     rows = manifest_rows(out)
     assert len({r["path"] for r in rows}) == 40 == len(list(out.glob("*.jpg")))
     assert sum(r["path"] == "image-00.jpg" for r in rows) == 1
+    args = ("fetch", str(lst), "-o", str(out), "--names", "plain", "--procs", "2")
+    again = await asyncio.to_thread(invoke, *args)  # each worker knows every earlier row: nothing refetched
+    assert again.exit_code == 0 and "0 ok, 0 failed, 40 skipped" in again.output, again.output
+    assert all(hits(origin, f"/img/{i}/image-00.jpg") == 1 for i in range(40))

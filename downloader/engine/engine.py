@@ -35,10 +35,10 @@ failure_log = logging.getLogger("downloader.failures")
 """Each failed or invalid row as it happens, at INFO (``-v`` and ``--log-file`` show it)."""
 
 OnDone = Callable[[Result], object]
-SHOWN_RENAMES = 5
-"""Taken names warned about one by one; the rest in one line (each row's ``note`` says it anyway)."""
 """Called with each result on the loop's thread; when it returns an awaitable (an ``async def``), that
 is awaited as a task before the run returns. Either way an exception is logged, not raised."""
+SHOWN_RENAMES = 5
+"""Taken names warned about one by one; the rest in one line (each row's ``note`` says it anyway)."""
 ATTEMPT_GRACE_S = 1.0
 """Beyond ``--timeout`` before the engine itself cancels an attempt (the backends enforce it first)."""
 
@@ -121,7 +121,10 @@ class Engine:
         prepare_out(out)
         self._claims = PathClaims(out) if self._shared_names else None
         if not self.overwrite:
-            self._done = earlier_outcomes(out / MANIFEST, out, shard=self.shard, claims=self._claims)
+            # plain names deal rows to --procs workers by path, not by URL digest (sources.make_job), so
+            # such a worker needs every earlier row, not its digest share
+            shard = None if self._shared_names else self.shard
+            self._done = earlier_outcomes(out / MANIFEST, out, shard=shard, claims=self._claims)
         self._seen = DigestIndex(out)
         self._manifest = ManifestWriter(out / self._manifest_name, 1 if self._sharded else FLUSH_ROWS)
         self._log_failures = failure_log.isEnabledFor(logging.INFO)
