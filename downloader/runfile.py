@@ -26,12 +26,7 @@ def recorded_settings() -> list[str]:
 
 
 def _values(spec: RunSpec) -> dict[str, Any]:
-    flat = {
-        f.name: getattr(getattr(spec, gf.name), f.name)
-        for gf in dataclasses.fields(spec)
-        for f in dataclasses.fields(getattr(spec, gf.name))
-    }
-    return {name: _jsonable(flat[name]) for name in recorded_settings()}
+    return {name: _jsonable(spec.get(name)) for name in recorded_settings()}
 
 
 def _jsonable(value: Any) -> Any:

@@ -11,6 +11,7 @@ environment variables in through click.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -543,7 +544,7 @@ class RunSpec:
     def from_options(cls, **options: Any) -> RunSpec:
         """Build from flat keywords (``concurrency=32, timeout=30``), naming any unknown one. Text is
         accepted where the CLI takes text (``max_size="8MiB"``, ``headers={"Referer": ...}``)."""
-        owners = {f.name: (gf.name, g) for gf, g in _group_fields() for f in fields(g)}
+        owners = _owners()
         unknown = sorted(set(options) - set(owners))
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(unknown)}")
@@ -556,13 +557,17 @@ class RunSpec:
 
     def replace(self, **options: Any) -> RunSpec:
         """A copy with some flat settings changed (``spec.replace(concurrency=8, shard=(0, 2))``)."""
-        owners = {f.name: gf.name for gf, g in _group_fields() for f in fields(g)}
+        owners = _owners()
         changes: dict[str, dict[str, Any]] = {}
         for name, value in options.items():
-            changes.setdefault(owners[name], {})[name] = value
+            changes.setdefault(owners[name][0], {})[name] = value
         return dataclasses.replace(
             self, **{a: dataclasses.replace(getattr(self, a), **c) for a, c in changes.items()}
         )
+
+    def get(self, name: str) -> Any:
+        """One setting by its flat name (``spec.get("layout")``)."""
+        return getattr(getattr(self, _owners()[name][0]), name)
 
     @property
     def naming(self) -> Naming:
@@ -572,6 +577,12 @@ class RunSpec:
         return Transport(
             self.network, self.timeouts, self.content, self.limits.concurrency, self.limits.per_host
         )
+
+
+@functools.cache
+def _owners() -> dict[str, tuple[str, type[Any]]]:
+    """Each setting's group: the ``RunSpec`` attribute that holds it, and the group's class."""
+    return {f.name: (gf.name, g) for gf, g in _group_fields() for f in fields(g)}
 
 
 def _group_fields() -> Iterator[tuple[dataclasses.Field[Any], type[Any]]]:

@@ -84,12 +84,12 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
     each final, in order on this process or on a pool of ``--procs``."""
     out = spec.output.out
     prepare_out(out)
+    plan = read_plan(out)
     if source is None:
-        plan = read_plan(out)
         if plan is None:
             raise UsageError(f"--retry-failed: no shard plan in {out / SHARDS}")
         source = str(plan["source"])
-    check_sharded(spec, source, read_plan(out))
+    check_sharded(spec, source, plan)
     i = spec.input
     rows = rows_in(source, input_format=i.input_format, url_column=i.url_column)
     count = write_plan(out, source, rows, spec.dataset.shard_size)
