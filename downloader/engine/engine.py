@@ -77,9 +77,6 @@ class Engine:
         self._sharded, self._dedup = spec.dataset.sharded, spec.dataset.dedup != "none"
         self._shared_names = spec.output.layout != "shards" and spec.output.names == "plain"
         self._claims: PathClaims | None = None
-        # plain names deal rows to --procs workers by path, not by URL digest (sources.make_job): such a
-        # worker needs every earlier row, not its digest share
-        self._share = None if self._shared_names else self.shard
         self._clock_offset = 0.0
         self.backend = backend
         self.on_done = list(on_done)
@@ -124,7 +121,7 @@ class Engine:
         prepare_out(out)
         self._claims = PathClaims(out) if self._shared_names else None
         if not self.overwrite:
-            self._done = earlier_outcomes(out / MANIFEST, out, shard=self._share, claims=self._claims)
+            self._done = earlier_outcomes(out / MANIFEST, out, shard=self._earlier_share, claims=self._claims)
         self._seen = DigestIndex(out)
         self._manifest = ManifestWriter(out / self._manifest_name, 1 if self._sharded else FLUSH_ROWS)
         self._log_failures = failure_log.isEnabledFor(logging.INFO)
@@ -154,6 +151,12 @@ class Engine:
             if self._stats_file:
                 self._write_stats(out / self._stats_file)
         return self.stats
+
+    @property
+    def _earlier_share(self) -> tuple[int, int] | None:
+        """Which earlier rows this process needs: its ``--procs`` share, or every row with plain names,
+        which are dealt to the workers by path, not by URL digest (``sources.make_job``)."""
+        return None if self._shared_names else self.shard
 
     def _write_stats(self, path: Path) -> None:
         try:
