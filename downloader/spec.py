@@ -499,6 +499,54 @@ class Dataset:
         return self.output_format != "files"
 
 
+def _check_cluster(c: Cluster) -> None:
+    if (c.rank is None) != (c.world is None):
+        raise UsageError("--rank and --world go together (worker RANK of WORLD workers)")
+    if c.rank is not None and c.world is not None and c.rank >= c.world:
+        raise UsageError(f"--rank counts from 0: it must be below --world {c.world}, not {c.rank}")
+    if c.dask is not None and c.rank is not None:
+        raise UsageError("--dask and --rank are two ways to run shards elsewhere: choose one")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Cluster:
+    """Where a dataset run's shards run beyond this machine's processes, and the database they share."""
+
+    TITLE: ClassVar[str] = "Cluster and state"
+    dask: str | None = setting(
+        None,
+        "Run the shards on a Dask cluster: tcp://HOST:8786 (an existing scheduler) or local:N (a "
+        "LocalCluster of N worker processes on this machine).",
+        library=False,
+    )
+    rank: int | None = setting(
+        None, "This worker's number among --world static workers, from 0.", minimum=0, library=False
+    )
+    world: int | None = setting(None, "How many static workers share the run.", minimum=1, library=False)
+    state: str | None = setting(
+        None,
+        "The run's shared state: sqlite:///PATH, mysql://USER:PASS@HOST[:PORT]/DB (MySQL, MariaDB) or "
+        "postgresql://USER[:PASS]@HOST[:PORT]/DB [default: sqlite in OUT/_shards/state.sqlite when OUT is "
+        "on a local filesystem].",
+        library=False,
+    )
+    lease: float = setting(
+        60.0,
+        "Seconds a claimed shard stays a worker's without its heartbeat; then another worker takes it over.",
+        minimum=1,
+        library=False,
+    )
+
+    def __post_init__(self) -> None:
+        _check(self)
+        _check_cluster(self)
+
+    @property
+    def active(self) -> bool:
+        """True when shards run on Dask or as static workers."""
+        return self.dask is not None or self.rank is not None
+
+
 GROUPS: tuple[type[Any], ...] = (
     Output,
     Input,
@@ -510,6 +558,7 @@ GROUPS: tuple[type[Any], ...] = (
     Limits,
     Performance,
     Dataset,
+    Cluster,
 )
 """Every group, in the order the help shows them."""
 
@@ -539,6 +588,7 @@ class RunSpec:
     limits: Limits = field(default_factory=Limits)
     performance: Performance = field(default_factory=Performance)
     dataset: Dataset = field(default_factory=Dataset)
+    cluster: Cluster = field(default_factory=Cluster)
 
     @classmethod
     def from_options(cls, **options: Any) -> RunSpec:

@@ -19,6 +19,7 @@ import cloup
 from ..backends import backend_names
 from ..errors import ExitCode
 from ..spec import (
+    Cluster,
     Content,
     Dataset,
     Images,
@@ -113,7 +114,7 @@ RETRY_FAILED = cloup.option(
 
 @main.command()
 @cloup.argument("list_file", metavar="LIST", required=False)
-@spec_options(Input, *RUN_GROUPS, Dataset, extra={"Input": [RETRY_FAILED], "Display": DISPLAY})
+@spec_options(Input, *RUN_GROUPS, Dataset, Cluster, extra={"Input": [RETRY_FAILED], "Display": DISPLAY})
 @guarded
 def fetch(list_file: str | None, *, retry_failed: bool, **params: Any) -> None:
     """Download every URL in LIST (a file, or - for stdin) into OUT.
