@@ -21,6 +21,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ..loop import run_loop
@@ -253,16 +254,22 @@ def _shard_worker(
 
 
 def run_shard_pool(
-    run: ShardRun, count: int, *, procs: int, bar: Reporter, on_interrupt: OnInterrupt | None = None
+    run: ShardRun,
+    shards: Sequence[int],
+    *,
+    procs: int,
+    bar: Reporter,
+    on_interrupt: OnInterrupt | None = None,
 ) -> Stats:
-    """Shards 0..count-1 on ``procs`` processes, the next shard to the next free one; ``-c`` is split
-    among them. Returns the summed statistics."""
+    """``shards`` on ``procs`` processes, the next shard to the next free one; ``-c`` is split among
+    them. Returns the summed statistics."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     tasks, progress, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
-    for k in [*range(count), *([None] * procs)]:
+    for k in [*shards, *([None] * procs)]:
         tasks.put(k)
+    count = len(shards)
     spec = run.spec
     workers = [
         ctx.Process(
