@@ -94,6 +94,8 @@ def _connect(dd: ModuleType, address: str, local: int | None, stack: contextlib.
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            # the scheduler's HTTP routes (health, metrics) would take port 8787 otherwise
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.ERROR,
         )
         stack.enter_context(cluster)

@@ -269,7 +269,6 @@ def run_shard_pool(
     tasks, progress, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
     for k in [*shards, *([None] * procs)]:
         tasks.put(k)
-    count = len(shards)
     spec = run.spec
     workers = [
         ctx.Process(
@@ -291,6 +290,6 @@ def run_shard_pool(
         for w in workers:
             w.start()
         got = _collect(workers, progress, results, bar, stats, expected=None)
-    if got < count and not (stats.interrupted or stats.aborted):
-        stats.aborted = f"{count - got} shard(s) not done: a worker process died"
+    if got < len(shards) and not (stats.interrupted or stats.aborted):
+        stats.aborted = f"{len(shards) - got} shard(s) not done: a worker process died"
     return stats
