@@ -254,6 +254,7 @@ async def test_a_second_process_on_a_shard_waits_for_the_first(origin: TestServe
         ((*DATASET, "--dask", "127.0.0.1:8786"), "--dask takes a scheduler's address"),
         ((*DATASET, "--dask", "local:0"), "--dask takes a scheduler's address"),
         ((*DATASET, "--dask", "local:2", "--procs", "2"), "the cluster's workers are the processes"),
+        ((*DATASET, "--dask", "local:2", "--image-size", "64"), "needs --image-executor thread or inline"),
         (("--dask", "local:2"), "--dask runs dataset shards elsewhere"),
         (("--rank", "0", "--world", "2"), "--rank/--world runs dataset shards elsewhere"),
     ],

@@ -133,6 +133,9 @@ def _drive(
                 return
             for future in _finished(dd, pending, bar):
                 _absorb(future, pending.pop(future), stats, bar)
+        stopped = [f for f in pending if f.done()]  # type: ignore[no-untyped-call]
+        for future in stopped:  # finished as the run was stopped: counted too
+            _absorb(future, pending.pop(future), stats, bar)
     finally:
         if pending:
             client.cancel(list(pending))  # type: ignore[no-untyped-call]

@@ -35,6 +35,11 @@ def check_cluster(spec: RunSpec) -> None:
             "--procs counts processes on this machine; with --dask the cluster's workers are the "
             "processes (--dask local:N for N of them here)"
         )
+    if c.dask is not None and spec.images.active and spec.images.image_executor == "process":
+        raise UsageError(
+            "--dask with image options needs --image-executor thread or inline (a Dask worker is a "
+            "daemon process, which cannot start the image processes)"
+        )
 
 
 def my_shards(spec: RunSpec, count: int) -> Sequence[int]:
