@@ -127,7 +127,7 @@ def _drive(
             room = _ahead(client) - len(pending)
             while room > 0 and not stats.aborted and (k := next(todo, None)) is not None:
                 key = f"downloader-shard-{k:05d}-{token}"
-                pending[client.submit(shard_task, run, k, key=key, pure=False)] = k
+                pending[client.submit(shard_task, run, k, key=key, pure=False, priority=-k)] = k
                 room -= 1
             if not pending:
                 return
