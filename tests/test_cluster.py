@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,6 +181,38 @@ async def test_a_worker_killed_mid_shard_and_the_run_still_completes_once(
     assert len(tar_samples(out)) == 24 and all(complete_tar(p) for p in out.glob("*.tar"))
     assert {u: hits(origin, "/" + u.split("/", 3)[3]) for u in complete} == complete  # none fetched again
     assert not list(out.glob(".0*")) and not list((out / "_shards").glob("*part*"))
+
+
+def unfinished_shards(dask_scheduler: Any) -> int:
+    """On the scheduler: how many shard tasks it holds that have not finished."""
+    waiting = ("waiting", "no-worker", "queued", "processing")
+    return sum(1 for t in dask_scheduler.tasks.values() if "shard" in str(t.key) and t.state in waiting)
+
+
+def watch(address: str, stop: threading.Event) -> list[int]:
+    """The scheduler's unfinished shard tasks, every 20 ms until ``stop``."""
+    seen = []
+    with Client(address, timeout=30) as client:  # type: ignore[no-untyped-call]
+        while not stop.wait(0.02):
+            seen.append(client.run_on_scheduler(unfinished_shards))
+    return seen
+
+
+async def test_shards_are_submitted_a_bounded_number_ahead(
+    origin: TestServer, tmp_path: Path, scheduler: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    urls = [str(origin.make_url(f"/slow/30/{i}.jpg")) for i in range(30)]
+    lst = write_csv(tmp_path / "list.csv", [(u, "") for u in urls])
+    stop = threading.Event()
+    watching = asyncio.create_task(asyncio.to_thread(watch, scheduler[0], stop))
+    await asyncio.sleep(0.5)
+    args = ("--output-format", "webdataset", "--shard-size", "2", "-c", "2", "--dask", scheduler[0])
+    res = await fetch(lst, tmp_path / "out", *args)
+    stop.set()
+    seen = await watching
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "out").glob("*.tar"))) == 15
+    assert 2 <= max(seen) <= 4  # twice the cluster's two threads, never the fifteen shards at once
 
 
 # -- static workers -----------------------------------------------------------------------------------------
