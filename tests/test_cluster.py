@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -300,6 +301,19 @@ def test_cluster_usage_errors_exit_2_with_a_sentence(
     res = invoke("fetch", str(lst), "-o", str(tmp_path / "out"), *args)
     assert res.exit_code == 2 and said in res.output, res.output
     assert not list((tmp_path / "out").glob("*.tar")) and not (tmp_path / "out" / "_shards").exists()
+
+
+def test_a_scheduler_that_does_not_answer_is_a_usage_error(tmp_path: Path) -> None:
+    lst = tmp_path / "list.txt"
+    lst.write_text("http://127.0.0.1:9/a.jpg\n")
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{unused.getsockname()[1]}"
+    args = ("fetch", str(lst), "-o", str(tmp_path / "out"), *DATASET, "--dask", address)
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
+    done = subprocess.run(cli(*args), capture_output=True, text=True, check=False, env=env)
+    assert done.returncode == 2
+    assert f"no Dask scheduler answers at {address}" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_without_dask_installed_the_run_says_how_to_install_it(tmp_path: Path) -> None:

@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HINT = "--dask needs Dask: pip install 'downloader[dask]'"
-CONNECT_TIMEOUT = 10.0
-"""Seconds to wait for an existing scheduler to answer."""
 AHEAD_PER_THREAD = 2
 """Shards submitted ahead of completion, per worker thread of the cluster."""
 POLL = 0.25
@@ -100,8 +98,8 @@ def _connect(dd: ModuleType, address: str, local: int | None, stack: contextlib.
         )
         stack.enter_context(cluster)
         return stack.enter_context(dd.Client(cluster))  # type: ignore[no-any-return]
-    try:
-        client = dd.Client(address, timeout=CONNECT_TIMEOUT)
+    try:  # waits distributed.comm.timeouts.connect (30 s; DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT)
+        client = dd.Client(address)
     except (OSError, TimeoutError) as exc:
         raise UsageError(f"no Dask scheduler answers at {address} ({exc})") from None
     return stack.enter_context(client)  # type: ignore[no-any-return]
