@@ -22,6 +22,7 @@ FLOORS: list[tuple[str, list[str]]] = [
             "manifest",
             "runfile",
             "shards",
+            "state",
             "origin",
         ],
     ),
@@ -38,6 +39,8 @@ FLOORS: list[tuple[str, list[str]]] = [
             "app.assemble",
             "app.shards",
             "app.procs",
+            "app.ranks",
+            "app.dask",
             "app.run",
             "app.api",
         ],
@@ -65,6 +68,8 @@ OWNERS = {
     "idna": {"names"},
     "PIL": {"stages.images"},
     "pyvips": set(),
+    "dask": {"app.dask"},
+    "distributed": {"app.dask"},
 }
 
 
