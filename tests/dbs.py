@@ -95,7 +95,7 @@ def server_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def call(url: str, method: str, *args: Any) -> Any:
     """One ``State`` call on a connection of its own (set up first), from synchronous test code."""
-    from downloader.state import open_state
+    from downloader.state.drivers import open_state
 
     async def go() -> Any:
         async with open_state(url) as db:

@@ -9,7 +9,8 @@ import pytest
 
 from downloader.errors import UsageError
 from downloader.keys import archive_digest
-from downloader.state import Archived, State, StateError, open_state, parse_url
+from downloader.state import Archived, State, StateError, parse_url
+from downloader.state.drivers import open_state
 from tests.dbs import server_url, state_url
 
 __all__ = ["server_url", "state_url"]
@@ -100,8 +101,10 @@ async def test_claim_a_given_shard(state_url: str) -> None:
         await db.start_run(RUN, {}, 2)
         assert await db.claim(RUN, "w1", 30, shard=1) == 1
         assert await db.claim(RUN, "w1", 30, shard=1) == 1  # its own again
-        assert await db.claim(RUN, "w2", 30, shard=1) is None  # another's live lease
-        assert await db.finish(RUN, 1, "w1", {"rows": 1})
+        assert await db.claim(RUN, "w2", 30, shard=1) == 1  # taken over: the caller holds its lock file
+        assert not await db.renew(RUN, 1, "w1", 30)
+        assert await db.claim(RUN, "w3", 30) == 0  # the next claim goes on past it
+        assert await db.finish(RUN, 1, "w2", {"rows": 1})
         assert await db.claim(RUN, "w2", 30, shard=1) == 1  # a done one reopened on request
         assert await db.claim(RUN, "w2", 30, shard=7) == 7  # a shard beyond the plan is added
     finally:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..errors import UsageError
 from ..inputs import count_rows, rows_in
 from ..loop import run_loop
-from ..manifest import MANIFEST, STATS, jobs_from_manifest, write_stats
+from ..manifest import MANIFEST, jobs_from_manifest, write_stats
 from ..models import Stats
 from ..runfile import settle
 from ..shards import PLAN, SHARDS, read_plan, write_plan
@@ -20,6 +20,7 @@ from ..sources import jobs_from_urls
 from ..spec import RunSpec
 from ..writers.files import prepare_out
 from .assemble import OnInterrupt, arun, build_engine, list_jobs
+from .leased import leased, run_leased, start_tracking, stats_name
 from .procs import default_procs, run_shard_pool, run_sharded
 from .progress import Reporter, Silent
 from .shards import ShardRun, check_sharded, process_shard
@@ -93,11 +94,14 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
     i = spec.input
     rows = rows_in(source, input_format=i.input_format, url_column=i.url_column)
     count = write_plan(out, source, rows, spec.dataset.shard_size)
-    run, bar, on_interrupt = ShardRun(spec, source, retry), ui.progress(rows), ui.on_interrupt
+    tracking = start_tracking(spec, source, rows, count)
+    run, bar, on_interrupt = ShardRun(spec, source, retry, tracking), ui.progress(rows), ui.on_interrupt
     procs = choose_procs(spec, rows, source, count)
     started = time.monotonic()
     try:
-        if procs > 1:
+        if leased(spec, run):
+            stats = run_leased(run, bar=bar, on_interrupt=on_interrupt)
+        elif procs > 1:
             stats = run_shard_pool(run, count, procs=procs, bar=bar, on_interrupt=on_interrupt)
         else:
             stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
@@ -108,7 +112,7 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
     finally:
         bar.close()
     stats.wall_s = time.monotonic() - started
-    write_stats(out / STATS, stats)
+    write_stats(out / stats_name(spec), stats)
     return stats
 
 

@@ -10,7 +10,7 @@ markers next to the data), so a lost database loses no output and is rebuilt fro
 - the **archive**: URL digest → status, sha256 and where the body is stored, shared by every run and dataset
   that names the same database ("never download this URL, or this content, twice").
 
-``open_state(url)`` picks the driver by the URL's scheme (``sqlite:///path``, ``mysql://``,
+``state.drivers.open_state(url)`` picks the driver by the URL's scheme (``sqlite:///path``, ``mysql://``,
 ``postgresql://``); each driver is owned by one module, and the SQL lives in ``state.sql``. Every call is
 asynchronous and batched: many rows per round trip. A database that fails or goes away raises
 ``StateError`` (exit 3): the run stops, and its output (the source of truth) keeps what was done.
@@ -124,8 +124,9 @@ class State(Protocol):
 
     async def claim(self, run: str, worker: str, lease: float, shard: int | None = None) -> int | None:
         """The next shard nobody holds (never claimed, or its lease expired), now ``worker``'s for
-        ``lease`` seconds; None when every shard is done or held. With ``shard``: that one, unless
-        another worker's lease on it is live (a done shard is reopened: the output said to run it)."""
+        ``lease`` seconds; None when every shard is done or held. With ``shard``: that one, whoever
+        held it, done or not: the caller holds the shard's lock file (so any holder is gone) and its
+        output says it must run."""
 
     async def renew(self, run: str, shard: int, worker: str, lease: float) -> bool:
         """The heartbeat: extend ``worker``'s lease; False when the shard is no longer its own."""
@@ -201,19 +202,3 @@ def _hide(url: str) -> str:
     if parts.password is None:
         return url
     return url.replace(f":{parts.password}@", ":***@", 1)
-
-
-def open_state(url: str) -> State:
-    """The state database at ``url``, its driver chosen by the scheme and imported only now."""
-    where = parse_url(url)
-    if where.dialect == "sqlite":
-        from .sqlite import SqliteState
-
-        return SqliteState(where)
-    if where.dialect == "mysql":
-        from .mysql import MysqlState
-
-        return MysqlState(where)
-    from .postgres import PostgresState
-
-    return PostgresState(where)

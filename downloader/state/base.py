@@ -134,7 +134,7 @@ class SqlState(State):
             if shard is None:
                 found = await self._rows(self.sql.pick, (run,))
             else:
-                found = await self._rows(self.sql.pick_one, (run, shard, worker))
+                found = await self._rows(self.sql.pick_one, (run, shard))
             if not found:
                 return None
             k = int(found[0][0])

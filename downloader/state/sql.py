@@ -46,8 +46,9 @@ class Dialect:
     grow_run: str
     add_shards: str
     pick: str
-    """The first claimable shard of a run (optionally one given shard), locked for this transaction."""
+    """The first claimable shard of a run, locked for this transaction (others skip it)."""
     pick_one: str
+    """A given shard, whoever holds it: its caller holds the shard's lock file, so its holder is gone."""
     take: str
     renew: str
     finish: str
@@ -78,8 +79,7 @@ def _sqlite() -> Dialect:
         grow_run="UPDATE dl_runs SET shards = ? WHERE run = ? AND shards < ?",
         add_shards="INSERT OR IGNORE INTO dl_shards (run, shard) VALUES (?, ?)",
         pick=f"SELECT shard FROM dl_shards WHERE run = ? AND {free} ORDER BY shard LIMIT 1",
-        pick_one=f"SELECT shard FROM dl_shards WHERE run = ? AND shard = ? AND "
-        f"(worker IS NULL OR worker = ? OR expires < {now} OR done = 1)",
+        pick_one="SELECT shard FROM dl_shards WHERE run = ? AND shard = ?",
         take=f"UPDATE dl_shards SET done = 0, worker = ?, since = {now}, expires = {now} + ?, "
         "attempts = attempts + 1 WHERE run = ? AND shard = ?",
         renew=f"UPDATE dl_shards SET expires = {now} + ? WHERE run = ? AND shard = ? AND worker = ? "
@@ -116,8 +116,7 @@ def _mysql() -> Dialect:
         add_shards="INSERT IGNORE INTO dl_shards (run, shard) VALUES (%s, %s)",
         pick=f"SELECT shard FROM dl_shards WHERE run = %s AND {free} ORDER BY shard LIMIT 1 "
         "FOR UPDATE SKIP LOCKED",
-        pick_one=f"SELECT shard FROM dl_shards WHERE run = %s AND shard = %s AND "
-        f"(worker IS NULL OR worker = %s OR expires < {now} OR done = 1) FOR UPDATE",
+        pick_one="SELECT shard FROM dl_shards WHERE run = %s AND shard = %s FOR UPDATE",
         take=f"UPDATE dl_shards SET done = 0, worker = %s, since = {now}, expires = {now} + %s, "
         "attempts = attempts + 1 WHERE run = %s AND shard = %s",
         renew=f"UPDATE dl_shards SET expires = {now} + %s WHERE run = %s AND shard = %s AND worker = %s "
@@ -155,8 +154,7 @@ def _postgresql() -> Dialect:
         "ON CONFLICT DO NOTHING",
         pick=f"SELECT shard FROM dl_shards WHERE run = $1 AND {free} ORDER BY shard LIMIT 1 "
         "FOR UPDATE SKIP LOCKED",
-        pick_one=f"SELECT shard FROM dl_shards WHERE run = $1 AND shard = $2 AND "
-        f"(worker IS NULL OR worker = $3 OR expires < {now} OR done = 1) FOR UPDATE",
+        pick_one="SELECT shard FROM dl_shards WHERE run = $1 AND shard = $2 FOR UPDATE",
         take=f"UPDATE dl_shards SET done = 0, worker = $1, since = {now}, expires = {now} + $2, "
         "attempts = attempts + 1 WHERE run = $3 AND shard = $4",
         renew=f"UPDATE dl_shards SET expires = {now} + $1 WHERE run = $2 AND shard = $3 AND worker = $4 "

@@ -1,0 +1,88 @@
+"""Static workers that share a state database (``--rank I --world N --state URL``): each claims the next
+shard nobody holds, runs it under a heartbeat, records it done, and claims again. No coordinator: a
+worker that dies stops renewing, its lease expires, and whoever is free takes the shard over (its
+complete samples are reused, not fetched again). A worker ends when every shard is done; while others
+still hold shards it waits for them, ready to take over any whose lease expires.
+
+Also here: how a dataset run finds its state (``--state``, or the default SQLite file in OUT) and records
+the run and its plan there once, before any shard runs, whatever the runner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any
+
+from ..manifest import STATS
+from ..models import Stats
+from ..runfile import read, run_id
+from ..spec import RunSpec
+from ..state.local import default_url
+from .assemble import OnInterrupt
+from .progress import Reporter
+from .shards import ShardRun, process_shard
+from .statedb import StateThread, worker_id
+from .tracked import Tracking
+
+log = logging.getLogger(__name__)
+POLL_MAX_S = 5.0
+
+
+def state_url(spec: RunSpec) -> str | None:
+    """``--state``, or the default: SQLite in OUT unless OUT is on a network filesystem."""
+    return spec.cluster.state or default_url(spec.output.out)
+
+
+def start_tracking(spec: RunSpec, source: str, rows: int, count: int) -> Tracking | None:
+    """The run and its plan recorded in its state database (schema made on first use); None without one."""
+    url = state_url(spec)
+    if url is None:
+        return None
+    out = spec.output.out
+    settings: dict[str, Any] = {
+        **(read(out) or {}),
+        "out": str(out.resolve()),
+        "source": source,
+        "rows": rows,
+    }
+    tracking = Tracking(url, run_id(out), spec.cluster.lease)
+    with StateThread(url) as db:
+        db.call("setup")
+        db.call("start_run", tracking.run, settings, count)
+    return tracking
+
+
+def stats_name(spec: RunSpec) -> str:
+    """Each static worker writes its own statistics (``stats.rank-I.json``), never another's."""
+    rank = spec.cluster.rank
+    return STATS if rank is None else f"stats.rank-{rank}.json"
+
+
+def leased(spec: RunSpec, run: ShardRun) -> bool:
+    """Shards are claimed from the database: static workers given ``--state``."""
+    return spec.cluster.rank is not None and spec.cluster.state is not None and run.tracking is not None
+
+
+def run_leased(run: ShardRun, *, bar: Reporter, on_interrupt: OnInterrupt | None = None) -> Stats:
+    """Claim, run and finish shards until every shard of the run is done; this worker's statistics."""
+    t = run.tracking
+    assert t is not None
+    me, spec = worker_id(), run.spec
+    stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
+    mine = dataclasses.replace(run, tracking=dataclasses.replace(t, claimed=True))
+    with StateThread(t.url) as db:
+        while True:
+            k = db.call("claim", t.run, me, t.lease)
+            if k is None:
+                if db.call("left", t.run) == 0:
+                    break
+                time.sleep(min(POLL_MAX_S, t.lease / 3))  # others hold the rest: ready to take any over
+                continue
+            log.info("shard %05d claimed by %s", k, me)
+            got = process_shard(mine, k, progress=bar, on_interrupt=on_interrupt)
+            stats.absorb(got)
+            if got.interrupted or got.aborted:
+                break
+    return stats
