@@ -34,6 +34,7 @@ from ..spec import (
 )
 from ..version import __version__
 from .options import DISPLAY, SUMMARY_LOG, explicit_settings, guarded, spec_options, split_params
+from .state import state, status
 
 if TYPE_CHECKING:  # the application loads only when a command runs: --help stays fast
     from ..app.progress import Reporter
@@ -104,6 +105,9 @@ def main() -> None:
       downloader bench --demo                           # compare the backends
     """
 
+
+main.add_command(status)
+main.add_command(state)
 
 RETRY_FAILED = cloup.option(
     "--retry-failed",
