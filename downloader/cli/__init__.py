@@ -88,6 +88,8 @@ def finish(stats: Stats, quiet: bool, out: Path | None = None) -> None:
     text = summary(stats, None if out is None else shlex.quote(str(out)))
     if not quiet:
         click.echo(text)
+    elif stats.aborted:  # quiet shows errors only: an aborted run is one
+        click.echo(f"error: run aborted: {stats.aborted}", err=True)
     logging.getLogger(SUMMARY_LOG).info("%s", text)
     sys.exit(exit_code(stats))
 
