@@ -19,6 +19,7 @@ from ..manifest import STATS
 from ..models import Stats
 from ..runfile import read, run_id
 from ..spec import RunSpec
+from ..state import StateError, Status
 from ..state.local import default_url
 from .assemble import OnInterrupt
 from .progress import Reporter
@@ -47,11 +48,12 @@ def start_tracking(spec: RunSpec, source: str, rows: int, count: int) -> Trackin
         "source": source,
         "rows": rows,
     }
-    tracking = Tracking(url, run_id(out), spec.cluster.lease)
+    run = run_id(out)
     with StateThread(url) as db:
         db.call("setup")
-        db.call("start_run", tracking.run, settings, count)
-    return tracking
+        db.call("start_run", run, settings, count)
+        status: Status = db.call("status", run)
+    return Tracking(url, run, spec.cluster.lease, done=frozenset(status.done_shards))
 
 
 def stats_name(spec: RunSpec) -> str:
@@ -72,17 +74,24 @@ def run_leased(run: ShardRun, *, bar: Reporter, on_interrupt: OnInterrupt | None
     me, spec = worker_id(), run.spec
     stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
     mine = dataclasses.replace(run, tracking=dataclasses.replace(t, claimed=True))
-    with StateThread(t.url) as db:
-        while True:
-            k = db.call("claim", t.run, me, t.lease)
-            if k is None:
-                if db.call("left", t.run) == 0:
+    try:
+        with StateThread(t.url) as db:
+            while (k := _next(db, t, me)) is not None:
+                log.info("shard %05d claimed by %s", k, me)
+                got = process_shard(mine, k, progress=bar, on_interrupt=on_interrupt)
+                stats.absorb(got)
+                if got.interrupted or got.aborted:
                     break
-                time.sleep(min(POLL_MAX_S, t.lease / 3))  # others hold the rest: ready to take any over
-                continue
-            log.info("shard %05d claimed by %s", k, me)
-            got = process_shard(mine, k, progress=bar, on_interrupt=on_interrupt)
-            stats.absorb(got)
-            if got.interrupted or got.aborted:
-                break
+    except StateError as exc:
+        stats.aborted = stats.aborted or str(exc)
     return stats
+
+
+def _next(db: StateThread, t: Tracking, me: str) -> int | None:
+    """The next shard claimed, waiting while others hold the rest (ready to take over any whose lease
+    expires); None once every shard is done."""
+    while (k := db.call("claim", t.run, me, t.lease)) is None:
+        if db.call("left", t.run) == 0:
+            return None
+        time.sleep(min(POLL_MAX_S, t.lease / 3))
+    return int(k)

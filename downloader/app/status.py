@@ -14,7 +14,7 @@ from ..shards import ShardFiles, read_plan
 from ..state import Lease, Status
 from ..state.local import STATE_FILE, default_url
 from .statedb import StateThread
-from .tracked import counts_of, entries_of
+from .tracked import recorded
 
 REBUILDER = "rebuild"
 
@@ -100,6 +100,7 @@ def render(s: Status) -> str:
 
 def as_json(s: Status) -> dict[str, Any]:
     found = dataclasses.asdict(s)
+    del found["done_shards"]
     found.update(left=s.left, rate=s.rate, eta=s.eta)
     return found
 
@@ -123,8 +124,9 @@ def rebuild(out: Path, url: str | None) -> Status:
         for k in range(count):
             files = ShardFiles(out, k, fmt)
             if files.marker() is not None:
-                db.call("archive", entries_of(files, run))
-                db.call("finish", run, k, REBUILDER, counts_of(files))
+                counts, entries = recorded(files, run)
+                db.call("archive", entries)
+                db.call("finish", run, k, REBUILDER, counts)
             else:  # not done, whatever the database said: free to claim
                 db.call("claim", run, REBUILDER, 1.0, k)
                 db.call("release", run, k, REBUILDER)

@@ -49,6 +49,8 @@ class Tracking:
     lease: float = 60.0
     claimed: bool = False
     """The runner claimed the shard already (``leased``): not claimed again."""
+    done: frozenset[int] = frozenset()
+    """Shards the database had as done when the run started: a rerun passes them by without a word to it."""
 
 
 @contextlib.contextmanager
@@ -82,13 +84,17 @@ def tracked(
     """Run ``work`` for shard ``files.k`` as the state database's record of it; ``rows``: the shard's
     input jobs, read only when another run shares the archive. A database that fails stops the shard
     (``aborted``) with what it had done kept."""
+    marker = files.marker()
+    finished = marker is not None and not (redo and marker.get("failed"))
+    if finished and files.k in t.done:
+        return work({}, None)
     try:
         with StateThread(t.url) as db:
-            marker = files.marker()
-            if marker is not None and not (redo and marker.get("failed")):
+            if finished:
                 stats = work({}, None)
-                if db.call("finish", t.run, files.k, worker_id(), counts_of(files)):
-                    db.call("archive", entries_of(files, t.run))  # a shard the database had not seen done
+                counts, entries = recorded(files, t.run)
+                if db.call("finish", t.run, files.k, worker_id(), counts):
+                    db.call("archive", entries)  # a shard the database had not seen done
                 return stats
             return _held(t, files, work, rows, db)
     except StateError as exc:
@@ -115,8 +121,9 @@ def _held(
             with contextlib.suppress(StateError):
                 db.call("release", t.run, k, me)
             return stats
-        db.call("archive", entries_of(files, t.run))
-        db.call("finish", t.run, k, me, counts_of(files))
+        counts, entries = recorded(files, t.run)
+        db.call("archive", entries)
+        db.call("finish", t.run, k, me, counts)
     return stats
 
 
@@ -150,33 +157,22 @@ def stored_elsewhere(
     return found
 
 
-def final_rows(files: ShardFiles) -> Iterator[dict[str, Any]]:
-    return read_manifest(files.rows)
-
-
-def counts_of(files: ShardFiles) -> dict[str, int]:
-    """A done shard's rows counted by status, and by failure kind (``kind:NAME``)."""
-    counts = {"rows": 0}
-    for row in final_rows(files):
+def recorded(files: ShardFiles, run: str) -> tuple[dict[str, int], list[Archived]]:
+    """What the database learns of a done shard, from its final rows (read once): its rows counted by
+    status and by failure kind (``kind:NAME``), and its archive entries: each URL it stored (where: the
+    shard file and the sample's key) or failed; rows it did not fetch (duplicates, invalid) have none."""
+    counts, entries, final = {"rows": 0}, [], files.final.resolve()
+    for row in read_manifest(files.rows):
+        status, kind = row["status"], row.get("kind")
         counts["rows"] += 1
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-        if row.get("kind"):
-            counts[f"kind:{row['kind']}"] = counts.get(f"kind:{row['kind']}", 0) + 1
-    return counts
-
-
-def entries_of(files: ShardFiles, run: str) -> list[Archived]:
-    """A done shard's archive entries: each URL it stored (where: the shard file and the sample's key)
-    or failed; rows it did not fetch (duplicates, invalid) have none."""
-    final = files.final.resolve()
-    entries = []
-    for row in final_rows(files):
-        if row["status"] not in ("ok", "failed"):
-            continue
-        try:
-            digest = archive_digest(normalise(row["url"]))
-        except DownloadError:
-            continue
-        where = f"{final}#{row.get('key') or key(row['line'])}" if row["status"] == "ok" else None
-        entries.append(Archived(digest, row["url"], row["status"], row.get("sha256"), where, run))
-    return entries
+        counts[status] = counts.get(status, 0) + 1
+        if kind:
+            counts[f"kind:{kind}"] = counts.get(f"kind:{kind}", 0) + 1
+        if status in ("ok", "failed"):
+            try:
+                digest = archive_digest(normalise(row["url"]))
+            except DownloadError:
+                continue
+            where = f"{final}#{row.get('key') or key(row['line'])}" if status == "ok" else None
+            entries.append(Archived(digest, row["url"], status, row.get("sha256"), where, run))
+    return counts, entries

@@ -81,6 +81,8 @@ class Status:
     """The database's clock when the status was read."""
     settings: dict[str, Any] = field(default_factory=dict)
     last_finish: float | None = None
+    done_shards: set[int] = field(default_factory=set, repr=False)
+    """Which shards are done (not shown: a run may have many thousands)."""
 
     @property
     def left(self) -> int:

@@ -214,6 +214,7 @@ def summarise(run: str, head: Sequence[Any] | None, shards: Sequence[Sequence[An
     for k, done, worker, since, expires, attempts, finished, _rows, counts in shards:
         if done:
             status.done += 1
+            status.done_shards.add(int(k))
             status.last_finish = max(status.last_finish or 0.0, float(finished or 0))
             for said, n in json.loads(counts or "{}").items():
                 into = status.kinds if said.startswith("kind:") else status.rows
