@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
+from downloader import runfile
 from downloader.app.statedb import Heartbeat, worker_id
 from downloader.state.local import default_url, filesystem
 from tests.conftest import hits
@@ -273,3 +274,31 @@ async def test_the_heartbeat_stops_a_shard_when_the_database_goes_away(server_ur
     finally:
         await asyncio.to_thread(beat.__exit__, None, None, None)
     assert beat.lost is None and beat.stop.reason is not None and "state database" in beat.stop.reason
+
+
+def test_the_run_id_is_made_once_and_kept(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert runfile.create(out, {"names": "hashed"})
+    assert not runfile.create(out, {"names": "plain"})  # another worker's record stands
+    first = runfile.run_id(out)
+    runfile.write(out, {"names": "hashed", "layout": "flat"})  # a newer setting recorded: same run
+    assert runfile.run_id(out) == first and runfile.read(out) == {"names": "hashed", "layout": "flat"}
+    other = tmp_path / "other"
+    assert runfile.create(other, {"names": "hashed"}) and runfile.run_id(other) != first
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "run.json").write_text(json.dumps({"version": 1, "settings": {"names": "plain"}}))
+    made = runfile.run_id(legacy)
+    assert made and runfile.run_id(legacy) == made and runfile.read(legacy) == {"names": "plain"}
+
+
+async def test_procs_2_records_every_shard_in_the_default_database(
+    origin: TestServer, tmp_path: Path
+) -> None:
+    urls = [str(origin.make_url(f"/img/1/image-0{i % 8}.jpg?n={i}")) for i in range(12)]
+    out = tmp_path / "out"
+    args = ("--output-format", "webdataset", "--shard-size", "2", "--procs", "2")
+    res = await fetch(write_csv(tmp_path / "l.csv", [(u, "") for u in urls]), out, *args)
+    assert res.exit_code == 0, res.output
+    found = status_json(out, f"sqlite:///{(out / '_shards' / 'state.sqlite').resolve()}")
+    assert (found["done"], found["shards"], found["rows"]) == (6, 6, {"rows": 12, "ok": 12})

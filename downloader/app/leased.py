@@ -28,11 +28,15 @@ from .statedb import StateThread, worker_id
 from .tracked import Tracking
 
 log = logging.getLogger(__name__)
-POLL_MAX_S = 5.0
+POLL_MAX_S = 2.0
+NO_STATE = "none"
 
 
 def state_url(spec: RunSpec) -> str | None:
-    """``--state``, or the default: SQLite in OUT unless OUT is on a network filesystem."""
+    """``--state``, or the default: SQLite in OUT unless OUT is on a network filesystem; ``none``: no
+    database at all."""
+    if spec.cluster.state == NO_STATE:
+        return None
     return spec.cluster.state or default_url(spec.output.out)
 
 
@@ -64,7 +68,11 @@ def stats_name(spec: RunSpec) -> str:
 
 def leased(spec: RunSpec, run: ShardRun) -> bool:
     """Shards are claimed from the database: static workers given ``--state``."""
-    return spec.cluster.rank is not None and spec.cluster.state is not None and run.tracking is not None
+    return (
+        spec.cluster.rank is not None
+        and spec.cluster.state not in (None, NO_STATE)
+        and run.tracking is not None
+    )
 
 
 def run_leased(run: ShardRun, *, bar: Reporter, on_interrupt: OnInterrupt | None = None) -> Stats:
