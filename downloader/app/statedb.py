@@ -5,6 +5,7 @@ shard's lease on another such connection while the shard runs."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import socket
@@ -73,7 +74,7 @@ class Heartbeat:
         self.conn = StateThread(url)
         self.stop = StopFlag()
         self.lost: str | None = None
-        self._task: asyncio.Future[None] | None = None
+        self._task: concurrent.futures.Future[None] | None = None
 
     async def _beat(self) -> None:
         run, shard, worker, lease = self.args
@@ -92,12 +93,17 @@ class Heartbeat:
 
     def __enter__(self) -> Self:
         self.conn.__enter__()
-        self._task = asyncio.run_coroutine_threadsafe(self._beat(), self.conn.loop)  # type: ignore[assignment]
+        self._task = asyncio.run_coroutine_threadsafe(self._beat(), self.conn.loop)
         return self
+
+    def end(self) -> None:
+        """Renew no more (the shard's work is over: it is about to be recorded done, or given back)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._task is not None:
-            self.conn.loop.call_soon_threadsafe(self._task.cancel)
+        self.end()
         self.conn.__exit__(et, ev, tb)

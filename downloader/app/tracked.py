@@ -107,14 +107,11 @@ def _held(
     """The shard under its lock and lease, then recorded (done) or given back (stopped)."""
     me, k = worker_id(), files.k
     (files.out / SHARDS).mkdir(parents=True, exist_ok=True)
-    with shard_lock(files, t.lease) as locked:
-        if not locked:
+    with _ours(t, files, db) as beat:
+        if beat is None:
             return _busy(t, files, db)
-        if not t.claimed:
-            db.call("claim", t.run, me, t.lease, k)  # the lock is ours: whoever held the lease is gone
-        known = stored_elsewhere(db, t, files, rows)
-        with Heartbeat(t.url, t.run, k, me, t.lease) as beat:
-            stats = work(known, beat.stop)
+        stats = work(stored_elsewhere(db, t, files, rows), beat.stop)
+        beat.end()
         if beat.lost is not None:
             stats.interrupted = False  # this process stopped it, for its new holder: not an interruption
         if files.marker() is None:
@@ -125,6 +122,25 @@ def _held(
         db.call("archive", entries)
         db.call("finish", t.run, k, me, counts)
     return stats
+
+
+@contextlib.contextmanager
+def _ours(t: Tracking, files: ShardFiles, db: StateThread) -> Iterator[Heartbeat | None]:
+    """The shard's lease (renewed by a heartbeat) and lock, both held; None when another process holds
+    the lock. A shard the runner claimed has its heartbeat run while the lock is awaited; any other
+    is locked first, then taken over from whoever held its lease (gone, since the lock was free)."""
+    beat = Heartbeat(t.url, t.run, files.k, worker_id(), t.lease)
+    if t.claimed:
+        with beat, shard_lock(files, t.lease) as locked:
+            yield beat if locked else None
+        return
+    with shard_lock(files, t.lease) as locked:
+        if not locked:
+            yield None
+            return
+        db.call("claim", t.run, worker_id(), t.lease, files.k)
+        with beat:
+            yield beat
 
 
 def _busy(t: Tracking, files: ShardFiles, db: StateThread) -> Stats:
