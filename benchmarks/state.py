@@ -98,7 +98,7 @@ async def archive_rates(url: str, n: int) -> tuple[float, float]:
 
 
 def run_workers(
-    urls: Path, n: int, out: Path, state: str | None, world: int, conc: int
+    urls: Path, n: int, out: Path, *, state: str | None, world: int, conc: int
 ) -> tuple[float, float]:
     """(files/s, peak RSS MB of the largest process) of ``world`` workers (0: one ``--procs 1`` run)."""
     exe = Path(sys.executable).with_name("downloader")
@@ -142,10 +142,14 @@ def main() -> None:
                 out = Path(tempfile.mkdtemp(prefix="out-", dir=scratch))
                 if kind is None or kind == "":
                     state = None if kind is None else f"sqlite:///{out / '_shards' / 'state.sqlite'}"
-                    rate, rss = run_workers(urls, args.size, out, state, world, args.concurrency)
+                    rate, rss = run_workers(
+                        urls, args.size, out, state=state, world=world, conc=args.concurrency
+                    )
                 else:
                     with database(kind, scratch) as url:
-                        rate, rss = run_workers(urls, args.size, out, url, world, args.concurrency)
+                        rate, rss = run_workers(
+                            urls, args.size, out, state=url, world=world, conc=args.concurrency
+                        )
                 shutil.rmtree(out, ignore_errors=True)
                 print(f"| {label} | {rate:,.0f} | {rss:,.0f} |", flush=True)
     finally:
