@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Generator, Iterable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Self, cast
+from typing import TYPE_CHECKING, Self
 
 from ..backends import create_backend
 from ..backends.base import Backend, Page, PageReader
@@ -33,8 +33,8 @@ class StopFlag:
     """Set from any thread to stop a run within a second: with a reason the run is aborted (exit 3),
     without one it ends as interrupted. How a shard's heartbeat stops a shard whose lease was lost."""
 
-    def __init__(self) -> None:
-        self.is_set, self.reason = False, cast("str | None", None)
+    is_set: bool = False
+    reason: str | None = None
 
     def set(self, reason: str | None = None) -> None:
         self.reason, self.is_set = reason, True
