@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # the test tools on top: pytest, hypothesis, mypy, ruff, the type stubs, matplotlib for bench --plot, Pillow
 # (images, and the report's contact sheet), Dask (--dask)
 $(DEV): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,parquet,images,report,dask,dev]'
+	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,parquet,images,report,dask,mysql,postgres,dev]'
 	@touch $(DEV)
 
 install: $(STAMP) ## create .venv and install the tool with the fast, curl and parquet extras (no test tools)

@@ -238,3 +238,9 @@ class ContentIndex:
 
     def close(self) -> None:
         self._db.close()
+
+
+def archive_digest(key: str) -> bytes:
+    """A normalised URL's identity in the shared archive: 16 bytes of blake2b, since an archive shared by
+    many runs may hold billions of URLs (64 bits would collide)."""
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=16).digest()

@@ -3,6 +3,11 @@ that a rerun or ``--retry-failed`` makes the same paths however it is invoked.
 
 Which settings those are is said in the run spec itself (``Setting.recorded``), so a new one that decides
 paths or contents is recorded by declaring it so.
+
+The file also names the run: a random id made once, by whichever worker writes the file first (it is
+created exclusively, so workers starting together on shared storage all read the same one). Every worker
+writing into OUT thereby agrees on the run the state database knows it by, and two output folders never
+share one, even made by the same command from the same list.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,30 +43,75 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def read(out: Path) -> dict[str, Any] | None:
-    """The recorded settings, or None when OUT has no run file yet."""
+def _document(out: Path) -> dict[str, Any] | None:
+    """The whole file, or None when OUT has none yet."""
     try:
         text = (out / RUN_FILE).read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     try:
         data = json.loads(text)
-        settings = data["settings"]
-        if not isinstance(settings, dict):
+        if not isinstance(data["settings"], dict):
             raise TypeError("settings is not an object")
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(
             f"{out / RUN_FILE} is damaged ({exc}); remove it to start that record anew"
         ) from None
-    return settings
+    found: dict[str, Any] = data
+    return found
+
+
+def read(out: Path) -> dict[str, Any] | None:
+    """The recorded settings, or None when OUT has no run file yet."""
+    data = _document(out)
+    return None if data is None else dict(data["settings"])
+
+
+def _temporary(out: Path, settings: dict[str, Any], run: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{RUN_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
+    doc = {"version": 1, "run": run, "settings": settings}
+    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return tmp
 
 
 def write(out: Path, settings: dict[str, Any]) -> None:
-    """Write ``run.json`` whole, under a temporary name first (a crash never leaves half of it)."""
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{RUN_FILE}.{os.getpid()}.part"
-    tmp.write_text(json.dumps({"version": 1, "settings": settings}, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / RUN_FILE)
+    """Write ``run.json`` whole, under a temporary name first (a crash never leaves half of it); the
+    run's id is kept."""
+    data = _document(out)
+    run = str(data.get("run") or _new_id()) if data else _new_id()
+    os.replace(_temporary(out, settings, run), out / RUN_FILE)
+
+
+def create(out: Path, settings: dict[str, Any]) -> bool:
+    """The first record of OUT, with a new run id, made only if no other worker made it first (a hard
+    link never replaces a file); whether this one did."""
+    tmp = _temporary(out, settings, _new_id())
+    try:
+        os.link(tmp, out / RUN_FILE)
+    except FileExistsError:
+        return False
+    except OSError:  # a filesystem without hard links: the last writer wins, as before
+        os.replace(tmp, out / RUN_FILE)
+        return True
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def run_id(out: Path) -> str:
+    """The id the state database knows OUT's run by; a run file older than ids gets one now."""
+    data = _document(out)
+    if data is None:
+        raise UsageError(f"{out} has no {RUN_FILE}: it holds no run")
+    if not data.get("run"):
+        write(out, data["settings"])
+        data = _document(out) or data
+    return str(data["run"])
 
 
 def settle(spec: RunSpec, explicit: set[str] | frozenset[str]) -> RunSpec:
@@ -72,8 +123,9 @@ def settle(spec: RunSpec, explicit: set[str] | frozenset[str]) -> RunSpec:
     mine = _values(spec)
     prior = read(out)
     if prior is None:
-        write(out, mine)
-        return spec
+        if create(out, mine):
+            return spec
+        prior = read(out) or {}  # another worker made it first: its record stands
     clashes = [n for n in mine if n in explicit and n in prior and prior[n] != mine[n]]
     if clashes:
         said = "; ".join(f"{_flag(n)} {prior[n]!r} there, {mine[n]!r} now" for n in clashes)

@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,25 +120,44 @@ def run_manifests(out: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def exclusive(files: ShardFiles) -> Iterator[None]:
+def exclusive(files: ShardFiles, wait: float | None = None) -> Iterator[bool]:
     """Hold the shard's lock (an ``flock`` on ``_shards/00000.lock``) while it is written, so two
     processes never write one shard at once: a task Dask started again while its first run still goes,
-    two workers given the same rank. The second waits, then finds the shard done. The kernel lets go of
-    a killed holder's lock; the file itself stays (removing it would let a third process lock another).
-    Windows has no ``flock``: there the runner alone keeps shards apart."""
+    two workers given the same rank, a worker whose lease was taken over. Yields whether it is held:
+    after ``wait`` seconds at most, or (None) once the holder is done. The kernel lets go of a killed
+    holder's lock; the file itself stays (removing it would let a third process lock another). Windows
+    has no ``flock``: there the runner (and the lease) alone keep shards apart."""
     if sys.platform == "win32":  # pragma: no cover
-        yield
+        yield True
         return
     fd = os.open(files.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.warning("shard %s is being written by another process: waiting for it", files.name)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        yield _flock(fd, files.name, wait)
     finally:
         os.close(fd)
+
+
+def _flock(fd: int, name: str, wait: float | None) -> bool:
+    if _try_flock(fd):
+        return True
+    log.warning("shard %s is being written by another process: waiting for it", name)
+    if wait is None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+    until = time.monotonic() + wait
+    while time.monotonic() < until:
+        time.sleep(0.1)
+        if _try_flock(fd):
+            return True
+    return False
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def publish(final: Path, fill: Callable[[str], object], temp: Path | None = None) -> None:

@@ -538,8 +538,8 @@ class Cluster:
     state: str | None = setting(
         None,
         "The run's shared state: sqlite:///PATH, mysql://USER:PASS@HOST[:PORT]/DB (MySQL, MariaDB) or "
-        "postgresql://USER[:PASS]@HOST[:PORT]/DB [default: sqlite in OUT/_shards/state.sqlite when OUT is "
-        "on a local filesystem].",
+        "postgresql://USER[:PASS]@HOST[:PORT]/DB, or none [default: sqlite in OUT/_shards/state.sqlite "
+        "when OUT is on a local filesystem].",
         library=False,
     )
     lease: float = setting(

@@ -29,6 +29,17 @@ OnInterrupt = Callable[[int], None]
 """Told of the n-th SIGINT/SIGTERM (n from 1) after the run has reacted: the first stops it cleanly."""
 
 
+class StopFlag:
+    """Set from any thread to stop a run within a second: with a reason the run is aborted (exit 3),
+    without one it ends as interrupted. How a shard's heartbeat stops a shard whose lease was lost."""
+
+    is_set: bool = False
+    reason: str | None = None
+
+    def set(self, reason: str | None = None) -> None:
+        self.reason, self.is_set = reason, True
+
+
 def build_output(spec: RunSpec, stage: Stage | None = None, base: Output | None = None) -> Output:
     """Where samples land: files in OUT (or ``base``, a dataset shard's spool), behind the stage when
     there is one. The image stage may re-encode, so with it every file is named by its type."""
@@ -112,12 +123,14 @@ async def arun(
     progress: Reporter | None = None,
     on_interrupt: OnInterrupt | None = None,
     signals: tuple[str, ...] = ("SIGINT", "SIGTERM"),
+    stop: StopFlag | None = None,
 ) -> Stats:
     """Run ``engine`` over ``jobs``. With ``on_interrupt``, the named signals stop the run cleanly (the
-    first) and are reported to it; without, no handler is installed (a library caller's loop)."""
+    first) and are reported to it; without, no handler is installed (a library caller's loop).
+    ``stop``, once set, stops it too (looked at once a second)."""
     bar = progress or Silent()
     engine.on_done.insert(0, bar.update)
-    ticker = _Ticker(bar)
+    ticker = _Ticker(bar, engine, stop)
 
     def interrupted(n: int) -> None:
         if n == 1:
@@ -135,15 +148,19 @@ async def arun(
 
 
 class _Ticker:
-    """Calls ``bar.tick()`` once a second on the running loop, so progress shows in a quiet spell."""
+    """Calls ``bar.tick()`` once a second on the running loop, so progress shows in a quiet spell, and
+    stops the engine once ``stop`` is set."""
 
-    def __init__(self, bar: Reporter) -> None:
-        self._bar = bar
+    def __init__(self, bar: Reporter, engine: Engine, stop: StopFlag | None) -> None:
+        self._bar, self._engine, self._stop = bar, engine, stop
         self._loop = asyncio.get_running_loop()
         self._handle = self._loop.call_later(1.0, self._tick)
 
     def _tick(self) -> None:
         self._bar.tick()
+        if self._stop is not None and self._stop.is_set:
+            self._engine.stop(self._stop.reason)
+            self._stop = None
         self._handle = self._loop.call_later(1.0, self._tick)
 
     def cancel(self) -> None:

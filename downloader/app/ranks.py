@@ -43,9 +43,10 @@ def check_cluster(spec: RunSpec) -> None:
 
 
 def my_shards(spec: RunSpec, count: int) -> Sequence[int]:
-    """The shards this process makes: every one, or with ``--rank I --world N`` those ``k % N == I``."""
+    """The shards this process makes: every one, or with ``--rank I --world N`` and no ``--state`` those
+    ``k % N == I`` (with a state database, static workers claim whichever shard is free)."""
     c = spec.cluster
-    if c.rank is None or c.world is None:
+    if c.rank is None or c.world is None or c.state not in (None, "none"):
         return range(count)
     return range(c.rank, count, c.world)
 

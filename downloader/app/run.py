@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
@@ -21,6 +21,7 @@ from ..spec import RunSpec
 from ..writers.files import prepare_out
 from .assemble import OnInterrupt, arun, build_engine, list_jobs
 from .dask import run_dask
+from .leased import leased, run_leased, start_tracking
 from .procs import default_procs, run_shard_pool, run_sharded
 from .progress import Reporter, Silent
 from .ranks import check_cluster, my_shards, rows_of, stats_name
@@ -97,24 +98,35 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
     rows = rows_in(source, input_format=i.input_format, url_column=i.url_column)
     count = write_plan(out, source, rows, spec.dataset.shard_size)
     shards = my_shards(spec, count)
-    run, on_interrupt = ShardRun(spec, source, retry), ui.on_interrupt
+    tracking = start_tracking(spec, source, rows, count)
+    run, on_interrupt = ShardRun(spec, source, retry, tracking), ui.on_interrupt
     bar = ui.progress(rows_of(shards, rows, spec.dataset.shard_size))
     started = time.monotonic()
     try:
-        if spec.cluster.dask is not None:
-            stats = run_dask(run, shards, bar=bar, on_interrupt=on_interrupt)
-        elif (procs := choose_procs(spec, rows, source, len(shards))) > 1:
-            stats = run_shard_pool(run, shards, procs=procs, bar=bar, on_interrupt=on_interrupt)
-        else:
-            stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
-            for k in shards:
-                stats.absorb(process_shard(run, k, progress=bar, on_interrupt=on_interrupt))
-                if stats.interrupted or stats.aborted:
-                    break
+        stats = _dispatch(run, shards, choose_procs(spec, rows, source, len(shards)), bar, on_interrupt)
     finally:
         bar.close()
     stats.wall_s = time.monotonic() - started
     write_stats(out / stats_name(spec), stats)
+    return stats
+
+
+def _dispatch(
+    run: ShardRun, shards: Sequence[int], procs: int, bar: Reporter, on_interrupt: OnInterrupt | None
+) -> Stats:
+    """The shards on the runner the settings name: claimed from the state database (static workers
+    with ``--state``), on Dask, on a pool of ``--procs``, or one after another here."""
+    if leased(run.spec, run):
+        return run_leased(run, bar=bar, on_interrupt=on_interrupt)
+    if run.spec.cluster.dask is not None:
+        return run_dask(run, shards, bar=bar, on_interrupt=on_interrupt)
+    if procs > 1:
+        return run_shard_pool(run, shards, procs=procs, bar=bar, on_interrupt=on_interrupt)
+    stats = Stats(backend=run.spec.network.backend, concurrency=run.spec.limits.concurrency)
+    for k in shards:
+        stats.absorb(process_shard(run, k, progress=bar, on_interrupt=on_interrupt))
+        if stats.interrupted or stats.aborted:
+            break
     return stats
 
 

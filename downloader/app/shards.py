@@ -36,20 +36,23 @@ from ..shards import (
     samples,
 )
 from ..spec import RunSpec
+from ..state import Archived
 from ..writers.spool import Spool, SpoolOutput, key_of
 from ..writers.tar import TarAppender
-from .assemble import OnInterrupt, arun, build_engine
+from .assemble import OnInterrupt, StopFlag, arun, build_engine
 from .progress import Reporter, Silent
+from .tracked import Tracking, tracked
 
 
 @dataclass(frozen=True)
 class ShardRun:
     """What every shard of a run needs (picklable, for worker processes): the settled spec, the list,
-    and whether done shards with failed rows are rewritten."""
+    whether done shards with failed rows are rewritten, and the state database that records them."""
 
     spec: RunSpec
     source: str
     retry_failed: bool = False
+    tracking: Tracking | None = None
 
     def files(self, k: int) -> ShardFiles:
         return ShardFiles(self.spec.output.out, k, self.spec.dataset.output_format)
@@ -76,8 +79,11 @@ class _Rows:
     earlier: dict[int, dict[str, Any]]
     found: Found
     bar: Reporter
+    known: dict[int, Archived] = field(default_factory=dict)
+    """Rows whose URL another run stored (from the shared archive): duplicates, not fetched."""
     lines: list[int] = field(default_factory=list)
     dups: dict[int, tuple[int, Job]] = field(default_factory=dict)
+    stored: dict[int, Job] = field(default_factory=dict)
     reused: int = 0
 
     def jobs(self) -> Iterator[Job]:
@@ -95,6 +101,10 @@ class _Rows:
             if not job.error and self._reusable(job):
                 self.reused += 1
                 self.bar.advance(0, 0, 0, 1)
+                continue
+            if job.line in self.known:
+                self.stored[job.line] = job
+                self.bar.advance(1, 0, 0)
                 continue
             job.path = key(job.line) + os.path.splitext(job.path)[1]
             yield job
@@ -115,6 +125,8 @@ class _Rows:
         for line in self.lines:
             if line in self.dups:
                 row = self._duplicate(line, rows)
+            elif line in self.stored:
+                row = self._stored(line)
             elif (found := rows.get(line)) is not None and found.get("status") != "not_started":
                 row = _by_content(found)
             else:
@@ -129,6 +141,13 @@ class _Rows:
         note = f"same URL as row {at}"
         row = row_of(Result(job.url, line, Status.DUPLICATE, path=path, error=note, extra=job.extra))
         return {**row, "duplicate_of": key(at)}
+
+    def _stored(self, line: int) -> dict[str, Any]:
+        """A row whose URL another run stored: a duplicate of that copy, which the archive locates."""
+        job, entry = self.stored[line], self.known[line]
+        note = f"already stored by run {entry.run} at {entry.where}"
+        result = Result(job.url, line, Status.DUPLICATE, error=note, sha256=entry.sha256, extra=job.extra)
+        return {**row_of(result), "duplicate_of": entry.where}
 
 
 def _by_content(row: dict[str, Any]) -> dict[str, Any]:
@@ -165,40 +184,59 @@ def process_shard(
     on_interrupt: OnInterrupt | None = None,
     signals: tuple[str, ...] = ("SIGINT", "SIGTERM"),
 ) -> Stats:
-    """Make shard ``k`` of ``run`` final, doing only what is not done yet; its statistics. The shard's
-    lock is held throughout: another process on the same shard waits for this one."""
-    files = run.files(k)
-    (files.out / SHARDS).mkdir(parents=True, exist_ok=True)
-    with exclusive(files):
-        return _process(run, files, progress or Silent(), on_interrupt, signals)
+    """Make shard ``k`` of ``run`` final, doing only what is not done yet; its statistics. With a state
+    database, the shard is recorded there (``tracked``): leased, looked up, archived, done."""
+
+    def work(known: dict[int, Archived], stop: StopFlag | None) -> Stats:
+        return _process(
+            run, k, progress=progress, on_interrupt=on_interrupt, signals=signals, known=known, stop=stop
+        )
+
+    if run.tracking is None:
+        files = run.files(k)
+        (files.out / SHARDS).mkdir(parents=True, exist_ok=True)
+        with exclusive(files):
+            return work({}, None)
+
+    def jobs() -> Iterator[Job]:
+        size = run.spec.dataset.shard_size
+        return _shard_jobs(run, Window(k * size, (k + 1) * size))
+
+    return tracked(run.tracking, run.files(k), work, jobs, run.retry_failed)
 
 
 def _process(
     run: ShardRun,
-    files: ShardFiles,
-    bar: Reporter,
+    k: int,
+    *,
+    progress: Reporter | None,
     on_interrupt: OnInterrupt | None,
     signals: tuple[str, ...],
+    known: dict[int, Archived],
+    stop: StopFlag | None,
 ) -> Stats:
+    files, bar = run.files(k), progress or Silent()
     marker = files.marker()
     if marker is not None and not (run.retry_failed and marker.get("failed")):
         return _already_done(run, files, marker, bar)
     clear_temporaries(files)
     done = marker is not None
-    plan = _Rows(run, files.k, latest_rows(files, done), samples(files, done), bar)
+    plan = _Rows(run, k, latest_rows(files, done), samples(files, done), bar, known)
     appender = TarAppender(str(files.spool))
     index = ContentIndex(files.out / SHARDS / CONTENT) if run.spec.dataset.dedup == "content" else None
     try:
         output = SpoolOutput(Spool(appender, files.final.name, index))
         engine = build_engine(run.spec, output=output, manifest=files.part, stats_file=None)
-        running = arun(engine, plan.jobs(), progress=_Kept(bar), on_interrupt=on_interrupt, signals=signals)
+        running = arun(
+            engine, plan.jobs(), progress=_Kept(bar), on_interrupt=on_interrupt, signals=signals, stop=stop
+        )
         stats = run_loop(running, run.spec.performance.loop)
     finally:
         appender.close()
         if index is not None:
             index.close()
     stats.skipped += plan.reused
-    stats.duplicate += len(plan.dups)
+    stats.duplicate += len(plan.dups) + len(plan.stored)
     if not (stats.interrupted or stats.aborted):
         _make_final(run, files, plan, stats, done)
     return stats

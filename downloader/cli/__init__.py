@@ -34,6 +34,7 @@ from ..spec import (
 )
 from ..version import __version__
 from .options import DISPLAY, SUMMARY_LOG, explicit_settings, guarded, spec_options, split_params
+from .state import state, status
 
 if TYPE_CHECKING:  # the application loads only when a command runs: --help stays fast
     from ..app.progress import Reporter
@@ -87,6 +88,8 @@ def finish(stats: Stats, quiet: bool, out: Path | None = None) -> None:
     text = summary(stats, None if out is None else shlex.quote(str(out)))
     if not quiet:
         click.echo(text)
+    elif stats.aborted:  # quiet shows errors only: an aborted run is one
+        click.echo(f"error: run aborted: {stats.aborted}", err=True)
     logging.getLogger(SUMMARY_LOG).info("%s", text)
     sys.exit(exit_code(stats))
 
@@ -104,6 +107,9 @@ def main() -> None:
       downloader bench --demo                           # compare the backends
     """
 
+
+main.add_command(status)
+main.add_command(state)
 
 RETRY_FAILED = cloup.option(
     "--retry-failed",

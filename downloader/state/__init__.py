@@ -10,19 +10,31 @@ markers next to the data), so a lost database loses no output and is rebuilt fro
 - the **archive**: URL digest → status, sha256 and where the body is stored, shared by every run and dataset
   that names the same database ("never download this URL, or this content, twice").
 
-``open_state(url)`` picks the driver by the URL's scheme (``sqlite:///path``, ``mysql://``,
+``state.drivers.open_state(url)`` picks the driver by the URL's scheme (``sqlite:///path``, ``mysql://``,
 ``postgresql://``); each driver is owned by one module, and the SQL lives in ``state.sql``. Every call is
-asynchronous and batched: many rows per round trip.
+asynchronous and batched: many rows per round trip. A database that fails or goes away raises
+``StateError`` (exit 3): the run stops, and its output (the source of truth) keeps what was done.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self
+from urllib.parse import unquote, urlsplit
+
+from ..errors import RunAborted, UsageError
 
 SCHEMA_VERSION = 1
+CHUNK = 1000
+"""Rows per round trip for batched calls (``archive``, ``archived``, a plan's shards)."""
+SCHEMES = {"sqlite": "sqlite", "mysql": "mysql", "mariadb": "mysql", "postgresql": "postgresql"}
+SCHEMES["postgres"] = "postgresql"
+
+
+class StateError(RunAborted):
+    """The state database failed or went away: the run stops (exit 3); its output keeps what was done."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,30 +42,32 @@ class Archived:
     """One URL's entry in the archive: what became of it, and where its body is kept."""
 
     digest: bytes
-    """The URL's digest (``keys`` digest of the normalised URL, 16 bytes)."""
+    """The URL's digest (``keys.archive_digest`` of the normalised URL, 16 bytes)."""
     url: str
     status: str
     sha256: str | None = None
     where: str | None = None
-    """Where the body is stored: ``OUT/00000.tar#000000012`` or a file path."""
+    """Where the body is stored: ``/abs/OUT/00000.tar#000000012`` (a shard and a sample's key)."""
     run: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """A shard a worker holds: until ``until`` (seconds since the epoch, the database's clock)."""
+    """A shard a worker holds: since ``since``, until ``until`` (seconds since the epoch, the database's
+    clock)."""
 
     run: str
     shard: int
     worker: str
     until: float
     attempts: int = 1
+    since: float | None = None
 
 
 @dataclass(slots=True)
 class Status:
     """What ``downloader status`` shows: shards done, running (by whom, since when), left; rows by
-    status and failure kind; expired leases."""
+    status and failure kind; expired leases; the rate so far and what it makes of the rest."""
 
     run: str
     shards: int = 0
@@ -64,11 +78,36 @@ class Status:
     kinds: dict[str, int] = field(default_factory=dict)
     started: float | None = None
     updated: float | None = None
+    """The database's clock when the status was read."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    last_finish: float | None = None
+    done_shards: set[int] = field(default_factory=set, repr=False)
+    """Which shards are done (not shown: a run may have many thousands)."""
+
+    @property
+    def left(self) -> int:
+        return self.shards - self.done
+
+    @property
+    def rate(self) -> float | None:
+        """Rows per second over the run so far (its done shards' rows)."""
+        rows, spent = self.rows.get("rows", 0), (self.updated or 0) - (self.started or 0)
+        return rows / spent if rows and spent > 0 else None
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds until every shard is done, at the rate so far (the list's rows, when recorded)."""
+        total, rate = self.settings.get("rows"), self.rate
+        if rate is None:
+            return None
+        if not isinstance(total, int):
+            total = round(self.rows.get("rows", 0) / max(1, self.done) * self.shards)
+        return max(0.0, (total - self.rows.get("rows", 0)) / rate)
 
 
 class State(Protocol):
     """A connection to the state database, opened with ``async with``; every method is one round trip
-    (or a few), whatever the number of rows given."""
+    (or a few), whatever the number of rows given. Not for two tasks at once: one connection each."""
 
     url: str
 
@@ -79,29 +118,89 @@ class State(Protocol):
     ) -> None: ...
 
     async def setup(self) -> None:
-        """Create the schema when missing (versioned); harmless to call again."""
+        """Create the schema when missing (versioned); harmless to call again, from many workers at once."""
 
     async def start_run(self, run: str, settings: dict[str, Any], shards: int) -> None:
         """Record the run and its plan (shards 0..shards-1, unclaimed); an existing run is left as is,
         except that a grown list adds shards."""
 
-    async def claim(self, run: str, worker: str, lease: float) -> int | None:
+    async def claim(self, run: str, worker: str, lease: float, shard: int | None = None) -> int | None:
         """The next shard nobody holds (never claimed, or its lease expired), now ``worker``'s for
-        ``lease`` seconds; None when every shard is done or held."""
+        ``lease`` seconds; None when every shard is done or held. With ``shard``: that one, whoever
+        held it, done or not: the caller holds the shard's lock file (so any holder is gone) and its
+        output says it must run."""
 
     async def renew(self, run: str, shard: int, worker: str, lease: float) -> bool:
         """The heartbeat: extend ``worker``'s lease; False when the shard is no longer its own."""
 
-    async def finish(self, run: str, shard: int, worker: str, counts: dict[str, int]) -> None:
-        """Mark the shard done, with its rows' counts by status (and ``kind:NAME`` by failure kind)."""
+    async def finish(self, run: str, shard: int, worker: str, counts: dict[str, int]) -> bool:
+        """Mark the shard done, with its rows' counts by status (and ``kind:NAME`` by failure kind);
+        False when it was done already (and is left as it was)."""
 
     async def release(self, run: str, shard: int, worker: str) -> None:
         """Give a shard back unfinished (a clean stop), so another worker may claim it at once."""
 
+    async def left(self, run: str) -> int:
+        """How many of the run's shards are not done (held or not)."""
+
+    async def runs(self) -> list[str]:
+        """Every run the database knows, the oldest first."""
+
     async def archive(self, entries: Sequence[Archived]) -> None:
-        """Add or update archive entries, many per round trip."""
+        """Add or update archive entries, many per round trip. An ``ok`` entry is kept: the first copy
+        stays the reference; any other entry is replaced by a newer one."""
 
     async def archived(self, digests: Sequence[bytes]) -> dict[bytes, Archived]:
         """The archive's entries for these URL digests (those it has)."""
 
     async def status(self, run: str) -> Status: ...
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """A state URL taken apart (the password is never shown: ``shown``)."""
+
+    dialect: str
+    path: str = ""
+    host: str = "127.0.0.1"
+    port: int | None = None
+    user: str | None = None
+    password: str | None = None
+    database: str = ""
+    shown: str = ""
+
+
+def parse_url(url: str) -> Where:
+    """A ``--state`` URL, or a usage error that says what is accepted."""
+    parts = urlsplit(url)
+    dialect = SCHEMES.get(parts.scheme.split("+")[0].lower())
+    if dialect == "sqlite":
+        path = unquote(url.split(":", 1)[1].removeprefix("///")) if "///" in url[:12] else ""
+        if not path:
+            raise UsageError(f"--state {url!r}: a SQLite URL names a file: sqlite:///PATH")
+        return Where("sqlite", path=path, shown=url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    database = unquote(parts.path.lstrip("/"))
+    if dialect is None or not parts.hostname or not database or port == -1:
+        raise UsageError(
+            f"--state {_hide(url)!r} is not a state database URL: sqlite:///PATH, "
+            "mysql://USER[:PASS]@HOST[:PORT]/DB or postgresql://USER[:PASS]@HOST[:PORT]/DB"
+        )
+    user, password = unquote(parts.username or ""), parts.password
+    secret = None if password is None else unquote(password)
+    return Where(dialect, "", parts.hostname, port, user or None, secret, database, _hide(url))
+
+
+def _hide(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)

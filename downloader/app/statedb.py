@@ -1,0 +1,109 @@
+"""The state database from synchronous code: a connection on a thread and event loop of its own, so a
+shard's own loop (and a Dask worker's) never waits on the database, and a heartbeat that renews a
+shard's lease on another such connection while the shard runs."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import socket
+import threading
+from collections.abc import Coroutine
+from types import TracebackType
+from typing import Any, Self
+
+from ..state import State, StateError
+from ..state.drivers import open_state
+from .assemble import StopFlag
+
+log = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    """Who holds a lease, as ``downloader status`` shows it: this machine and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class StateThread:
+    """A ``State`` opened on a thread of its own; ``call`` runs one of its methods and waits for it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.db: State = open_state(url)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="downloader-state", daemon=True)
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def call(self, method: str, *args: Any) -> Any:
+        return self.run(getattr(self.db, method)(*args))
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        try:
+            self.run(self.db.__aenter__())
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self.run(self.db.__aexit__(None, None, None))
+        finally:
+            self._stop()
+
+    def _stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
+
+
+class Heartbeat:
+    """Renews ``worker``'s lease on shard ``shard`` every third of the lease, on a connection of its own.
+    A lease found lost sets ``stop`` without a reason (the shard stops; another worker has it), a database
+    gone sets it with one (the run stops, exit 3)."""
+
+    def __init__(self, url: str, run: str, shard: int, worker: str, lease: float) -> None:
+        self.args, self.lease = (run, shard, worker, lease), lease
+        self.conn = StateThread(url)
+        self.stop = StopFlag()
+        self.lost: str | None = None
+        self._task: concurrent.futures.Future[None] | None = None
+
+    async def _beat(self) -> None:
+        run, shard, worker, lease = self.args
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                mine = await self.conn.db.renew(run, shard, worker, lease)
+            except StateError as exc:
+                self.stop.set(f"{exc}; shard {shard:05d} stopped, its complete samples kept")
+                return
+            if not mine:
+                self.lost = f"shard {shard:05d}: its lease expired and another worker took it over"
+                log.warning("%s: stopping it here", self.lost)
+                self.stop.set()
+                return
+
+    def __enter__(self) -> Self:
+        self.conn.__enter__()
+        self._task = asyncio.run_coroutine_threadsafe(self._beat(), self.conn.loop)
+        return self
+
+    def end(self) -> None:
+        """Renew no more (the shard's work is over: it is about to be recorded done, or given back)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.end()
+        self.conn.__exit__(et, ev, tb)

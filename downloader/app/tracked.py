@@ -1,0 +1,163 @@
+"""A shard's life in the state database, around ``process_shard``'s own work: taken (a lease, held by a
+heartbeat) before it runs, its URLs looked up in the shared archive in one call, and at its end its rows
+archived and the shard marked done, with its counts. Every runner gets this by giving the run a state
+URL; all of it is per shard and batched, never per URL.
+
+Two guards keep two processes from ever writing one shard: the lease (a worker whose lease was taken
+over stops that shard within a second of its next heartbeat) and an exclusive ``flock`` on the shard's
+lock file (``_shards/00000.lock``), held while the shard runs, which a process killed mid-shard gives up
+with its life. The output stays the source of truth: a done marker is what makes a shard done, and the
+database only learns of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import DownloadError
+from ..keys import archive_digest
+from ..manifest import read_manifest
+from ..models import Stats
+from ..names import normalise
+from ..shards import SHARDS, ShardFiles, exclusive, key
+from ..state import Archived, StateError
+from .assemble import StopFlag
+from .statedb import Heartbeat, StateThread, worker_id
+
+log = logging.getLogger(__name__)
+Work = Callable[[dict[int, Archived], StopFlag | None], Stats]
+"""The shard's own work, given the rows another run already stored (line → archive entry) and the
+flag that stops it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    """Where a run's shards are recorded: the state URL, the run's id, the lease in seconds."""
+
+    url: str
+    run: str
+    lease: float = 60.0
+    claimed: bool = False
+    """The runner claimed the shard already (``leased``): not claimed again."""
+    done: frozenset[int] = frozenset()
+    """Shards the database had as done when the run started: a rerun passes them by without a word to it."""
+
+
+def tracked(
+    t: Tracking, files: ShardFiles, work: Work, rows: Callable[[], Iterable[Any]], redo: bool
+) -> Stats:
+    """Run ``work`` for shard ``files.k`` as the state database's record of it; ``rows``: the shard's
+    input jobs, read only when another run shares the archive. A database that fails stops the shard
+    (``aborted``) with what it had done kept."""
+    marker = files.marker()
+    finished = marker is not None and not (redo and marker.get("failed"))
+    if finished and files.k in t.done:
+        return work({}, None)
+    try:
+        with StateThread(t.url) as db:
+            if finished:
+                stats = work({}, None)
+                counts, entries = recorded(files, t.run)
+                if db.call("finish", t.run, files.k, worker_id(), counts):
+                    db.call("archive", entries)  # a shard the database had not seen done
+                return stats
+            return _held(t, files, work, rows, db)
+    except StateError as exc:
+        return Stats(aborted=str(exc))
+
+
+def _held(
+    t: Tracking, files: ShardFiles, work: Work, rows: Callable[[], Iterable[Any]], db: StateThread
+) -> Stats:
+    """The shard under its lock and lease, then recorded (done) or given back (stopped)."""
+    me, k = worker_id(), files.k
+    (files.out / SHARDS).mkdir(parents=True, exist_ok=True)
+    with _ours(t, files, db) as beat:
+        if beat is None:
+            return _busy(t, files, db)
+        stats = work(stored_elsewhere(db, t, files, rows), beat.stop)
+        beat.end()
+        if beat.lost is not None:
+            stats.interrupted = False  # this process stopped it, for its new holder: not an interruption
+        if files.marker() is None:
+            with contextlib.suppress(StateError):
+                db.call("release", t.run, k, me)
+            return stats
+        counts, entries = recorded(files, t.run)
+        db.call("archive", entries)
+        db.call("finish", t.run, k, me, counts)
+    return stats
+
+
+@contextlib.contextmanager
+def _ours(t: Tracking, files: ShardFiles, db: StateThread) -> Iterator[Heartbeat | None]:
+    """The shard's lease (renewed by a heartbeat) and lock, both held; None when another process holds
+    the lock. A shard the runner claimed has its heartbeat run while the lock is awaited; any other
+    is locked first, then taken over from whoever held its lease (gone, since the lock was free)."""
+    beat = Heartbeat(t.url, t.run, files.k, worker_id(), t.lease)
+    if t.claimed:
+        with beat, exclusive(files, t.lease) as locked:
+            yield beat if locked else None
+        return
+    with exclusive(files) as locked:
+        if not locked:
+            yield None
+            return
+        db.call("claim", t.run, worker_id(), t.lease, files.k)
+        with beat:
+            yield beat
+
+
+def _busy(t: Tracking, files: ShardFiles, db: StateThread) -> Stats:
+    """Another live process writes the shard: a claimed shard is given back (to be claimed again once
+    that process is done or gone); a shard this run was told to make is an error."""
+    said = f"shard {files.name}: another process holds its lock file ({files.name}.lock) and writes it"
+    if not t.claimed:
+        return Stats(aborted=said)
+    log.warning("%s; given back", said)
+    db.call("release", t.run, files.k, worker_id())
+    return Stats()
+
+
+def stored_elsewhere(
+    db: StateThread, t: Tracking, files: ShardFiles, rows: Callable[[], Iterable[Any]]
+) -> dict[int, Archived]:
+    """The shard's rows whose URL another run stored (ok, outside this OUT): one lookup for the shard,
+    made only when the database knows another run."""
+    if db.call("runs") == [t.run]:
+        return {}
+    lines: dict[bytes, int] = {}
+    for job in rows():
+        if not job.error:
+            lines.setdefault(archive_digest(job.key), job.line)
+    here = str(files.out.resolve()) + "/"
+    found: dict[int, Archived] = {}
+    for digest, entry in db.call("archived", list(lines)).items():
+        if entry.status == "ok" and entry.run != t.run and not (entry.where or "").startswith(here):
+            found[lines[digest]] = entry
+    return found
+
+
+def recorded(files: ShardFiles, run: str) -> tuple[dict[str, int], list[Archived]]:
+    """What the database learns of a done shard, from its final rows (read once): its rows counted by
+    status and by failure kind (``kind:NAME``), and its archive entries: each URL it stored (where: the
+    shard file and the sample's key) or failed; rows it did not fetch (duplicates, invalid) have none."""
+    counts, entries, final = {"rows": 0}, [], files.final.resolve()
+    for row in read_manifest(files.rows):
+        status, kind = row["status"], row.get("kind")
+        counts["rows"] += 1
+        counts[status] = counts.get(status, 0) + 1
+        if kind:
+            counts[f"kind:{kind}"] = counts.get(f"kind:{kind}", 0) + 1
+        if status in ("ok", "failed"):
+            try:
+                digest = archive_digest(normalise(row["url"]))
+            except DownloadError:
+                continue
+            where = f"{final}#{row.get('key') or key(row['line'])}" if status == "ok" else None
+            entries.append(Archived(digest, row["url"], status, row.get("sha256"), where, run))
+    return counts, entries
