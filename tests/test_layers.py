@@ -25,8 +25,20 @@ FLOORS: list[tuple[str, list[str]]] = [
             "origin",
         ],
     ),
-    ("processing", ["checks", "robots", "stages", "stages.geometry", "stages.images"]),
-    ("transfer", ["backends", "backends.base", "backends.aio", "backends.sync", "backends.curl"]),
+    ("processing", ["checks", "robots", "addresses", "stages", "stages.geometry", "stages.images"]),
+    (
+        "transfer",
+        [
+            "dnsclient",
+            "resolver",
+            "backends",
+            "backends.gate",
+            "backends.base",
+            "backends.aio",
+            "backends.sync",
+            "backends.curl",
+        ],
+    ),
     ("engine", ["engine", "engine.hosts", "engine.robots", "engine.engine"]),
     ("loop", ["loop"]),
     (
@@ -65,6 +77,7 @@ OWNERS = {
     "idna": {"names"},
     "PIL": {"stages.images"},
     "pyvips": set(),
+    "dns": {"dnsclient"},
 }
 
 

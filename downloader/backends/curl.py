@@ -4,6 +4,8 @@ libcurl does the HTTP in C; the loop only watches its sockets (``add_reader``/``
 libcurl's socket callback) and its timer (``call_later``). Body pieces arrive in libcurl's write
 callback, are queued for the coroutine that streams them through the shared checks and aiofiles writer,
 and the transfer is paused while more than ``HIGH_WATER`` bytes wait, so a large body is never held whole.
+libcurl neither resolves names nor follows redirects here: each hop is pinned to the addresses the gate
+passed (``CURLOPT_RESOLVE``), and redirects are followed by ``StreamingBackend.get``, hop by hop.
 
 An optional extra (``pip install 'downloader[curl]'``); a fourth contender beside the three strategies,
 because the profile shows the HTTP client itself is the ceiling on small files.
@@ -21,9 +23,11 @@ from types import TracebackType
 from typing import Any, Self
 
 from .. import errors
+from ..addresses import parse_ip
 from ..spec import Transport
 from ..writers import Output
-from .base import Body, Head, Proxies, StreamingBackend
+from .base import Body, Head, StreamingBackend
+from .gate import Pass, host_port
 
 try:
     import pycurl
@@ -267,7 +271,7 @@ class CurlBackend(StreamingBackend):
 
     async def __aenter__(self) -> Self:
         self._driver = _Driver(asyncio.get_running_loop(), self.transport)
-        self._proxies = Proxies(self.transport.network)
+        self._pinned: set[pycurl.Curl] = set()
         return self
 
     async def __aexit__(
@@ -276,13 +280,13 @@ class CurlBackend(StreamingBackend):
         for easy in self._idle:
             easy.close()
         self._driver.close()
+        self.gate.close()
 
     def _new_handle(self) -> pycurl.Curl:
         """An easy handle with the settings every request shares, set once."""
         c, easy = self.transport, pycurl.Curl()
         easy.setopt(pycurl.NOSIGNAL, 1)
-        easy.setopt(pycurl.FOLLOWLOCATION, 1)
-        easy.setopt(pycurl.MAXREDIRS, c.network.max_redirects)
+        easy.setopt(pycurl.FOLLOWLOCATION, 0)
         easy.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         easy.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         easy.setopt(pycurl.HTTPHEADER, self._header_list)
@@ -296,11 +300,24 @@ class CurlBackend(StreamingBackend):
             easy.setopt(pycurl.CAINFO, self._cafile)
         return easy
 
+    def _pin(self, easy: pycurl.Curl, url: str, through: Pass) -> None:
+        """Point libcurl at the gate's addresses for this host (its cache entry is replaced), or drop a
+        pin the handle kept from an earlier URL."""
+        host, port = host_port(url)
+        if through.addresses and parse_ip(host) is None:
+            dial = ",".join(f"[{a}]" if ":" in a else a for a in through.addresses)
+            easy.setopt(pycurl.RESOLVE, [f"{host}:{port}:{dial}"])
+            self._pinned.add(easy)
+        elif easy in self._pinned:
+            easy.setopt(pycurl.RESOLVE, [])
+            self._pinned.discard(easy)
+
     @asynccontextmanager
-    async def get(self, url: str) -> AsyncIterator[Body]:
+    async def hop(self, url: str, through: Pass) -> AsyncIterator[Body]:
         easy = self._idle.pop() if self._idle else self._new_handle()
         transfer = _Transfer(self._driver.loop, easy, self.transport.timeouts.read_timeout)
         easy.setopt(pycurl.URL, url)
+        self._pin(easy, url, through)
         easy.setopt(pycurl.PROXY, self._proxies.for_url(url) or "")  # "": no proxy, not libcurl's env
         easy.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         easy.setopt(pycurl.WRITEFUNCTION, transfer.on_body)
