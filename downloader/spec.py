@@ -101,7 +101,8 @@ def parse_dns_server(text: str) -> tuple[str, int]:
     """``'1.1.1.1'`` → ``('1.1.1.1', 53)``; ``'127.0.0.1:5353'``; IPv6 as ``'[::1]:5353'`` or ``'::1'``."""
     addr, port = text.strip(), "53"
     if addr.startswith("["):
-        addr, _, rest = addr[1:].partition("]")
+        addr, closed, rest = addr[1:].partition("]")
+        addr = addr if closed else "[" + addr
         port = rest.removeprefix(":") if rest else port
     elif addr.count(":") == 1:
         addr, _, port = addr.partition(":")
