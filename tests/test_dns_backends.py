@@ -8,13 +8,18 @@ same port, so a name that answers both addresses shows which one a backend reall
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from click.testing import CliRunner
+
+from downloader.cli import main
 
 from tests.conftest import AiohttpServer, Run
 from tests.dnsserver import DNSServer, Name
@@ -195,3 +200,37 @@ async def test_deny_private_refuses_even_a_listed_address(
         "blocked: 127.0.0.1 is a private address (--deny-private)",
     )
     assert private.app[HITS]["/img.jpg"] == 0
+
+
+async def test_the_command_line_takes_dns_servers_and_private_networks(
+    origins: tuple[TestServer, TestServer], dns_server: DNSServer, tmp_path: Path
+) -> None:
+    dns_server.names["a.test"] = Name([PUBLIC])
+    lst = tmp_path / "urls.txt"
+    lst.write_text(f"http://a.test:{origins[0].port}/img.jpg\n")
+    args = ["fetch", str(lst), "-o", str(tmp_path / "out"), "-q", "--private-networks", "127.0.0.1/32"]
+    args += [
+        "--dns-server",
+        "[::1]:9",
+        "--dns-server",
+        f"127.0.0.1:{dns_server.port}",
+        "--dns-timeout",
+        "0.2",
+    ]
+    res = await asyncio.to_thread(CliRunner().invoke, main, args)
+    assert res.exit_code == 0, res.output
+    assert dns_server.asked("a.test") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--allow-private", "--deny-private"], "contradict"),
+        (["--dns-server", "dns.example"], "not a DNS server address"),
+        (["--private-networks", "10.0.0.0/33"], "not a network"),
+    ],
+)
+def test_dns_usage_errors_exit_2(args: list[str], message: str) -> None:
+    res = CliRunner().invoke(main, ["fetch", "-", *args], input="")
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output

@@ -176,8 +176,11 @@ class StreamingBackend(ABC):
         raise RedirectError("too many redirects (a loop, or more than --max-redirects)")
 
     async def admit(self, url: str, before: Pass | None) -> Pass:
-        """The gate's pass for this hop (a cached answer costs no lookup and no suspension)."""
-        return await self.gate.admit(url, before, self._proxies.for_url(url) is not None)
+        """The gate's pass for this hop: a cached answer costs a few dictionary reads, no await."""
+        if self._proxies.for_url(url) is None:
+            found = self.gate.now(url, before)
+            return found if found is not None else await self.gate.admit(url, before)
+        return await self.gate.admit(url, before, proxied=True)
 
     async def __aenter__(self) -> Self:
         return self

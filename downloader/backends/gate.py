@@ -26,7 +26,15 @@ REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
 
 def host_port(url: str) -> tuple[str, int]:
-    """The URL's host (lower case, IPv6 without brackets) and port, in one regular-expression match."""
+    """The URL's host (lower case, IPv6 without brackets) and port: a split for the usual
+    ``scheme://host[:port]/...``, a regular expression for the rest (user info, IPv6, no path)."""
+    parts = url.split("/", 3)
+    if len(parts) > 3 and parts[1] == "" and parts[0][-1:] == ":":
+        netloc = parts[2]
+        if not ("@" in netloc or "[" in netloc or "?" in netloc or "#" in netloc):
+            host, _, port = netloc.partition(":")
+            if port.isdigit() or not port:
+                return host.lower(), int(port) if port else _DEFAULT_PORT.get(parts[0][:-1].lower(), 80)
     m = _HOST.match(url)
     if m is None:
         raise errors.InvalidURL(f"invalid URL: {url[:200]}")
