@@ -20,7 +20,6 @@ from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
 
 from downloader.cli import main
-
 from tests.conftest import AiohttpServer, Run
 from tests.dnsserver import DNSServer, Name
 from tests.faults import JPEG
@@ -160,7 +159,8 @@ async def test_a_redirect_from_a_public_address_into_private_space_is_blocked(
     row = run.row(hop)
     assert (row["kind"], row["attempts"]) == ("blocked", 1)
     assert row["error"] == (
-        "blocked: a redirect from a public address; 127.0.0.1 is a private address (--allow-private allows it)"
+        "blocked: a redirect from a public address; 127.0.0.1 is a private address "
+        "(--allow-private allows it)"
     )
     assert run.row(inside + "?listed")["status"] == "ok"  # listed by address: the user asked for it
     assert private.app[HITS]["/img.jpg"] == 1
