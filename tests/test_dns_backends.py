@@ -27,6 +27,7 @@ from tests.faults import JPEG
 Fetch = Callable[..., Awaitable[Run]]
 PUBLIC, PRIVATE = "127.0.0.2", "127.0.0.1"
 HITS: web.AppKey[collections.Counter[str]] = web.AppKey("hits", collections.Counter)
+SEEN: web.AppKey[dict[str, dict[str, str]]] = web.AppKey("seen", dict)
 
 
 def small_app() -> web.Application:
@@ -40,8 +41,14 @@ def small_app() -> web.Application:
         request.app[HITS][request.path] += 1
         raise web.HTTPFound(request.query["to"])
 
+    async def echo(request: web.Request) -> web.Response:
+        request.app[SEEN][request.query_string] = dict(request.headers)
+        return web.Response(body=JPEG, content_type="image/jpeg")
+
     app = web.Application()
     app[HITS] = collections.Counter()
+    app[SEEN] = {}
+    app.router.add_get("/echo", echo)
     app.router.add_get("/img.jpg", img)
     app.router.add_get("/go", go)
     return app
@@ -200,6 +207,22 @@ async def test_deny_private_refuses_even_a_listed_address(
         "blocked: 127.0.0.1 is a private address (--deny-private)",
     )
     assert private.app[HITS]["/img.jpg"] == 0
+
+
+async def test_credentials_stay_with_the_listed_origin_across_redirects(
+    origins: tuple[TestServer, TestServer], dns_server: DNSServer, dl: Fetch
+) -> None:
+    public = origins[0]
+    dns_server.names["other.test"] = Name([PUBLIC])
+    home = f"http://{PUBLIC}:{public.port}/echo?home"
+    away = f"http://{PUBLIC}:{public.port}/go?to=http://other.test:{public.port}/echo?away"
+    same = f"http://{PUBLIC}:{public.port}/go?to=/echo?same"
+    run = await dl([home, away, same], headers=[("Authorization", "Bearer s"), ("X-Trace", "7")])
+    assert run.stats.ok == 3
+    seen = public.app[SEEN]
+    assert (seen["home"]["Authorization"], seen["same"]["Authorization"]) == ("Bearer s", "Bearer s")
+    assert "Authorization" not in seen["away"]
+    assert seen["away"]["X-Trace"] == "7"
 
 
 async def test_the_command_line_takes_dns_servers_and_private_networks(

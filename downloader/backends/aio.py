@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from .. import errors
-from .base import Body, Head, StreamingBackend
+from .base import Body, Head, StreamingBackend, split_headers
 from .gate import Gate, Pass
 
 _PINNED: ContextVar[Pass | None] = ContextVar("downloader_pinned", default=None)
@@ -76,6 +76,7 @@ class AiohttpBackend(StreamingBackend):
 
     async def __aenter__(self) -> Self:
         net, t = self.net, self.timeouts
+        self._shared, self._per_origin = split_headers(net)
         connector = aiohttp.TCPConnector(
             limit=self.transport.slots,
             limit_per_host=self.transport.per_host,
@@ -86,7 +87,7 @@ class AiohttpBackend(StreamingBackend):
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(sock_connect=t.connect_timeout, sock_read=t.read_timeout),
-            headers=net.request_headers(),
+            headers=self._shared,
             auto_decompress=False,
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -100,12 +101,13 @@ class AiohttpBackend(StreamingBackend):
         self.gate.close()
 
     @asynccontextmanager
-    async def hop(self, url: str, through: Pass) -> AsyncIterator[Body]:
+    async def hop(self, url: str, through: Pass, home: bool) -> AsyncIterator[Body]:
         in_body = False
         _PINNED.set(through)
+        extra = self._per_origin if home and self._per_origin else None
         try:
             async with self._session.get(
-                url, allow_redirects=False, proxy=self._proxies.for_url(url)
+                url, allow_redirects=False, proxy=self._proxies.for_url(url), headers=extra
             ) as resp:
                 in_body = True
                 head = Head(resp.status, resp.reason or "", resp.headers, resp.content_length)

@@ -25,6 +25,20 @@ from .gate import Gate, Pass, next_hop
 
 DRAIN = 64 << 10
 """Bytes of a redirect's body read (so its connection can be reused) before it is dropped instead."""
+PER_ORIGIN = frozenset(("authorization", "cookie", "proxy-authorization"))
+"""Request headers of the user's that go to the listed URL's origin only, never to a redirect's."""
+
+
+def split_headers(network: Network) -> tuple[dict[str, str], dict[str, str]]:
+    """The request headers every hop sends, and those only the listed URL's origin gets (``PER_ORIGIN``)."""
+    headers = network.request_headers()
+    per_origin = {k: v for k, v in headers.items() if k.lower() in PER_ORIGIN}
+    return {k: v for k, v in headers.items() if k not in per_origin}, per_origin
+
+
+def same_origin(url: str, first: str) -> bool:
+    """Whether two normalised URLs share scheme, host and port."""
+    return url.split("/", 3)[:3] == first.split("/", 3)[:3]
 
 
 class Backend(Protocol):
@@ -156,17 +170,19 @@ class StreamingBackend(ABC):
         self.gate = Gate(transport.network)
 
     @abstractmethod
-    def hop(self, url: str, through: Pass) -> AbstractAsyncContextManager[Body]:
-        """Send one GET (no redirects), connecting only to ``through.addresses`` (if any); yield once the
-        headers are in. Library errors leave as ``DownloadError``."""
+    def hop(self, url: str, through: Pass, home: bool) -> AbstractAsyncContextManager[Body]:
+        """Send one GET (no redirects), connecting only to ``through.addresses`` (if any), with the
+        user's per-origin headers only if ``home`` (the listed URL's origin); yield once the headers are
+        in. Library errors leave as ``DownloadError``."""
 
     @asynccontextmanager
     async def get(self, url: str) -> AsyncIterator[Body]:
         """The GET and its redirects, up to ``--max-redirects``; yields the last answer's body."""
         through: Pass | None = None
+        first = url
         for _ in range(self.net.max_redirects + 1):
             through = await self.admit(url, through)
-            async with self.hop(url, through) as body:
+            async with self.hop(url, through, url is first or same_origin(url, first)) as body:
                 target = next_hop(url, body.head.status, body.head.headers.get("Location"))
                 if target is None:
                     yield body

@@ -26,7 +26,7 @@ from .. import errors
 from ..addresses import parse_ip
 from ..spec import Transport
 from ..writers import Output
-from .base import Body, Head, StreamingBackend
+from .base import Body, Head, StreamingBackend, split_headers
 from .gate import Pass, host_port
 
 try:
@@ -266,7 +266,9 @@ class CurlBackend(StreamingBackend):
     def __init__(self, tp: Transport, output: Output) -> None:
         super().__init__(tp, output)
         self._idle: list[pycurl.Curl] = []
-        self._header_list = [f"{k}: {v}" for k, v in tp.network.request_headers().items()]
+        shared, per_origin = split_headers(tp.network)
+        self._away = [f"{k}: {v}" for k, v in shared.items()] if per_origin else None
+        self._header_list = [f"{k}: {v}" for k, v in {**shared, **per_origin}.items()]
         self._cafile = tp.network.ca_bundle or ssl.get_default_verify_paths().cafile
 
     async def __aenter__(self) -> Self:
@@ -313,10 +315,12 @@ class CurlBackend(StreamingBackend):
             self._pinned.discard(easy)
 
     @asynccontextmanager
-    async def hop(self, url: str, through: Pass) -> AsyncIterator[Body]:
+    async def hop(self, url: str, through: Pass, home: bool) -> AsyncIterator[Body]:
         easy = self._idle.pop() if self._idle else self._new_handle()
         transfer = _Transfer(self._driver.loop, easy, self.transport.timeouts.read_timeout)
         easy.setopt(pycurl.URL, url)
+        if self._away is not None:  # the user's per-origin headers stay with the listed origin
+            easy.setopt(pycurl.HTTPHEADER, self._header_list if home else self._away)
         self._pin(easy, url, through)
         easy.setopt(pycurl.PROXY, self._proxies.for_url(url) or "")  # "": no proxy, not libcurl's env
         easy.setopt(pycurl.HEADERFUNCTION, transfer.on_header)

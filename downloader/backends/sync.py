@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http.cookiejar
 import socket
 import threading
@@ -39,7 +40,7 @@ from .. import errors
 from ..models import Deadline, Fetched
 from ..spec import Transport
 from ..writers import Output
-from .base import DRAIN, Body, Head, Page, Proxies, StreamingBackend, Transfer
+from .base import DRAIN, Body, Head, Page, Proxies, StreamingBackend, Transfer, same_origin, split_headers
 from .gate import Gate, Pass, next_hop
 
 _PINNED: ContextVar[Pass | None] = ContextVar("downloader_pinned_sync", default=None)
@@ -98,7 +99,7 @@ class _HTTPSPool(urllib3.HTTPSConnectionPool):
 def make_session(tp: Transport) -> requests.Session:
     session = requests.Session()
     session.headers.clear()
-    session.headers.update(tp.network.request_headers())
+    session.headers.update(split_headers(tp.network)[0])
     session.cookies.set_policy(_NoCookies())
     session.max_redirects = tp.network.max_redirects
     session.trust_env = False  # environment proxies come through Proxies, read once
@@ -113,11 +114,16 @@ def make_session(tp: Transport) -> requests.Session:
 
 
 def open_response(
-    session: requests.Session, url: str, tp: Transport, proxy: str | None, through: Pass | None
+    session: requests.Session, url: str, tp: Transport, proxy: str | None, *, through: Pass, home: bool
 ) -> requests.Response:
-    """One hop's GET, headers only (``stream=True``), dialling ``through``'s addresses; requests'
-    exceptions leave as ``DownloadError``."""
+    """One hop's GET, headers only (``stream=True``), dialling ``through``'s addresses, with the user's
+    per-origin headers if ``home``; requests' exceptions leave as ``DownloadError``."""
     _PINNED.set(through)
+    headers = (
+        {**session.headers, **split_headers(tp.network)[1]}
+        if home and tp.network.headers
+        else session.headers
+    )
     proxies = {"http": proxy, "https": proxy} if proxy else {}
     timeout = (tp.timeouts.connect_timeout, tp.timeouts.read_timeout)
     try:
@@ -125,7 +131,7 @@ def open_response(
         # about 100 us a call: requests 2.34 checks each against a runtime Protocol, slow before
         # Python 3.12. The request is prepared from the session's own headers and sent directly.
         request = requests.PreparedRequest()
-        request.prepare(method="GET", url=url, headers=session.headers, cookies=session.cookies)
+        request.prepare(method="GET", url=url, headers=headers, cookies=session.cookies)
         return session.send(
             request,
             stream=True,
@@ -242,9 +248,11 @@ class _PoolBackend:
     def follow(self, url: str, through: Pass, token: _Token | None = None) -> requests.Response:
         """In a worker thread: the GET and its redirects, each hop admitted; the last answer, headers
         read. ``through`` is the listed URL's pass, taken on the loop."""
-        tp = self.transport
+        tp, first = self.transport, url
         for _ in range(tp.network.max_redirects + 1):
-            resp = open_response(self._session, url, tp, self._proxies.for_url(url), through)
+            home = url is first or same_origin(url, first)
+            proxy = self._proxies.for_url(url)
+            resp = open_response(self._session, url, tp, proxy, through=through, home=home)
             if token is not None:
                 token.resp = resp
             try:
@@ -270,12 +278,11 @@ class ExecutorBackend(_PoolBackend, StreamingBackend):
         StreamingBackend.__init__(self, tp, output)
 
     @asynccontextmanager
-    async def hop(self, url: str, through: Pass) -> AsyncIterator[Body]:
+    async def hop(self, url: str, through: Pass, home: bool) -> AsyncIterator[Body]:
         loop = asyncio.get_running_loop()
         proxy = self._proxies.for_url(url)
-        pending = loop.run_in_executor(
-            self._pool, open_and_read, self._session, url, self.transport, proxy, through
-        )
+        call = functools.partial(open_and_read, through=through, home=home)
+        pending = loop.run_in_executor(self._pool, call, self._session, url, self.transport, proxy)
         try:
             resp, pieces, ended = await pending
         except asyncio.CancelledError:
@@ -303,11 +310,11 @@ class ExecutorBackend(_PoolBackend, StreamingBackend):
 
 
 def open_and_read(
-    session: requests.Session, url: str, tp: Transport, proxy: str | None, through: Pass
+    session: requests.Session, url: str, tp: Transport, proxy: str | None, *, through: Pass, home: bool
 ) -> tuple[requests.Response, list[bytes], bool]:
     """The GET and, for a 2xx answer, as much of the body as has a known end, in one hop: a small body
     then needs no hop of its own. Returns the response, the pieces read and whether the body ended."""
-    resp = open_response(session, url, tp, proxy, through)
+    resp = open_response(session, url, tp, proxy, through=through, home=home)
     if not 200 <= resp.status_code < 300:
         return resp, [], False
     pieces: list[bytes] = []
