@@ -61,9 +61,10 @@ async def test_no_loop_callback_waits_for_a_decode(aiohttp_server: AiohttpServer
     blocked = await lags(adownload(urls[:8], tmp_path / "inline", image_executor="inline", **OPTIONS))
     assert len(list((tmp_path / "pool").glob("*.jpg"))) == 60
     # inline, the loop loses about a whole decode per image (several at once when bodies finish together);
-    # with the pool a decode never holds it: at most a few pauses as long as one, from the machine (two
-    # cores, a decoding worker, this origin, the collector of a large test process), not one per image
+    # with the pool a decode never holds it: what the loop still loses comes from the machine (two busy
+    # cores, a decoding worker, this origin, the collector of a large test process), and per image it
+    # stays well below what an inline decode costs the loop on the same machine at the same time
     inline_loss = sum(lag for lag in blocked if lag > 0.02)
-    decode_long = [lag for lag in pooled if lag >= 0.8 * one_decode]
+    pooled_loss = sum(lag for lag in pooled if lag > 0.02)
     assert inline_loss >= 0.5 * 8 * one_decode, (inline_loss, one_decode)
-    assert len(decode_long) <= 6, (decode_long, one_decode)
+    assert pooled_loss / 60 <= 0.5 * inline_loss / 8, (pooled_loss, inline_loss, one_decode)
