@@ -34,8 +34,8 @@ class Reply:
     detail: str = ""
 
 
-def _dns() -> None:
-    """Import dnspython, or say which extra brings it."""
+def require() -> None:
+    """Import dnspython, or say which extra brings it (a usage error, raised when the run starts)."""
     try:
         import dns.asyncquery  # noqa: F401
     except ImportError:  # pragma: no cover - depends on the extra
@@ -44,7 +44,6 @@ def _dns() -> None:
 
 async def ask(host: str, server: tuple[str, int], wait: float) -> Reply:
     """A and AAAA for ``host`` at ``server``, each within ``wait`` seconds, as one ``Reply``."""
-    _dns()
     import dns.exception
     import dns.name
     import dns.rdatatype

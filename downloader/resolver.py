@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .addresses import is_listed_local, parse_ip
-from .dnsclient import Reply, ask
+from .dnsclient import Reply, ask, require
 from .spec import Network
 
 MIN_TTL = 1.0
@@ -58,6 +58,8 @@ class Resolver:
     def __init__(self, network: Network) -> None:
         self.net = network
         self.servers = network.dns_servers
+        if self.servers:
+            require()
         self._cache: dict[str, Entry] = {}
         self._pending: dict[str, asyncio.Future[Entry]] = {}
         self._slots = asyncio.Semaphore(network.dns_lookups)
