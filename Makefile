@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # the test tools on top: pytest, hypothesis, mypy, ruff, the type stubs, matplotlib for bench --plot, Pillow
 # (images, and the report's contact sheet)
 $(DEV): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,parquet,images,report,dev]'
+	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,reqwest,parquet,images,report,dev]'
 	@touch $(DEV)
 
 install: $(STAMP) ## create .venv and install the tool with the fast, curl and parquet extras (no test tools)

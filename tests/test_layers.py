@@ -26,7 +26,10 @@ FLOORS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("processing", ["checks", "robots", "stages", "stages.geometry", "stages.images"]),
-    ("transfer", ["backends", "backends.base", "backends.aio", "backends.sync", "backends.curl"]),
+    (
+        "transfer",
+        ["backends", "backends.base", "backends.aio", "backends.sync", "backends.curl", "backends.reqwest"],
+    ),
     ("engine", ["engine", "engine.hosts", "engine.robots", "engine.engine"]),
     ("loop", ["loop"]),
     (
@@ -59,6 +62,7 @@ OWNERS = {
     "tqdm": {"app.progress"},
     "matplotlib": {"bench"},
     "pycurl": {"backends.curl"},
+    "pyreqwest": {"backends.reqwest"},
     "pyarrow": {"arrow"},
     "aiolimiter": {"engine.hosts"},
     "orjson": {"manifest"},
