@@ -120,6 +120,25 @@ async def test_headers_sent(origin: TestServer, fetch: Fetch) -> None:
     assert sent["X-Trace"] == "42"
 
 
+async def test_credentials_stay_with_the_listed_origin(
+    aiohttp_server: AiohttpServer, origin: TestServer, fetch: Fetch
+) -> None:
+    """The user's Authorization goes to the listed URL's origin, and not to another a redirect names."""
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        raise web.HTTPFound(str(origin.make_url("/echo/away")))
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", elsewhere)
+    redirector = await aiohttp_server(app)
+    urls = [str(redirector.make_url("/a.jpg")), str(origin.make_url("/echo/home"))]
+    run = await fetch(urls, headers=(("Authorization", "Bearer secret"), ("X-Trace", "7")))
+    assert run.stats.ok == 2
+    assert origin.app[HEADERS]["/echo/home"]["Authorization"] == "Bearer secret"
+    assert "Authorization" not in origin.app[HEADERS]["/echo/away"]
+    assert origin.app[HEADERS]["/echo/away"]["X-Trace"] == "7"
+
+
 async def test_no_backend_keeps_cookies(origin: TestServer, fetch: Fetch) -> None:
     """A cookie set on the way (here by a redirect) is not sent back, by any backend."""
     first, later = str(origin.make_url("/cookie/c")), str(origin.make_url("/echo/later"))

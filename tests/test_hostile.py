@@ -111,6 +111,28 @@ def closed_port() -> int:
     return port
 
 
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A port whose listening socket never accepts and whose backlog is full: a connect there hangs."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port: int = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(4)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        yield port
+        for filler in fillers:
+            filler.close()
+
+
+async def test_connect_timeout_is_told_from_silence(fetch: Fetch, unanswered_port: int) -> None:
+    u = f"http://127.0.0.1:{unanswered_port}/x.jpg"
+    run = await fetch([u], connect_timeout=0.3, read_timeout=5, retries=0)
+    assert (run.row(u)["kind"], run.row(u)["error"]) == ("timeout", "connect timed out")
+
+
 async def test_dead_host_fails_fast_as_host_down(fetch: Fetch, closed_port: int) -> None:
     urls = [f"http://127.0.0.1:{closed_port}/{i}.jpg" for i in range(20)]
     run = await fetch(urls, concurrency=1, retries=1, host_down_after=3)
