@@ -40,7 +40,6 @@ try:
         ReadTimeoutError,
         RequestPanicError,
     )
-    from pyreqwest.http import HeaderMap
     from pyreqwest.proxy import ProxyBuilder
     from pyreqwest.request import StreamRequest
     from pyreqwest.response import Response, ResponseBodyReader
@@ -54,24 +53,32 @@ PER_ORIGIN = frozenset(("authorization", "cookie", "proxy-authorization"))
 
 
 class Headers(Mapping[str, str]):
-    """reqwest's header map as the checks read it: case-insensitive, and ``getall`` with a default."""
+    """reqwest's headers as the checks read them: case-insensitive, and ``getall`` with a default. Read
+    through the response's own lookups, so the header map is never copied out."""
 
-    __slots__ = ("_map",)
+    __slots__ = ("_resp",)
 
-    def __init__(self, headers: HeaderMap) -> None:
-        self._map = headers
+    def __init__(self, resp: Response) -> None:
+        self._resp = resp
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._resp.get_header(key)
+        return default if value is None else value
 
     def __getitem__(self, key: str) -> str:
-        return self._map[key]
+        value = self._resp.get_header(key)
+        if value is None:
+            raise KeyError(key)
+        return value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._map)
+        return iter(self._resp.headers)
 
     def __len__(self) -> int:
-        return len(self._map)
+        return len(self._resp.headers)
 
     def getall(self, key: str, default: list[str]) -> list[str]:
-        return self._map.getall(key) or default
+        return self._resp.get_header_all(key) or default
 
 
 def build_client(tp: Transport) -> Client:
@@ -125,10 +132,11 @@ class ReqwestBackend(StreamingBackend):
     async def get(self, url: str) -> AsyncIterator[Body]:
         request, resp = await self._open(url)
         try:
-            length = resp.headers.get("content-length")
+            length = resp.get_header("content-length")
             size = int(length) if length and length.isdigit() else None
-            head = Head(resp.status, _reason(resp.status), Headers(resp.headers), size)
-            yield Body(head, self._pieces(resp.body_reader))
+            status = resp.status
+            head = Head(status, "" if 200 <= status < 300 else _reason(status), Headers(resp), size)
+            yield Body(head, self._pieces(resp.body_reader, size))
         finally:
             await request.__aexit__(None, None, None)
 
@@ -157,15 +165,18 @@ class ReqwestBackend(StreamingBackend):
         except (ValueError, BuilderError) as exc:
             raise errors.InvalidURL(f"invalid URL: {_cause(exc)}") from exc
 
-    async def _pieces(self, reader: ResponseBodyReader) -> AsyncIterator[bytes]:
-        """The body as hyper reads it; a failure here is mid-body."""
-        while True:
+    async def _pieces(self, reader: ResponseBodyReader, size: int | None) -> AsyncIterator[bytes]:
+        """The body as hyper reads it; a failure here is mid-body. Once Content-Length bytes are in, the
+        end is not awaited: hyper has seen it and keeps the connection for reuse all the same."""
+        left = -1 if size is None else size
+        while left:
             try:
                 piece = await reader.read_chunk()
             except PyreqwestError as exc:
                 raise body_error(exc, self.timeouts.read_timeout) from exc
             if piece is None:
                 return
+            left -= len(piece)
             yield piece.to_bytes()
 
 
