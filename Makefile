@@ -15,9 +15,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# the tool and the extras a user wants: uvloop, pycurl, pyarrow
+# the tool and the extras a user wants: uvloop, pycurl, pyreqwest (the default backend), pyarrow
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[fast,curl,parquet]'
+	$(BIN)/python -m pip install -q -e '.[fast,curl,reqwest,parquet]'
 	@# bytecode for the editable package too, so start-up does not compile it where PYTHONDONTWRITEBYTECODE is set
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q downloader
 	@touch $(STAMP)
@@ -28,7 +28,7 @@ $(DEV): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,reqwest,parquet,images,report,dev]'
 	@touch $(DEV)
 
-install: $(STAMP) ## create .venv and install the tool with the fast, curl and parquet extras (no test tools)
+install: $(STAMP) ## create .venv and install the tool with the fast, curl, reqwest and parquet extras (no test tools)
 
 demo: $(STAMP) ## download a few hundred images from the embedded local origin and report throughput
 	$(BIN)/downloader demo
