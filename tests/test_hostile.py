@@ -103,6 +103,21 @@ async def test_trickle_fails_on_the_total_timeout(origin: TestServer, fetch: Fet
     assert run.files() == []
 
 
+async def test_an_attempt_cut_before_its_head_holds_nothing_up(
+    origin: TestServer, fetch: Fetch, backend: str
+) -> None:
+    """Attempts ended by --timeout while the server has not answered yet leave the client free: one slot,
+    two such attempts, then an image that arrives long before the slow answers would have come."""
+    if backend in ("executor", "threads"):
+        pytest.skip("a requests call waiting for its head holds its thread until the answer comes")
+    slow = [url(origin, f"/slow/6000/{i}.jpg") for i in range(2)]
+    t0 = time.monotonic()
+    run = await fetch([*slow, url(origin, "/img/1/image-00.jpg")], concurrency=1, timeout=0.2, retries=0)
+    assert [run.row(u)["kind"] for u in slow] == ["timeout"] * 2
+    assert run.stats.ok == 1
+    assert time.monotonic() - t0 < 5
+
+
 @pytest.fixture
 def closed_port() -> int:
     with socket.socket() as s:

@@ -5,7 +5,10 @@ piece. The request's body buffer limit is 0, so the head is handed over as soon 
 piece as hyper reads it (hyper's reads grow to hundreds of KB on a fast body; a small body comes in one
 or two): the shared checks then see the body as it comes, as with the other backends, so the minimum
 speed is measured from the head on. Silence is reqwest's read timeout, connecting its connect timeout;
-the attempt's total and the URL's deadline are the engine's timer, whose cancellation drops the request.
+the attempt's total and the URL's deadline are the engine's timer. Its cancellation drops a body at once;
+a request still waiting for its head runs on in Rust until the head or the read timeout (pyreqwest 0.15
+does not pass a cancellation on), which is why the client has no ``max_connections``: such a request
+would hold one of its slots. The engine bounds the requests in flight.
 
 Redirects are followed here, hop by hop (``_open``), under the same rules as the other backends:
 ``--max-redirects``, only http(s), and the headers the user gave for one origin not sent to another.
@@ -97,7 +100,6 @@ def build_client(tp: Transport) -> Client:
         .default_headers(shared)
         .connect_timeout(timedelta(seconds=t.connect_timeout))
         .read_timeout(timedelta(seconds=t.read_timeout))
-        .max_connections(tp.slots)
         .no_proxy()  # reqwest would read the environment itself; Proxies decides instead
     )
     if net.insecure:
