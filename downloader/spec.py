@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import ipaddress
 import os
 import re
@@ -25,6 +26,9 @@ from .models import Naming
 from .version import __version__
 
 DEFAULT_USER_AGENT = f"downloader/{__version__}"
+DEFAULT_BACKEND = "reqwest" if importlib.util.find_spec("pyreqwest") else "aiohttp"
+"""The fastest backend (docs/performance.md) where its extra is installed (``make install`` installs
+it); else aiohttp, which needs no extra, so the default always runs. Found without importing it."""
 OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
 """The X-Robots-Tag directives a site uses to keep its images out of datasets."""
 
@@ -247,7 +251,11 @@ class Network:
     """How requests go out: the client, its identity, proxies and TLS."""
 
     TITLE: ClassVar[str] = "Network"
-    backend: str = setting("aiohttp", "Download strategy.", choices=("@backends",))
+    backend: str = setting(
+        DEFAULT_BACKEND,
+        "Download strategy (default: reqwest where pyreqwest is installed, else aiohttp).",
+        choices=("@backends",),
+    )
     user_agent: str = setting(DEFAULT_USER_AGENT, "User-Agent header (honest by default).")
     headers: tuple[tuple[str, str], ...] = setting(
         (),

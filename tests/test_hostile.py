@@ -103,12 +103,49 @@ async def test_trickle_fails_on_the_total_timeout(origin: TestServer, fetch: Fet
     assert run.files() == []
 
 
+async def test_an_attempt_cut_before_its_head_holds_nothing_up(
+    origin: TestServer, fetch: Fetch, backend: str
+) -> None:
+    """Attempts ended by --timeout while the server has not answered yet leave the client free: one slot,
+    two such attempts, then an image that arrives long before the slow answers would have come."""
+    if backend in ("executor", "threads"):
+        pytest.skip("a requests call waiting for its head holds its thread until the answer comes")
+    slow = [url(origin, f"/slow/6000/{i}.jpg") for i in range(2)]
+    t0 = time.monotonic()
+    run = await fetch([*slow, url(origin, "/img/1/image-00.jpg")], concurrency=1, timeout=0.2, retries=0)
+    assert [run.row(u)["kind"] for u in slow] == ["timeout"] * 2
+    assert run.stats.ok == 1
+    assert time.monotonic() - t0 < 5
+
+
 @pytest.fixture
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A port whose listening socket never accepts and whose backlog is full: a connect there hangs."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port: int = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(4)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        yield port
+        for filler in fillers:
+            filler.close()
+
+
+async def test_connect_timeout_is_told_from_silence(fetch: Fetch, unanswered_port: int) -> None:
+    u = f"http://127.0.0.1:{unanswered_port}/x.jpg"
+    run = await fetch([u], connect_timeout=0.3, read_timeout=5, retries=0)
+    assert (run.row(u)["kind"], run.row(u)["error"]) == ("timeout", "connect timed out")
 
 
 async def test_dead_host_fails_fast_as_host_down(fetch: Fetch, closed_port: int) -> None:
