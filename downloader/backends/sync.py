@@ -63,7 +63,7 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
 def _dial(conn: HTTPConnection, connect: Callable[[], socket.socket]) -> socket.socket:
     """urllib3's own connect, aimed at each address the gate passed for this host in turn."""
     through, host = _PINNED.get(), conn.host
-    if through is None or not through.addresses or through.host != host.lower().strip("[]"):
+    if through is None or not through.addresses or through.host != host.lower().strip("[]").rstrip("."):
         return connect()  # a proxy, or an IP literal
     last: Exception | None = None
     for address in through.addresses:
