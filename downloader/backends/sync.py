@@ -243,7 +243,12 @@ class _PoolBackend:
         found = None if proxied else self.gate.now(url, before)
         if found is not None:
             return found
-        return asyncio.run_coroutine_threadsafe(self.gate.admit(url, before, proxied), self._loop).result()
+        pending = asyncio.run_coroutine_threadsafe(self.gate.admit(url, before, proxied), self._loop)
+        try:  # bounded, so a worker never outlives the run waiting on a loop that has moved on
+            return pending.result(timeout=self.transport.timeouts.deadline)
+        except TimeoutError:
+            pending.cancel()
+            raise errors.DNSError("no lookup of the redirect's host within --deadline") from None
 
     def follow(self, url: str, through: Pass, token: _Token | None = None) -> requests.Response:
         """In a worker thread: the GET and its redirects, each hop admitted; the last answer, headers
