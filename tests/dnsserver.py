@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
@@ -37,14 +38,16 @@ class DNSServer:
     queries: Counter[tuple[str, str]] = field(default_factory=Counter)
     in_flight: set[str] = field(default_factory=set)
     max_in_flight: int = 0
+    truncated: int = 0
     port: int = 0
     _closers: list[Any] = field(default_factory=list)
 
     def asked(self, name: str, rdtype: str = "A") -> int:
         return self.queries[(name, rdtype)]
 
-    async def answer(self, wire: bytes) -> bytes | None:
-        """The reply to one query, or None to drop it."""
+    async def answer(self, wire: bytes, udp: bool = False) -> bytes | None:
+        """The reply to one query, or None to drop it; over UDP, one too large for 512 bytes is sent
+        truncated (no records, TC set), so the client asks again over TCP."""
         query = dns.message.from_wire(wire)
         question = query.question[0]
         name = question.name.to_text(omit_final_dot=True).lower()
@@ -59,7 +62,12 @@ class DNSServer:
             if rule is not None and rule.drop > 0:
                 rule.drop -= 1
                 return None
-            return self._reply(query, name, rdtype, rule).to_wire()
+            reply = self._reply(query, name, rdtype, rule)
+            if udp and len(reply.to_wire()) > 512:
+                self.truncated += 1
+                reply.answer.clear()
+                reply.flags |= dns.flags.TC
+            return reply.to_wire()
         finally:
             self.in_flight.discard(name)
 
@@ -93,7 +101,7 @@ class DNSServer:
                 self.transport = transport
 
             def datagram_received(self, data: bytes, addr: Any) -> None:
-                task = loop.create_task(server.answer(data))
+                task = loop.create_task(server.answer(data, udp=True))
                 task.add_done_callback(lambda t: t.result() and self.transport.sendto(t.result(), addr))
 
         for _ in range(20):  # a port free for UDP may be taken for TCP: try another

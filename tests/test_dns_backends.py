@@ -143,7 +143,8 @@ async def test_names_into_forbidden_space_are_blocked_unconnected(
     meta, link, inside, both = (
         f"http://{h}:{port}/img.jpg" for h in ("metadata.test", "linklocal.test", "inside.test", "both.test")
     )
-    run = await dl([meta, link, inside, both])
+    dotted = f"http://both.test.:{port}/img.jpg"  # the same name, written absolute
+    run = await dl([meta, link, inside, both, dotted])
     assert (
         run.row(meta)["error"]
         == "blocked: metadata.test resolves to 169.254.169.254, a cloud metadata address (never fetched)"
@@ -152,8 +153,8 @@ async def test_names_into_forbidden_space_are_blocked_unconnected(
     assert "inside.test resolves to 127.0.0.1, a private address" in run.row(inside)["error"]
     assert {run.row(u)["kind"] for u in (meta, link, inside)} == {"blocked"}
     assert {run.row(u)["attempts"] for u in (meta, link, inside)} == {1}
-    assert run.row(both)["status"] == "ok"  # through its public address only
-    assert (public.app[HITS]["/img.jpg"], private.app[HITS]["/img.jpg"]) == (1, 0)
+    assert (run.row(both)["status"], run.row(dotted)["status"]) == ("ok", "ok")  # through its public address
+    assert (public.app[HITS]["/img.jpg"], private.app[HITS]["/img.jpg"]) == (2, 0)
 
 
 async def test_a_redirect_from_a_public_address_into_private_space_is_blocked(

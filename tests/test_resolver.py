@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from downloader import resolver as resolver_module
 from downloader.errors import DNSError
 from downloader.resolver import Resolver
 from downloader.spec import Network
@@ -22,16 +23,39 @@ def resolver(server: DNSServer, **options: Any) -> Resolver:
 
 
 async def test_one_query_per_host_per_ttl_shared_by_concurrent_lookups(dns_server: DNSServer) -> None:
+    """Positive and negative answers alike are kept for their TTL (the SOA's for "no such host")."""
     dns_server.names["a.test"] = Name(["127.0.0.2", "::1"], ttl=1, delay=0.05)
+    dns_server.negative_ttl = 1
     r = resolver(dns_server)
+    await r.lookup("gone.test")
     entries = await asyncio.gather(*(r.lookup("a.test") for _ in range(50)))
     assert {e.addresses for e in entries} == {("127.0.0.2", "::1")}
     assert (dns_server.asked("a.test"), dns_server.asked("a.test", "AAAA")) == (1, 1)
     await r.lookup("a.test")
     assert dns_server.asked("a.test") == 1
-    await asyncio.sleep(1.05)  # the TTL has run out
+    await r.lookup("gone.test")
+    assert dns_server.asked("gone.test") == 1
+    await asyncio.sleep(1.05)  # the TTLs have run out
     await r.lookup("a.test")
-    assert dns_server.asked("a.test") == 2
+    await r.lookup("gone.test")
+    assert (dns_server.asked("a.test"), dns_server.asked("gone.test")) == (2, 2)
+
+
+async def test_a_truncated_answer_is_asked_again_over_tcp(dns_server: DNSServer) -> None:
+    many = [f"127.0.1.{i}" for i in range(1, 61)]
+    dns_server.names["many.test"] = Name(many)
+    entry = await resolver(dns_server).lookup("many.test")
+    assert sorted(entry.addresses) == sorted(many)  # an RRset has no order
+    assert dns_server.truncated == 1
+
+
+async def test_the_cache_keeps_a_bounded_number_of_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resolver_module, "MAX_HOSTS", 64)
+    r = Resolver(Network())
+    for i in range(1000):
+        await r.lookup(f"10.0.{i // 256}.{i % 256}")
+    assert len(r._cache) <= 64
+    assert r.cached("10.0.3.231") is not None  # the newest stay
 
 
 async def test_a_cname_chain_ends_at_its_addresses(dns_server: DNSServer) -> None:

@@ -304,11 +304,12 @@ class CurlBackend(StreamingBackend):
 
     def _pin(self, easy: pycurl.Curl, url: str, through: Pass) -> None:
         """Point libcurl at the gate's addresses for this host (its cache entry is replaced), or drop a
-        pin the handle kept from an earlier URL."""
+        pin the handle kept from an earlier URL. The name with a trailing dot is pinned too: libcurl
+        looks a name up as the URL writes it."""
         host, port = host_port(url)
         if through.addresses and parse_ip(host) is None:
             dial = ",".join(f"[{a}]" if ":" in a else a for a in through.addresses)
-            easy.setopt(pycurl.RESOLVE, [f"{host}:{port}:{dial}"])
+            easy.setopt(pycurl.RESOLVE, [f"{host}:{port}:{dial}", f"{host}.:{port}:{dial}"])
             self._pinned.add(easy)
         elif easy in self._pinned:
             easy.setopt(pycurl.RESOLVE, [])

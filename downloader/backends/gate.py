@@ -26,7 +26,8 @@ REDIRECTS = frozenset((301, 302, 303, 307, 308))
 
 
 def host_port(url: str) -> tuple[str, int]:
-    """The URL's host (lower case, IPv6 without brackets) and port: a split for the usual
+    """The URL's host (lower case, IPv6 without brackets, no trailing dot: ``a.test.`` is ``a.test``) and
+    port: a split for the usual
     ``scheme://host[:port]/...``, a regular expression for the rest (user info, IPv6, no path)."""
     parts = url.split("/", 3)
     if len(parts) > 3 and parts[1] == "" and parts[0][-1:] == ":":
@@ -34,11 +35,12 @@ def host_port(url: str) -> tuple[str, int]:
         if not ("@" in netloc or "[" in netloc or "?" in netloc or "#" in netloc):
             host, _, port = netloc.partition(":")
             if port.isdigit() or not port:
-                return host.lower(), int(port) if port else _DEFAULT_PORT.get(parts[0][:-1].lower(), 80)
+                port_number = int(port) if port else _DEFAULT_PORT.get(parts[0][:-1].lower(), 80)
+                return host.lower().rstrip("."), port_number
     m = _HOST.match(url)
     if m is None:
         raise errors.InvalidURL(f"invalid URL: {url[:200]}")
-    host, port = m.group(1).lower().strip("[]"), m.group(2)
+    host, port = m.group(1).lower().strip("[]").rstrip("."), m.group(2)
     return host, int(port) if port else _DEFAULT_PORT.get(url[: url.index(":")].lower(), 80)
 
 

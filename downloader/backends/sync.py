@@ -63,7 +63,7 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
 def _dial(conn: HTTPConnection, connect: Callable[[], socket.socket]) -> socket.socket:
     """urllib3's own connect, aimed at each address the gate passed for this host in turn."""
     through, host = _PINNED.get(), conn.host
-    if through is None or not through.addresses or through.host != host.lower().strip("[]"):
+    if through is None or not through.addresses or through.host != host.lower().strip("[]").rstrip("."):
         return connect()  # a proxy, or an IP literal
     last: Exception | None = None
     for address in through.addresses:
@@ -243,7 +243,12 @@ class _PoolBackend:
         found = None if proxied else self.gate.now(url, before)
         if found is not None:
             return found
-        return asyncio.run_coroutine_threadsafe(self.gate.admit(url, before, proxied), self._loop).result()
+        pending = asyncio.run_coroutine_threadsafe(self.gate.admit(url, before, proxied), self._loop)
+        try:  # bounded, so a worker never outlives the run waiting on a loop that has moved on
+            return pending.result(timeout=self.transport.timeouts.deadline)
+        except TimeoutError:
+            pending.cancel()
+            raise errors.DNSError("no lookup of the redirect's host within --deadline") from None
 
     def follow(self, url: str, through: Pass, token: _Token | None = None) -> requests.Response:
         """In a worker thread: the GET and its redirects, each hop admitted; the last answer, headers
