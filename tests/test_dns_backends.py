@@ -226,6 +226,18 @@ async def test_credentials_stay_with_the_listed_origin_across_redirects(
     assert seen["away"]["X-Trace"] == "7"
 
 
+async def test_through_a_proxy_an_address_is_still_judged_and_a_name_left_to_the_proxy(
+    origins: tuple[TestServer, TestServer], dns_server: DNSServer, dl: Fetch
+) -> None:
+    public = origins[0]
+    proxy = f"http://{PUBLIC}:{public.port}"
+    meta, named = "http://169.254.169.254/latest/meta-data/", "http://unknown-to-any-resolver.test/img.jpg"
+    run = await dl([meta, named], proxy=proxy)
+    assert run.row(meta)["kind"] == "blocked"
+    assert run.row(named)["status"] == "ok"  # the proxy (here the origin itself) answered
+    assert dns_server.asked("unknown-to-any-resolver.test") == 0
+
+
 async def test_the_command_line_takes_dns_servers_and_private_networks(
     origins: tuple[TestServer, TestServer], dns_server: DNSServer, tmp_path: Path
 ) -> None:

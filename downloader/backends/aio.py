@@ -28,8 +28,8 @@ _NUMERIC = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
 
 
 class PinnedResolver(AbstractResolver):
-    """aiohttp's resolver hook: the current hop's addresses; any other name (a proxy's) from the
-    run's resolver, unjudged (the user chose the proxy)."""
+    """aiohttp's resolver hook: the current hop's addresses; any other name (a proxy's: the user chose
+    it) from the run's resolver, where only metadata and non-unicast addresses are left out."""
 
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
@@ -45,7 +45,8 @@ class PinnedResolver(AbstractResolver):
             entry = await self.gate.resolver.lookup(name)
             if entry.error:
                 raise OSError(entry.error)
-            addresses = entry.addresses
+            classify = self.gate.policy.classify
+            addresses = tuple(a for a in entry.addresses if classify(a) not in ("metadata", "not_unicast"))
         return [
             ResolveResult(
                 hostname=host,
