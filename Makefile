@@ -23,9 +23,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 # the test tools on top: pytest, hypothesis, mypy, ruff, the type stubs, matplotlib for bench --plot, Pillow
-# (images, and the report's contact sheet)
+# (images, and the report's contact sheet), Dask (--dask)
 $(DEV): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,reqwest,parquet,dns,images,report,dev]'
+	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,reqwest,parquet,dns,images,report,dask,dev]'
 	@touch $(DEV)
 
 install: $(STAMP) ## create .venv and install the tool with the fast, curl, reqwest, parquet and dns extras (no test tools)

@@ -13,9 +13,12 @@ its spool. ``_``-prefixed folders are skipped by Parquet dataset readers, so OUT
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,11 @@ from .arrow import read_batches, write_table
 from .manifest import MANIFEST, MANIFEST_FIELDS, PART_GLOB, encode_row, read_manifest
 from .writers.spool import key_of
 from .writers.tar import MemberReader, TarAppender, scan, write_tar
+
+if sys.platform != "win32":
+    import fcntl
+
+log = logging.getLogger(__name__)
 
 SHARDS = "_shards"
 PLAN = "plan.json"
@@ -84,6 +92,10 @@ class ShardFiles:
     def done(self) -> Path:
         return self._own(".done.json")
 
+    @property
+    def lock(self) -> Path:
+        return self._own(".lock")
+
     def marker(self) -> dict[str, Any] | None:
         """The done marker's counts, or None while the shard is unfinished."""
         try:
@@ -104,6 +116,37 @@ def run_manifests(out: Path) -> list[Path]:
         if rows.name == f"{name}.jsonl" or not (own / f"{name}.done.json").is_file():
             found.append(rows)
     return found
+
+
+@contextlib.contextmanager
+def exclusive(files: ShardFiles) -> Iterator[None]:
+    """Hold the shard's lock (an ``flock`` on ``_shards/00000.lock``) while it is written, so two
+    processes never write one shard at once: a task Dask started again while its first run still goes,
+    two workers given the same rank. The second waits, then finds the shard done. The kernel lets go of
+    a killed holder's lock; the file itself stays (removing it would let a third process lock another).
+    Windows has no ``flock``: there the runner alone keeps shards apart."""
+    if sys.platform == "win32":  # pragma: no cover
+        yield
+        return
+    fd = os.open(files.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.warning("shard %s is being written by another process: waiting for it", files.name)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def publish(final: Path, fill: Callable[[str], object], temp: Path | None = None) -> None:
+    """The one way a final file of a shard is made: ``fill`` writes it whole under a temporary name
+    (``temp``, or the final name plus ``.PID.part``), which then becomes ``final`` at once. A reader never
+    sees part of it; an object store would put the filled file in one request here."""
+    tmp = temp or final.with_name(f"{final.name}.{os.getpid()}.part")
+    fill(str(tmp))
+    os.replace(tmp, final)
 
 
 def clear_temporaries(files: ShardFiles) -> None:
@@ -188,23 +231,24 @@ def finish(
 ) -> dict[str, int]:
     """Make the shard final from its rows (in input order, one per row) and its spooled samples."""
     text = frozenset(MANIFEST_FIELDS | {"key"})
-    write_table(str(files.meta), rows, text)
-    _write_rows(files.rows, rows)
-    temp, reader = str(files.temp), MemberReader()
-    try:
+    publish(files.meta, lambda tmp: write_table(tmp, rows, text))
+    publish(files.rows, lambda tmp: _write_rows(tmp, rows))
+    reader = MemberReader()
+
+    def fill(tmp: str) -> None:
         if files.fmt == "webdataset":
-            write_tar(temp, _tar_members(rows, found, caption, reader))
+            write_tar(tmp, _tar_members(rows, found, caption, reader))
         else:
-            write_table(temp, rows, text, blobs=lambda row: _blob(row, found, reader))
+            write_table(tmp, rows, text, blobs=lambda row: _blob(row, found, reader))
+
+    try:
+        publish(files.final, fill, files.temp)
     finally:
         reader.close()
-    os.replace(temp, files.final)
     counts = {"rows": len(rows)}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-    tmp = files.done.with_name(files.done.name + ".part")
-    tmp.write_text(json.dumps(counts) + "\n", encoding="utf-8")
-    os.replace(tmp, files.done)
+    publish(files.done, lambda tmp: Path(tmp).write_text(json.dumps(counts) + "\n", encoding="utf-8"))
     drop_leftovers(files)
     return counts
 
@@ -215,12 +259,10 @@ def drop_leftovers(files: ShardFiles) -> None:
     (files.out / files.part).unlink(missing_ok=True)
 
 
-def _write_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "wb") as fh:
+def _write_rows(path: str, rows: Sequence[dict[str, Any]]) -> None:
+    with open(path, "wb") as fh:
         for row in rows:
             fh.write(encode_row(row) + b"\n")
-    os.replace(tmp, path)
 
 
 def _blob(row: dict[str, Any], found: Found, reader: MemberReader) -> bytes | None:

@@ -599,6 +599,13 @@ class Dataset:
         return self.output_format != "files"
 
 
+DASK_ADDRESS = re.compile(
+    r"local:(?P<workers>[1-9][0-9]{0,3})"
+    r"|(?:tcp|tls)://(?:\[[0-9A-Fa-f:.]+\]|[^\s/:\[\]]+)(?::[0-9]{1,5})?/?"
+)
+"""``--dask``: local:N (N worker processes here) or a scheduler's address."""
+
+
 def _check_cluster(c: Cluster) -> None:
     if (c.rank is None) != (c.world is None):
         raise UsageError("--rank and --world go together (worker RANK of WORLD workers)")
@@ -606,6 +613,11 @@ def _check_cluster(c: Cluster) -> None:
         raise UsageError(f"--rank counts from 0: it must be below --world {c.world}, not {c.rank}")
     if c.dask is not None and c.rank is not None:
         raise UsageError("--dask and --rank are two ways to run shards elsewhere: choose one")
+    if c.dask is not None and not DASK_ADDRESS.fullmatch(c.dask):
+        raise UsageError(
+            f"--dask takes a scheduler's address (tcp://HOST:PORT or tls://HOST:PORT) or local:N for N "
+            f"worker processes on this machine, not {c.dask!r}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

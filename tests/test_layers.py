@@ -22,6 +22,7 @@ FLOORS: list[tuple[str, list[str]]] = [
             "manifest",
             "runfile",
             "shards",
+            "state",
             "origin",
         ],
     ),
@@ -51,6 +52,8 @@ FLOORS: list[tuple[str, list[str]]] = [
             "app.assemble",
             "app.shards",
             "app.procs",
+            "app.ranks",
+            "app.dask",
             "app.run",
             "app.api",
         ],
@@ -80,6 +83,8 @@ OWNERS = {
     "PIL": {"stages.images"},
     "pyvips": set(),
     "dns": {"dnsclient"},
+    "dask": {"app.dask"},
+    "distributed": {"app.dask"},
 }
 
 

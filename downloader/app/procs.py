@@ -21,6 +21,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from ..loop import run_loop
@@ -253,15 +254,20 @@ def _shard_worker(
 
 
 def run_shard_pool(
-    run: ShardRun, count: int, *, procs: int, bar: Reporter, on_interrupt: OnInterrupt | None = None
+    run: ShardRun,
+    shards: Sequence[int],
+    *,
+    procs: int,
+    bar: Reporter,
+    on_interrupt: OnInterrupt | None = None,
 ) -> Stats:
-    """Shards 0..count-1 on ``procs`` processes, the next shard to the next free one; ``-c`` is split
-    among them. Returns the summed statistics."""
+    """``shards`` on ``procs`` processes, the next shard to the next free one; ``-c`` is split among
+    them. Returns the summed statistics."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
     tasks, progress, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
-    for k in [*range(count), *([None] * procs)]:
+    for k in [*shards, *([None] * procs)]:
         tasks.put(k)
     spec = run.spec
     workers = [
@@ -284,6 +290,6 @@ def run_shard_pool(
         for w in workers:
             w.start()
         got = _collect(workers, progress, results, bar, stats, expected=None)
-    if got < count and not (stats.interrupted or stats.aborted):
-        stats.aborted = f"{count - got} shard(s) not done: a worker process died"
+    if got < len(shards) and not (stats.interrupted or stats.aborted):
+        stats.aborted = f"{len(shards) - got} shard(s) not done: a worker process died"
     return stats

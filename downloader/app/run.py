@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..errors import UsageError
 from ..inputs import count_rows, rows_in
 from ..loop import run_loop
-from ..manifest import MANIFEST, STATS, jobs_from_manifest, write_stats
+from ..manifest import MANIFEST, jobs_from_manifest, write_stats
 from ..models import Stats
 from ..runfile import settle
 from ..shards import PLAN, SHARDS, read_plan, write_plan
@@ -20,8 +20,10 @@ from ..sources import jobs_from_urls
 from ..spec import RunSpec
 from ..writers.files import prepare_out
 from .assemble import OnInterrupt, arun, build_engine, list_jobs
+from .dask import run_dask
 from .procs import default_procs, run_shard_pool, run_sharded
 from .progress import Reporter, Silent
+from .ranks import check_cluster, my_shards, rows_of, stats_name
 from .shards import ShardRun, check_sharded, process_shard
 
 
@@ -42,6 +44,7 @@ class Ui:
 def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = ()) -> Stats:
     """Download every row of ``source`` (a path, or ``-`` for stdin) into the spec's OUT. ``explicit``:
     the settings the user gave, which must agree with what OUT's ``run.json`` records."""
+    check_cluster(spec)
     spec = settle(spec, frozenset(explicit))
     if spec.dataset.sharded:
         return run_shards(spec, source, ui, retry=False)
@@ -93,22 +96,25 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
     i = spec.input
     rows = rows_in(source, input_format=i.input_format, url_column=i.url_column)
     count = write_plan(out, source, rows, spec.dataset.shard_size)
-    run, bar, on_interrupt = ShardRun(spec, source, retry), ui.progress(rows), ui.on_interrupt
-    procs = choose_procs(spec, rows, source, count)
+    shards = my_shards(spec, count)
+    run, on_interrupt = ShardRun(spec, source, retry), ui.on_interrupt
+    bar = ui.progress(rows_of(shards, rows, spec.dataset.shard_size))
     started = time.monotonic()
     try:
-        if procs > 1:
-            stats = run_shard_pool(run, count, procs=procs, bar=bar, on_interrupt=on_interrupt)
+        if spec.cluster.dask is not None:
+            stats = run_dask(run, shards, bar=bar, on_interrupt=on_interrupt)
+        elif (procs := choose_procs(spec, rows, source, len(shards))) > 1:
+            stats = run_shard_pool(run, shards, procs=procs, bar=bar, on_interrupt=on_interrupt)
         else:
             stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
-            for k in range(count):
+            for k in shards:
                 stats.absorb(process_shard(run, k, progress=bar, on_interrupt=on_interrupt))
                 if stats.interrupted or stats.aborted:
                     break
     finally:
         bar.close()
     stats.wall_s = time.monotonic() - started
-    write_stats(out / STATS, stats)
+    write_stats(out / stats_name(spec), stats)
     return stats
 
 
@@ -118,7 +124,9 @@ def retry_failed(spec: RunSpec, ui: Ui, explicit: Collection[str] = ()) -> Stats
     manifest = out / MANIFEST
     if spec.dataset.sharded or (out / SHARDS / PLAN).is_file():
         spec = settle(spec, frozenset(explicit))
+        check_cluster(spec)
         return run_shards(spec, None, ui, retry=True)
+    check_cluster(spec)
     if not manifest.is_file():
         raise UsageError(f"--retry-failed: no manifest at {manifest}")
     spec = settle(spec, frozenset(explicit))

@@ -29,6 +29,7 @@ from ..shards import (
     ShardFiles,
     clear_temporaries,
     drop_leftovers,
+    exclusive,
     finish,
     key,
     latest_rows,
@@ -164,15 +165,27 @@ def process_shard(
     on_interrupt: OnInterrupt | None = None,
     signals: tuple[str, ...] = ("SIGINT", "SIGTERM"),
 ) -> Stats:
-    """Make shard ``k`` of ``run`` final, doing only what is not done yet; its statistics."""
-    files, bar = run.files(k), progress or Silent()
+    """Make shard ``k`` of ``run`` final, doing only what is not done yet; its statistics. The shard's
+    lock is held throughout: another process on the same shard waits for this one."""
+    files = run.files(k)
+    (files.out / SHARDS).mkdir(parents=True, exist_ok=True)
+    with exclusive(files):
+        return _process(run, files, progress or Silent(), on_interrupt, signals)
+
+
+def _process(
+    run: ShardRun,
+    files: ShardFiles,
+    bar: Reporter,
+    on_interrupt: OnInterrupt | None,
+    signals: tuple[str, ...],
+) -> Stats:
     marker = files.marker()
     if marker is not None and not (run.retry_failed and marker.get("failed")):
         return _already_done(run, files, marker, bar)
-    (files.out / SHARDS).mkdir(parents=True, exist_ok=True)
     clear_temporaries(files)
     done = marker is not None
-    plan = _Rows(run, k, latest_rows(files, done), samples(files, done), bar)
+    plan = _Rows(run, files.k, latest_rows(files, done), samples(files, done), bar)
     appender = TarAppender(str(files.spool))
     index = ContentIndex(files.out / SHARDS / CONTENT) if run.spec.dataset.dedup == "content" else None
     try:
