@@ -104,7 +104,7 @@ def build_client(tp: Transport) -> Client:
     )
     if net.insecure:
         builder = builder.danger_accept_invalid_certs(True)
-    elif net.ca_bundle:
+    elif net.ca_bundle:  # added to the built-in roots, which pyreqwest 0.15 cannot turn off
         with open(net.ca_bundle, "rb") as fh:
             builder = builder.add_root_certificate_pem(fh.read())
     proxies = Proxies(net)
