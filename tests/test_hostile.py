@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,30 @@ async def test_an_attempt_cut_before_its_head_holds_nothing_up(
     assert [run.row(u)["kind"] for u in slow] == ["timeout"] * 2
     assert run.stats.ok == 1
     assert time.monotonic() - t0 < 5
+
+
+@pytest.fixture
+async def raw_origin() -> AsyncIterator[str]:
+    """A server that writes its answer byte for byte: an image whose Content-Type and X-Robots-Tag
+    values are Latin-1, not UTF-8, as old servers send them."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: image/jp\xe9g\r\nX-Robots-Tag: caf\xe9\r\n"
+        writer.write(head + b"Content-Length: %d\r\n\r\n" % len(JPEG) + JPEG)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/latin.jpg"
+    server.close()
+    await server.wait_closed()
+
+
+async def test_headers_that_are_not_utf8_do_not_break_a_download(raw_origin: str, fetch: Fetch) -> None:
+    run = await fetch([raw_origin], retries=0)
+    assert run.row(raw_origin)["status"] == "ok", run.row(raw_origin)
+    assert (run.out / run.row(raw_origin)["path"]).read_bytes() == JPEG
 
 
 @pytest.fixture

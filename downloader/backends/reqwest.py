@@ -56,7 +56,8 @@ except ImportError as exc:  # pragma: no cover - depends on the extra
 
 class Headers(Mapping[str, str]):
     """reqwest's headers as the checks read them: case-insensitive, and ``getall`` with a default. Read
-    through the response's own lookups, so the header map is never copied out."""
+    through the response's own lookups, so the header map is never copied out. A value that is not
+    UTF-8 (pyreqwest cannot give it as text) reads as absent."""
 
     __slots__ = ("_resp",)
 
@@ -64,23 +65,34 @@ class Headers(Mapping[str, str]):
         self._resp = resp
 
     def get(self, key: str, default: Any = None) -> Any:
-        value = self._resp.get_header(key)
+        value = header(self._resp, key)
         return default if value is None else value
 
     def __getitem__(self, key: str) -> str:
-        value = self._resp.get_header(key)
+        value = header(self._resp, key)
         if value is None:
             raise KeyError(key)
         return value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._resp.headers)
+        return iter(self._resp.headers.keys())
 
     def __len__(self) -> int:
         return len(self._resp.headers)
 
     def getall(self, key: str, default: list[str]) -> list[str]:
-        return self._resp.get_header_all(key) or default
+        try:
+            return self._resp.get_header_all(key) or default
+        except ValueError:
+            return default
+
+
+def header(resp: Response, name: str) -> str | None:
+    """One header's value, or None when absent or not UTF-8."""
+    try:
+        return resp.get_header(name)
+    except ValueError:
+        return None
 
 
 def build_client(tp: Transport) -> Client:
@@ -103,7 +115,7 @@ def build_client(tp: Transport) -> Client:
     )
     if net.insecure:
         builder = builder.danger_accept_invalid_certs(True)
-    elif net.ca_bundle:
+    elif net.ca_bundle:  # added to the built-in roots, which pyreqwest 0.15 cannot turn off
         with open(net.ca_bundle, "rb") as fh:
             builder = builder.add_root_certificate_pem(fh.read())
     proxies = Proxies(net)
@@ -134,7 +146,7 @@ class ReqwestBackend(StreamingBackend):
     async def hop(self, url: str, through: Pass, home: bool) -> AsyncIterator[Body]:
         request, resp = await self._send(url, through, home)
         try:
-            length = resp.get_header("content-length")
+            length = header(resp, "content-length")
             size = int(length) if length and length.isdigit() else None
             status = resp.status
             head = Head(status, "" if 200 <= status < 300 else _reason(status), Headers(resp), size)
