@@ -97,6 +97,8 @@ class Verdict:
     refused: tuple[str, Class] | None
     private_only: bool
     """Every allowed address is private or link-local: a chain of such hops may go on into private space."""
+    some_private: bool
+    """Some allowed address is private or link-local."""
 
 
 class Policy:
@@ -138,15 +140,15 @@ class Policy:
         """The addresses a hop may use, in the resolver's order (mixed answers keep their allowed part)."""
         allowed: list[str] = []
         refused: tuple[str, Class] | None = None
-        private_only = True
+        public = 0
         for addr in addresses:
             cls = self.classify(addr)
             if self.may_reach(cls, trusted):
                 allowed.append(addr)
-                private_only = private_only and cls != "public"
+                public += cls == "public"
             elif refused is None:
                 refused = (addr, cls)
-        return Verdict(tuple(allowed), refused, private_only and bool(allowed))
+        return Verdict(tuple(allowed), refused, bool(allowed) and not public, public < len(allowed))
 
     def blocked(self, host: str, refused: tuple[str, Class], redirected: bool) -> Blocked:
         """The failure for a hop none of whose addresses may be reached, in a sentence that says why."""

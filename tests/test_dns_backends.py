@@ -35,6 +35,9 @@ def small_app() -> web.Application:
 
     async def img(request: web.Request) -> web.Response:
         request.app[HITS][request.path] += 1
+        request.app[HITS][request.query_string] += 1
+        if "slow" in request.query:
+            await asyncio.sleep(1.1)
         return web.Response(body=JPEG, content_type="image/jpeg")
 
     async def go(request: web.Request) -> web.Response:
@@ -182,6 +185,24 @@ async def test_a_listed_private_origin_may_redirect_within_private_space(
     u = f"http://{PRIVATE}:{private.port}/go?to=http://inside.test:{private.port}/img.jpg"
     run = await dl([u])
     assert run.row(u)["status"] == "ok"
+
+
+async def test_a_pin_made_for_a_private_chain_is_not_inherited_by_the_next_url(
+    origins: tuple[TestServer, TestServer], dns_server: DNSServer, dl: Fetch
+) -> None:
+    """A chain from a listed private address reaches a name's private address; by the time the next URL
+    names it, the name answers a public address (TTL 1 s, the chain's answer is slow): that URL may not
+    ride the chain's connection into private space, nor inherit its pin."""
+    public, private = origins
+    dns_server.names["mixed.test"] = Name(ttl=1, cycle=[[PRIVATE], [PUBLIC]])
+    port = public.port
+    chain = f"http://{PRIVATE}:{port}/go?to=http://mixed.test:{port}/img.jpg?slow"
+    later = [f"http://mixed.test:{port}/img.jpg?later{i}" for i in range(3)]
+    run = await dl([chain, *later], concurrency=1)
+    assert {r["status"] for r in run.rows} == {"ok"}
+    assert private.app[HITS]["slow"] == 1
+    assert [public.app[HITS][f"later{i}"] for i in range(3)] == [1, 1, 1]
+    assert not any(private.app[HITS][f"later{i}"] for i in range(3))
 
 
 async def test_allow_private_opens_private_and_link_local_space_but_never_metadata(

@@ -106,6 +106,8 @@ class AiohttpBackend(StreamingBackend):
         in_body = False
         _PINNED.set(through)
         extra = self._per_origin if home and self._per_origin else None
+        if through.fresh:  # into private space by a name: this connection is not pooled
+            extra = {**(extra or {}), "Connection": "close"}
         try:
             async with self._session.get(
                 url, allow_redirects=False, proxy=self._proxies.for_url(url), headers=extra

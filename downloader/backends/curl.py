@@ -23,7 +23,6 @@ from types import TracebackType
 from typing import Any, Self
 
 from .. import errors
-from ..addresses import parse_ip
 from ..spec import Transport
 from ..writers import Output
 from .base import Body, Head, StreamingBackend, split_headers
@@ -273,7 +272,7 @@ class CurlBackend(StreamingBackend):
 
     async def __aenter__(self) -> Self:
         self._driver = _Driver(asyncio.get_running_loop(), self.transport)
-        self._pinned: set[pycurl.Curl] = set()
+        self._unpooled: set[pycurl.Curl] = set()
         return self
 
     async def __aexit__(
@@ -303,17 +302,14 @@ class CurlBackend(StreamingBackend):
         return easy
 
     def _pin(self, easy: pycurl.Curl, url: str, through: Pass) -> None:
-        """Point libcurl at the gate's addresses for this host (its cache entry is replaced), or drop a
-        pin the handle kept from an earlier URL. The name with a trailing dot is pinned too: libcurl
-        looks a name up as the URL writes it."""
+        """Point libcurl at the gate's addresses for a name: set for every hop, since libcurl moves the
+        list into its DNS cache (replacing the name's entry) at the next transfer and then forgets it.
+        The name with a trailing dot is pinned too: libcurl looks a name up as the URL writes it."""
+        if not through.addresses or through.addresses[0] == through.host:  # a proxy, or an address
+            return
         host, port = host_port(url)
-        if through.addresses and parse_ip(host) is None:
-            dial = ",".join(f"[{a}]" if ":" in a else a for a in through.addresses)
-            easy.setopt(pycurl.RESOLVE, [f"{host}:{port}:{dial}", f"{host}.:{port}:{dial}"])
-            self._pinned.add(easy)
-        elif easy in self._pinned:
-            easy.setopt(pycurl.RESOLVE, [])
-            self._pinned.discard(easy)
+        dial = ",".join(f"[{a}]" if ":" in a else a for a in through.addresses)
+        easy.setopt(pycurl.RESOLVE, [f"{host}:{port}:{dial}", f"{host}.:{port}:{dial}"])
 
     @asynccontextmanager
     async def hop(self, url: str, through: Pass, home: bool) -> AsyncIterator[Body]:
@@ -323,6 +319,9 @@ class CurlBackend(StreamingBackend):
         if self._away is not None:  # the user's per-origin headers stay with the listed origin
             easy.setopt(pycurl.HTTPHEADER, self._header_list if home else self._away)
         self._pin(easy, url, through)
+        if through.fresh or easy in self._unpooled:  # into private space by a name: not pooled
+            easy.setopt(pycurl.FORBID_REUSE, int(through.fresh))
+            (self._unpooled.add if through.fresh else self._unpooled.discard)(easy)
         easy.setopt(pycurl.PROXY, self._proxies.for_url(url) or "")  # "": no proxy, not libcurl's env
         easy.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         easy.setopt(pycurl.WRITEFUNCTION, transfer.on_body)

@@ -52,6 +52,10 @@ class Pass:
     host: str
     addresses: tuple[str, ...]
     trusted: bool
+    fresh: bool = False
+    """The hop reaches private space through a name (a private chain's redirect): its connection must
+    not be pooled, or a later URL naming the same host, allowed only public addresses, could be carried
+    over it. An address or ``localhost`` is its own pool key and needs no such care."""
 
 
 class Gate:
@@ -85,7 +89,10 @@ class Gate:
             verdict = self.policy.sort(entry.addresses, trusted)
             if verdict.refused is not None and not verdict.allowed:
                 raise self.policy.blocked(host, verdict.refused, before is not None)
-            found = entry.passes[trusted] = Pass(host, verdict.allowed, trusted and verdict.private_only)
+            policy = self.policy
+            fresh = trusted and verdict.some_private and not (entry.listed_local or policy.allow_private)
+            found = Pass(host, verdict.allowed, trusted and verdict.private_only, fresh)
+            entry.passes[trusted] = found
         return found
 
     def close(self) -> None:

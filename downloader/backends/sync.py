@@ -24,12 +24,13 @@ import http.cookiejar
 import socket
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import requests
 import urllib3
@@ -42,6 +43,9 @@ from ..spec import Transport
 from ..writers import Output
 from .base import DRAIN, Body, Head, Page, Proxies, StreamingBackend, Transfer, same_origin, split_headers
 from .gate import Gate, Pass, next_hop
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
 
 _PINNED: ContextVar[Pass | None] = ContextVar("downloader_pinned_sync", default=None)
 """The hop this worker thread is making (each thread has its own context)."""
@@ -69,11 +73,15 @@ def _dial(conn: HTTPConnection, connect: Callable[[], socket.socket]) -> socket.
     for address in through.addresses:
         conn._dns_host = address
         try:
-            return connect()
+            sock = connect()
         except urllib3.exceptions.NewConnectionError as exc:
             last = exc
+            continue
         finally:
             conn._dns_host = host
+        if through.fresh:
+            _UNPOOLED.add(conn)
+        return sock
     assert last is not None
     raise last
 
@@ -88,12 +96,30 @@ class _PinnedHTTPS(HTTPSConnection):
         return _dial(self, super()._new_conn)
 
 
+_UNPOOLED: weakref.WeakSet[BaseHTTPConnection] = weakref.WeakSet()
+"""Connections into private space made through a name (``Pass.fresh``): closed after use, not pooled."""
+
+
+def _put_back(pool: urllib3.HTTPConnectionPool, conn: BaseHTTPConnection | None) -> None:
+    """Return ``conn`` to ``pool``, or close it and free its slot when it must not be reused."""
+    if conn is not None and conn in _UNPOOLED:
+        conn.close()
+        conn = None
+    urllib3.HTTPConnectionPool._put_conn(pool, conn)
+
+
 class _HTTPPool(urllib3.HTTPConnectionPool):
     ConnectionCls = _PinnedHTTP
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        _put_back(self, conn)
 
 
 class _HTTPSPool(urllib3.HTTPSConnectionPool):
     ConnectionCls = _PinnedHTTPS
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        _put_back(self, conn)
 
 
 def make_session(tp: Transport) -> requests.Session:
