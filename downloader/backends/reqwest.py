@@ -159,7 +159,7 @@ class ReqwestBackend(StreamingBackend):
         hop to a name goes to each of the gate's addresses in turn until one connects."""
         dials = dialled(url, through)
         for n, (target, host) in enumerate(dials):
-            request = self._request(target, home, host)
+            request = self._request(target, home, host, through.fresh)
             try:
                 return request, await _enter(request, url, self.timeouts.read_timeout)
             except errors.ConnectError:
@@ -167,13 +167,15 @@ class ReqwestBackend(StreamingBackend):
                     raise
         raise AssertionError("unreachable: dialled() names at least the URL itself")
 
-    def _request(self, url: str, home: bool, host: str | None) -> StreamRequest:
+    def _request(self, url: str, home: bool, host: str | None, fresh: bool = False) -> StreamRequest:
         """One streamed GET (head handed over as it arrives); the user's per-origin headers (an
         Authorization, say) only on the listed URL's origin; ``host`` as the Host header when the URL
-        names an address in its stead."""
+        names an address in its stead; ``Connection: close`` when the hop must not be pooled (``fresh``)."""
         extra = dict(self._per_origin) if home else {}
         if host is not None:
             extra["Host"] = host
+        if fresh:
+            extra["Connection"] = "close"
         try:
             builder = self._client.get(url).streamed_read_buffer_limit(0)
             if extra:
