@@ -15,9 +15,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# the tool and the extras a user wants: uvloop, pycurl, pyarrow
+# the tool and the extras a user wants: uvloop, pycurl, pyreqwest (the default backend), pyarrow, dnspython
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[fast,curl,parquet]'
+	$(BIN)/python -m pip install -q -e '.[fast,curl,reqwest,parquet,dns]'
 	@# bytecode for the editable package too, so start-up does not compile it where PYTHONDONTWRITEBYTECODE is set
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q downloader
 	@touch $(STAMP)
@@ -25,10 +25,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 # the test tools on top: pytest, hypothesis, mypy, ruff, the type stubs, matplotlib for bench --plot, Pillow
 # (images, and the report's contact sheet), Dask (--dask)
 $(DEV): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,parquet,images,report,dask,mysql,postgres,dev]'
+	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,reqwest,parquet,dns,images,report,dask,mysql,postgres,dev]'
 	@touch $(DEV)
 
-install: $(STAMP) ## create .venv and install the tool with the fast, curl and parquet extras (no test tools)
+install: $(STAMP) ## create .venv and install the tool with the fast, curl, reqwest, parquet and dns extras (no test tools)
 
 demo: $(STAMP) ## download a few hundred images from the embedded local origin and report throughput
 	$(BIN)/downloader demo

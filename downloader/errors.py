@@ -5,7 +5,8 @@
     DownloadError                      one URL failed (recorded, the run goes on)
      ├── InvalidURL         invalid_url     not http(s), no host, absurd length
      ├── InvalidInput       invalid_input   a malformed input row
-     ├── DNSError           dns             retryable
+     ├── DNSError           dns             retryable, unless the resolver said the name has no address
+     ├── Blocked            blocked         the address is one the run may not reach (metadata, private...)
      ├── ConnectError       connect         retryable (refused, reset before a response)
      ├── TLSError           tls
      ├── Timeout            timeout         retryable (connect, read or total)
@@ -56,6 +57,7 @@ KINDS = (
     "invalid_url",
     "invalid_input",
     "dns",
+    "blocked",
     "connect",
     "tls",
     "timeout",
@@ -108,6 +110,17 @@ class DNSError(DownloadError):
     kind = "dns"
     retryable = True
     host_level = True
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Blocked(DownloadError):
+    """The URL, or a redirect, leads to an address the address policy refuses (``addresses``): decided
+    before connecting, by the address connected to; never retried."""
+
+    kind = "blocked"
 
 
 class ConnectError(DownloadError):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -24,6 +26,9 @@ from .models import Naming
 from .version import __version__
 
 DEFAULT_USER_AGENT = f"downloader/{__version__}"
+DEFAULT_BACKEND = "reqwest" if importlib.util.find_spec("pyreqwest") else "aiohttp"
+"""The fastest backend (docs/performance.md) where its extra is installed (``make install`` installs
+it); else aiohttp, which needs no extra, so the default always runs. Found without importing it."""
 OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
 """The X-Robots-Tag directives a site uses to keep its images out of datasets."""
 
@@ -77,6 +82,58 @@ def parse_columns(text: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
+# -- name resolution and the address policy (issue 16) ----------------------------------------------------
+
+PRIVATE_NETWORKS = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "::/128",
+    "::1/128",
+    "fc00::/7",
+    "fec0::/10",
+)
+"""What counts as private unless ``private_networks`` says otherwise: this host ("this network" 0/8, which
+reaches it, and loopback), RFC 1918, carrier-grade NAT, the benchmarking range, unique and site-local."""
+
+
+def parse_dns_server(text: str) -> tuple[str, int]:
+    """``'1.1.1.1'`` → ``('1.1.1.1', 53)``; ``'127.0.0.1:5353'``; IPv6 as ``'[::1]:5353'`` or ``'::1'``."""
+    addr, port = text.strip(), "53"
+    if addr.startswith("["):
+        addr, closed, rest = addr[1:].partition("]")
+        addr = addr if closed else "[" + addr
+        port = rest.removeprefix(":") if rest else port
+    elif addr.count(":") == 1:
+        addr, _, port = addr.partition(":")
+    try:
+        server = (str(ipaddress.ip_address(addr)), int(port))
+    except ValueError:
+        hint = "try 1.1.1.1, 127.0.0.1:5353, [::1]:53"
+        raise UsageError(f"not a DNS server address: {text!r} ({hint})") from None
+    if not 0 < server[1] < 65536:
+        raise UsageError(f"not a port: {port!r} in {text!r}")
+    return server
+
+
+def parse_networks(text: str) -> tuple[str, ...]:
+    """``'default, 203.0.113.0/24'`` → the built-in list plus that network; each one checked."""
+    found: list[str] = []
+    for word in parse_words(text):
+        if word == "default":
+            found.extend(PRIVATE_NETWORKS)
+            continue
+        try:
+            found.append(str(ipaddress.ip_network(word, strict=False)))
+        except ValueError:
+            raise UsageError(f"not a network: {word!r} (try 10.0.0.0/8 or fd00::/8)") from None
+    return tuple(found)
+
+
 # -- field metadata ----------------------------------------------------------------------------------------
 
 
@@ -98,6 +155,10 @@ class Setting:
     """``("@backends",)``: the CLI asks the backend registry (the ground floor cannot)."""
     cli: bool = True
     """False: a library-only setting (or one the run sets itself)."""
+    flag: str | None = None
+    """The option's name when it is not the field's (``--header`` for ``headers``)."""
+    multiple: bool = False
+    """The option may be given many times; each value is parsed and the tuple collects them."""
     library: bool = True
     """False: a setting of list files or processes, which ``download()`` refuses: it reads no file and
     runs on one loop."""
@@ -190,10 +251,19 @@ class Network:
     """How requests go out: the client, its identity, proxies and TLS."""
 
     TITLE: ClassVar[str] = "Network"
-    backend: str = setting("aiohttp", "Download strategy.", choices=("@backends",))
+    backend: str = setting(
+        DEFAULT_BACKEND,
+        "Download strategy (default: reqwest where pyreqwest is installed, else aiohttp).",
+        choices=("@backends",),
+    )
     user_agent: str = setting(DEFAULT_USER_AGENT, "User-Agent header (honest by default).")
     headers: tuple[tuple[str, str], ...] = setting(
-        (), "Extra request header 'Name: value' (repeatable).", short="-H", parse=parse_header
+        (),
+        "Extra request header 'Name: value' (repeatable).",
+        short="-H",
+        parse=parse_header,
+        flag="--header",
+        multiple=True,
     )
     proxy: str | None = setting(None, "Proxy URL (else HTTP(S)_PROXY from the environment).")
     trust_env: bool = setting(True, "Honour HTTP(S)_PROXY / NO_PROXY from the environment.", cli=False)
@@ -207,11 +277,41 @@ class Network:
         above_minimum=True,
         cli=False,
     )
+    # name resolution and the address policy: docs/dns.md
+    dns_servers: tuple[tuple[str, int], ...] = setting(
+        (),
+        "DNS server ADDR[:PORT] to ask instead of the system resolver (repeatable; IPv6 as [ADDR]:PORT).",
+        parse=parse_dns_server,
+        flag="--dns-server",
+        multiple=True,
+    )
+    dns_timeout: float = setting(
+        2.0, "Seconds to wait for a --dns-server's answer before trying again.", minimum=0, above_minimum=True
+    )
+    dns_tries: int = setting(3, "Tries of a lookup that timed out or met SERVFAIL.", minimum=1)
+    dns_lookups: int = setting(32, "DNS lookups in flight.", minimum=1)
+    dns_ttl: float = setting(
+        300.0, "Seconds the system resolver's answers are kept (it gives no TTL).", minimum=0
+    )
+    allow_private: bool = setting(
+        False, "Let any URL or redirect reach private, loopback and link-local addresses (never metadata)."
+    )
+    deny_private: bool = setting(
+        False, "Refuse private and loopback addresses, even in URLs listed by address."
+    )
+    private_networks: tuple[str, ...] = setting(
+        PRIVATE_NETWORKS,
+        "Networks that count as private, comma-separated ('default': loopback, RFC 1918, CGNAT, ULA...).",
+        parse=parse_networks,
+        text_default="default",
+    )
 
     def __post_init__(self) -> None:
         _check(self)
         if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
             raise UsageError(f"no such CA bundle: {self.ca_bundle}")
+        if self.allow_private and self.deny_private:
+            raise UsageError("--allow-private and --deny-private contradict each other: choose one")
 
     @property
     def agent(self) -> str:
@@ -660,11 +760,11 @@ def _coerce(group: type[Any], name: str, value: Any) -> Any:
     if name == "headers" and isinstance(value, dict):
         return tuple(value.items())
     if s.parse is not None and isinstance(value, str):
-        if name == "headers":
-            return (s.parse(value),)
-        return s.parse(value)
-    if name == "headers":
-        return tuple(tuple(pair) for pair in value)
+        return (s.parse(value),) if s.multiple else s.parse(value)
+    if s.multiple:
+        return tuple(s.parse(v) if s.parse and isinstance(v, str) else tuple(v) for v in value)
+    if name == "private_networks":
+        return parse_networks(",".join(value))
     return value
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from downloader.app.api import adownload
 from downloader.backends import backend_names
 from downloader.models import Result, Stats
+from tests.dnsserver import DNSServer
 from tests.faults import HITS, make_app
 
 AiohttpServer = Callable[..., Awaitable[TestServer]]
@@ -44,6 +45,15 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def origin(aiohttp_server: AiohttpServer) -> TestServer:
     return await aiohttp_server(make_app())
+
+
+@pytest.fixture
+async def dns_server() -> AsyncIterator[DNSServer]:
+    """A DNS server on 127.0.0.1 (a random port, UDP and TCP) that the test scripts (tests/dnsserver.py)."""
+    server = DNSServer()
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @dataclass

@@ -120,6 +120,54 @@ async def test_headers_sent(origin: TestServer, fetch: Fetch) -> None:
     assert sent["X-Trace"] == "42"
 
 
+async def test_credentials_stay_with_the_listed_origin(
+    aiohttp_server: AiohttpServer, origin: TestServer, fetch: Fetch
+) -> None:
+    """The user's Authorization goes to the listed URL's origin, and not to another a redirect names."""
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        raise web.HTTPFound(str(origin.make_url("/echo/away")))
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", elsewhere)
+    redirector = await aiohttp_server(app)
+    urls = [str(redirector.make_url("/a.jpg")), str(origin.make_url("/echo/home"))]
+    run = await fetch(urls, headers=(("Authorization", "Bearer secret"), ("X-Trace", "7")))
+    assert run.stats.ok == 2
+    assert origin.app[HEADERS]["/echo/home"]["Authorization"] == "Bearer secret"
+    assert "Authorization" not in origin.app[HEADERS]["/echo/away"]
+    assert origin.app[HEADERS]["/echo/away"]["X-Trace"] == "7"
+
+
+async def test_connections_are_reused(aiohttp_server: AiohttpServer, fetch: Fetch) -> None:
+    """One after another, bodies with and without a length, small and large, go over one connection: a
+    body read to its announced end leaves the connection fit for the next request."""
+    ports: set[int] = set()
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        ports.add(request.transport.get_extra_info("peername")[1] if request.transport else 0)
+        body = JPEG + bytes(int(request.match_info["size"]))
+        if request.query.get("chunked"):
+            resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+            await resp.prepare(request)
+            await resp.write(body)
+            await resp.write_eof()
+            return resp
+        return web.Response(body=body, content_type="image/jpeg")
+
+    app = web.Application()
+    app.router.add_get("/{size}/{n}", answer)
+    server = await aiohttp_server(app)
+    urls = [
+        str(server.make_url(f"/{size}/{n}{query}"))
+        for n, size in enumerate([0, 20_000, 600_000] * 4)
+        for query in ("", "?chunked=1")
+    ]
+    run = await fetch(urls, concurrency=1)
+    assert run.stats.ok == len(urls)
+    assert len(ports) == 1
+
+
 async def test_no_backend_keeps_cookies(origin: TestServer, fetch: Fetch) -> None:
     """A cookie set on the way (here by a redirect) is not sent back, by any backend."""
     first, later = str(origin.make_url("/cookie/c")), str(origin.make_url("/echo/later"))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -103,12 +104,73 @@ async def test_trickle_fails_on_the_total_timeout(origin: TestServer, fetch: Fet
     assert run.files() == []
 
 
+async def test_an_attempt_cut_before_its_head_holds_nothing_up(
+    origin: TestServer, fetch: Fetch, backend: str
+) -> None:
+    """Attempts ended by --timeout while the server has not answered yet leave the client free: one slot,
+    two such attempts, then an image that arrives long before the slow answers would have come."""
+    if backend in ("executor", "threads"):
+        pytest.skip("a requests call waiting for its head holds its thread until the answer comes")
+    slow = [url(origin, f"/slow/6000/{i}.jpg") for i in range(2)]
+    t0 = time.monotonic()
+    run = await fetch([*slow, url(origin, "/img/1/image-00.jpg")], concurrency=1, timeout=0.2, retries=0)
+    assert [run.row(u)["kind"] for u in slow] == ["timeout"] * 2
+    assert run.stats.ok == 1
+    assert time.monotonic() - t0 < 5
+
+
+@pytest.fixture
+async def raw_origin() -> AsyncIterator[str]:
+    """A server that writes its answer byte for byte: an image whose Content-Type and X-Robots-Tag
+    values are Latin-1, not UTF-8, as old servers send them."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: image/jp\xe9g\r\nX-Robots-Tag: caf\xe9\r\n"
+        writer.write(head + b"Content-Length: %d\r\n\r\n" % len(JPEG) + JPEG)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/latin.jpg"
+    server.close()
+    await server.wait_closed()
+
+
+async def test_headers_that_are_not_utf8_do_not_break_a_download(raw_origin: str, fetch: Fetch) -> None:
+    run = await fetch([raw_origin], retries=0)
+    assert run.row(raw_origin)["status"] == "ok", run.row(raw_origin)
+    assert (run.out / run.row(raw_origin)["path"]).read_bytes() == JPEG
+
+
 @pytest.fixture
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A port whose listening socket never accepts and whose backlog is full: a connect there hangs."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port: int = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(4)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        yield port
+        for filler in fillers:
+            filler.close()
+
+
+async def test_connect_timeout_is_told_from_silence(fetch: Fetch, unanswered_port: int) -> None:
+    u = f"http://127.0.0.1:{unanswered_port}/x.jpg"
+    run = await fetch([u], connect_timeout=0.3, read_timeout=5, retries=0)
+    assert (run.row(u)["kind"], run.row(u)["error"]) == ("timeout", "connect timed out")
 
 
 async def test_dead_host_fails_fast_as_host_down(fetch: Fetch, closed_port: int) -> None:

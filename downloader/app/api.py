@@ -15,7 +15,7 @@ from ..errors import UsageError
 from ..inputs import jobs_from_rows
 from ..models import Stats
 from ..runfile import settle
-from ..spec import GROUPS, RunSpec, library_options, options_doc
+from ..spec import DEFAULT_BACKEND, GROUPS, RunSpec, library_options, options_doc
 from .assemble import arun, build_engine
 from .progress import reporter_for
 
@@ -32,7 +32,7 @@ async def adownload(
     out: str | os.PathLike[str] = "downloads",
     *,
     on_done: OnDone | Sequence[OnDone] | None = None,
-    backend: str | Backend = "aiohttp",
+    backend: str | Backend = DEFAULT_BACKEND,
     progress: bool = False,
     **options: Any,
 ) -> Stats:
@@ -56,7 +56,7 @@ def download(
     out: str | os.PathLike[str] = "downloads",
     *,
     on_done: OnDone | Sequence[OnDone] | None = None,
-    backend: str | Backend = "aiohttp",
+    backend: str | Backend = DEFAULT_BACKEND,
     progress: bool = False,
     **options: Any,
 ) -> Stats:
@@ -129,7 +129,8 @@ Arguments:
     on_done: one callable or several, called with each ``Result`` as it arrives, on the loop's thread.
         An ``async def`` one runs as a task, and every such task has ended when the run returns. A
         callback that raises is logged (logger ``downloader``) and the run goes on.
-    backend: a backend's name (aiohttp, executor, threads, curl) or a ``Backend`` object.
+    backend: a backend's name (reqwest, aiohttp, executor, threads, curl; the default is reqwest where
+        pyreqwest is installed, else aiohttp) or a ``Backend`` object.
     progress: draw the command line's bar (files, files/s, MB/s, failures) on stderr, when stderr is a
         terminal (otherwise nothing is drawn), with a total when ``urls`` has a ``len()``.
 

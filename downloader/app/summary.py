@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 from ..models import Stats
+from ..spec import DEFAULT_BACKEND
+
+FALLBACK_NOTE = (
+    "\nbackend aiohttp, as pyreqwest is not installed: pip install 'downloader[reqwest]' for the faster"
+    " default, the reqwest backend"
+)
+"""Said where the default fell back, so the slower run is not a mystery."""
 
 
 def _ms(seconds: float | None) -> str:
@@ -28,6 +35,8 @@ def summary(stats: Stats, out: str | None = None) -> str:
         f" · {stats.mb_per_s:.2f} MB/s · latency p50 {_ms(q(0.5))}, p95 {_ms(q(0.95))}, p99 {_ms(q(0.99))}"
         f" · {stats.backend}, -c {stats.concurrency}"
     )
+    if stats.backend == DEFAULT_BACKEND == "aiohttp":
+        line += FALLBACK_NOTE
     if stats.renamed:
         line += (
             f"\nnames taken by another URL: {stats.renamed:,} (saved with the URL's digest added;"

@@ -23,6 +23,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "executor": ("downloader.backends.sync", "ExecutorBackend"),
     "threads": ("downloader.backends.sync", "ThreadsBackend"),
     "curl": ("downloader.backends.curl", "CurlBackend"),
+    "reqwest": ("downloader.backends.reqwest", "ReqwestBackend"),
 }
 
 

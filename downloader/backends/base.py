@@ -10,17 +10,35 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit
 
 from ..checks import BodyCheck, check_opt_out, check_status
-from ..errors import DownloadError
+from ..errors import DownloadError, RedirectError
 from ..models import Deadline, Fetched, Stored
 from ..spec import Network, Transport
 from ..writers import Output
+from .gate import Gate, Pass, next_hop
+
+DRAIN = 64 << 10
+"""Bytes of a redirect's body read (so its connection can be reused) before it is dropped instead."""
+PER_ORIGIN = frozenset(("authorization", "cookie", "proxy-authorization"))
+"""Request headers of the user's that go to the listed URL's origin only, never to a redirect's."""
+
+
+def split_headers(network: Network) -> tuple[dict[str, str], dict[str, str]]:
+    """The request headers every hop sends, and those only the listed URL's origin gets (``PER_ORIGIN``)."""
+    headers = network.request_headers()
+    per_origin = {k: v for k, v in headers.items() if k.lower() in PER_ORIGIN}
+    return {k: v for k, v in headers.items() if k not in per_origin}, per_origin
+
+
+def same_origin(url: str, first: str) -> bool:
+    """Whether two normalised URLs share scheme, host and port."""
+    return url.split("/", 3)[:3] == first.split("/", 3)[:3]
 
 
 class Backend(Protocol):
@@ -140,17 +158,45 @@ def _proxy_environment() -> dict[str, str]:
 
 
 class StreamingBackend(ABC):
-    """A backend whose body pieces come back to the event loop; they are checked and written here."""
+    """A backend whose body pieces come back to the event loop; they are checked and written here.
+    Redirects are followed here too, each hop admitted by the gate (``gate``) before it connects."""
 
     name = ""
 
     def __init__(self, transport: Transport, output: Output) -> None:
         self.transport, self.output = transport, output
         self.net, self.timeouts = transport.network, transport.timeouts
+        self._proxies = Proxies(transport.network)
+        self.gate = Gate(transport.network)
 
     @abstractmethod
-    def get(self, url: str) -> AbstractAsyncContextManager[Body]:
-        """Send the GET; yield once the headers are in. Library errors leave as ``DownloadError``."""
+    def hop(self, url: str, through: Pass, home: bool) -> AbstractAsyncContextManager[Body]:
+        """Send one GET (no redirects), connecting only to ``through.addresses`` (if any), with the
+        user's per-origin headers only if ``home`` (the listed URL's origin); yield once the headers are
+        in. Library errors leave as ``DownloadError``."""
+
+    @asynccontextmanager
+    async def get(self, url: str) -> AsyncIterator[Body]:
+        """The GET and its redirects, up to ``--max-redirects``; yields the last answer's body."""
+        through: Pass | None = None
+        first = url
+        for _ in range(self.net.max_redirects + 1):
+            through = await self.admit(url, through)
+            async with self.hop(url, through, url is first or same_origin(url, first)) as body:
+                target = next_hop(url, body.head.status, body.head.headers.get("Location"))
+                if target is None:
+                    yield body
+                    return
+                await drain(body)
+            url = target
+        raise RedirectError("too many redirects (a loop, or more than --max-redirects)")
+
+    async def admit(self, url: str, before: Pass | None) -> Pass:
+        """The gate's pass for this hop: a cached answer costs a few dictionary reads, no await."""
+        if self._proxies.for_url(url) is None:
+            found = self.gate.now(url, before)
+            return found if found is not None else await self.gate.admit(url, before)
+        return await self.gate.admit(url, before, proxied=True)
 
     async def __aenter__(self) -> Self:
         return self
@@ -158,7 +204,7 @@ class StreamingBackend(ABC):
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        return None
+        self.gate.close()
 
     async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched:
         start = time.monotonic()
@@ -190,3 +236,12 @@ class StreamingBackend(ABC):
                 if size >= limit:
                     break
             return Page(body.head.status, b"".join(pieces)[:limit])
+
+
+async def drain(body: Body) -> None:
+    """Read a redirect's body, up to ``DRAIN`` bytes, and drop it."""
+    got = 0
+    async for piece in body.chunks:
+        got += len(piece)
+        if got > DRAIN:
+            return

@@ -4,6 +4,8 @@ libcurl does the HTTP in C; the loop only watches its sockets (``add_reader``/``
 libcurl's socket callback) and its timer (``call_later``). Body pieces arrive in libcurl's write
 callback, are queued for the coroutine that streams them through the shared checks and aiofiles writer,
 and the transfer is paused while more than ``HIGH_WATER`` bytes wait, so a large body is never held whole.
+libcurl neither resolves names nor follows redirects here: each hop is pinned to the addresses the gate
+passed (``CURLOPT_RESOLVE``), and redirects are followed by ``StreamingBackend.get``, hop by hop.
 
 An optional extra (``pip install 'downloader[curl]'``); a fourth contender beside the three strategies,
 because the profile shows the HTTP client itself is the ceiling on small files.
@@ -23,7 +25,8 @@ from typing import Any, Self
 from .. import errors
 from ..spec import Transport
 from ..writers import Output
-from .base import Body, Head, Proxies, StreamingBackend
+from .base import Body, Head, StreamingBackend, split_headers
+from .gate import Pass, host_port
 
 try:
     import pycurl
@@ -262,12 +265,14 @@ class CurlBackend(StreamingBackend):
     def __init__(self, tp: Transport, output: Output) -> None:
         super().__init__(tp, output)
         self._idle: list[pycurl.Curl] = []
-        self._header_list = [f"{k}: {v}" for k, v in tp.network.request_headers().items()]
+        shared, per_origin = split_headers(tp.network)
+        self._away = [f"{k}: {v}" for k, v in shared.items()] if per_origin else None
+        self._header_list = [f"{k}: {v}" for k, v in {**shared, **per_origin}.items()]
         self._cafile = tp.network.ca_bundle or ssl.get_default_verify_paths().cafile
 
     async def __aenter__(self) -> Self:
         self._driver = _Driver(asyncio.get_running_loop(), self.transport)
-        self._proxies = Proxies(self.transport.network)
+        self._unpooled: set[pycurl.Curl] = set()
         return self
 
     async def __aexit__(
@@ -276,13 +281,13 @@ class CurlBackend(StreamingBackend):
         for easy in self._idle:
             easy.close()
         self._driver.close()
+        self.gate.close()
 
     def _new_handle(self) -> pycurl.Curl:
         """An easy handle with the settings every request shares, set once."""
         c, easy = self.transport, pycurl.Curl()
         easy.setopt(pycurl.NOSIGNAL, 1)
-        easy.setopt(pycurl.FOLLOWLOCATION, 1)
-        easy.setopt(pycurl.MAXREDIRS, c.network.max_redirects)
+        easy.setopt(pycurl.FOLLOWLOCATION, 0)
         easy.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         easy.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         easy.setopt(pycurl.HTTPHEADER, self._header_list)
@@ -296,11 +301,27 @@ class CurlBackend(StreamingBackend):
             easy.setopt(pycurl.CAINFO, self._cafile)
         return easy
 
+    def _pin(self, easy: pycurl.Curl, url: str, through: Pass) -> None:
+        """Point libcurl at the gate's addresses for a name: set for every hop, since libcurl moves the
+        list into its DNS cache (replacing the name's entry) at the next transfer and then forgets it.
+        The name with a trailing dot is pinned too: libcurl looks a name up as the URL writes it."""
+        if not through.addresses or through.addresses[0] == through.host:  # a proxy, or an address
+            return
+        host, port = host_port(url)
+        dial = ",".join(f"[{a}]" if ":" in a else a for a in through.addresses)
+        easy.setopt(pycurl.RESOLVE, [f"{host}:{port}:{dial}", f"{host}.:{port}:{dial}"])
+
     @asynccontextmanager
-    async def get(self, url: str) -> AsyncIterator[Body]:
+    async def hop(self, url: str, through: Pass, home: bool) -> AsyncIterator[Body]:
         easy = self._idle.pop() if self._idle else self._new_handle()
         transfer = _Transfer(self._driver.loop, easy, self.transport.timeouts.read_timeout)
         easy.setopt(pycurl.URL, url)
+        if self._away is not None:  # the user's per-origin headers stay with the listed origin
+            easy.setopt(pycurl.HTTPHEADER, self._header_list if home else self._away)
+        self._pin(easy, url, through)
+        if through.fresh or easy in self._unpooled:  # into private space by a name: not pooled
+            easy.setopt(pycurl.FORBID_REUSE, int(through.fresh))
+            (self._unpooled.add if through.fresh else self._unpooled.discard)(easy)
         easy.setopt(pycurl.PROXY, self._proxies.for_url(url) or "")  # "": no proxy, not libcurl's env
         easy.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         easy.setopt(pycurl.WRITEFUNCTION, transfer.on_body)

@@ -10,30 +10,45 @@ requests has no total timeout and a cancelled coroutine does not stop a thread, 
 ``read1`` (return as soon as some bytes arrive), the shared ``BodyCheck`` enforces the total and
 minimum-speed rules piece by piece, and a cancelled download shuts its socket down so a blocked read
 returns at once.
+
+Names are resolved by the gate (``gate``), not by urllib3: its connections dial the addresses the gate
+passed for the hop (``_Pinned``), and redirects are followed here, each hop admitted first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import http.cookiejar
+import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from .. import errors
 from ..models import Deadline, Fetched
 from ..spec import Transport
 from ..writers import Output
-from .base import Body, Head, Page, Proxies, StreamingBackend, Transfer
+from .base import DRAIN, Body, Head, Page, Proxies, StreamingBackend, Transfer, same_origin, split_headers
+from .gate import Gate, Pass, next_hop
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
+
+_PINNED: ContextVar[Pass | None] = ContextVar("downloader_pinned_sync", default=None)
+"""The hop this worker thread is making (each thread has its own context)."""
 
 CANCEL_GRACE_S = 5.0
 """How long a cancelled download waits for its worker to remove its ``.part``."""
@@ -49,10 +64,68 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
+def _dial(conn: HTTPConnection, connect: Callable[[], socket.socket]) -> socket.socket:
+    """urllib3's own connect, aimed at each address the gate passed for this host in turn."""
+    through, host = _PINNED.get(), conn.host
+    if through is None or not through.addresses or through.host != host.lower().strip("[]").rstrip("."):
+        return connect()  # a proxy, or an IP literal
+    last: Exception | None = None
+    for address in through.addresses:
+        conn._dns_host = address
+        try:
+            sock = connect()
+        except urllib3.exceptions.NewConnectionError as exc:
+            last = exc
+            continue
+        finally:
+            conn._dns_host = host
+        if through.fresh:
+            _UNPOOLED.add(conn)
+        return sock
+    assert last is not None
+    raise last
+
+
+class _PinnedHTTP(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        return _dial(self, super()._new_conn)
+
+
+class _PinnedHTTPS(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        return _dial(self, super()._new_conn)
+
+
+_UNPOOLED: weakref.WeakSet[BaseHTTPConnection] = weakref.WeakSet()
+"""Connections into private space made through a name (``Pass.fresh``): closed after use, not pooled."""
+
+
+def _put_back(pool: urllib3.HTTPConnectionPool, conn: BaseHTTPConnection | None) -> None:
+    """Return ``conn`` to ``pool``, or close it and free its slot when it must not be reused."""
+    if conn is not None and conn in _UNPOOLED:
+        conn.close()
+        conn = None
+    urllib3.HTTPConnectionPool._put_conn(pool, conn)
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _PinnedHTTP
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        _put_back(self, conn)
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _PinnedHTTPS
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        _put_back(self, conn)
+
+
 def make_session(tp: Transport) -> requests.Session:
     session = requests.Session()
     session.headers.clear()
-    session.headers.update(tp.network.request_headers())
+    session.headers.update(split_headers(tp.network)[0])
     session.cookies.set_policy(_NoCookies())
     session.max_redirects = tp.network.max_redirects
     session.trust_env = False  # environment proxies come through Proxies, read once
@@ -60,13 +133,23 @@ def make_session(tp: Transport) -> requests.Session:
     if tp.network.insecure:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     adapter = HTTPAdapter(pool_connections=32, pool_maxsize=tp.slots, max_retries=0)
+    adapter.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-def open_response(session: requests.Session, url: str, tp: Transport, proxy: str | None) -> requests.Response:
-    """The GET, headers only (``stream=True``); requests' exceptions leave as ``DownloadError``."""
+def open_response(
+    session: requests.Session, url: str, tp: Transport, proxy: str | None, *, through: Pass, home: bool
+) -> requests.Response:
+    """One hop's GET, headers only (``stream=True``), dialling ``through``'s addresses, with the user's
+    per-origin headers if ``home``; requests' exceptions leave as ``DownloadError``."""
+    _PINNED.set(through)
+    headers = (
+        {**session.headers, **split_headers(tp.network)[1]}
+        if home and tp.network.headers
+        else session.headers
+    )
     proxies = {"http": proxy, "https": proxy} if proxy else {}
     timeout = (tp.timeouts.connect_timeout, tp.timeouts.read_timeout)
     try:
@@ -74,9 +157,15 @@ def open_response(session: requests.Session, url: str, tp: Transport, proxy: str
         # about 100 us a call: requests 2.34 checks each against a runtime Protocol, slow before
         # Python 3.12. The request is prepared from the session's own headers and sent directly.
         request = requests.PreparedRequest()
-        request.prepare(method="GET", url=url, headers=session.headers, cookies=session.cookies)
+        request.prepare(method="GET", url=url, headers=headers, cookies=session.cookies)
         return session.send(
-            request, stream=True, timeout=timeout, proxies=proxies, verify=session.verify, cert=None
+            request,
+            stream=True,
+            timeout=timeout,
+            proxies=proxies,
+            verify=session.verify,
+            cert=None,
+            allow_redirects=False,
         )
     except Exception as exc:
         raise translate(exc, False, tp) from exc
@@ -157,11 +246,13 @@ class _PoolBackend:
 
     def __init__(self, tp: Transport, output: Output) -> None:
         self.transport, self.output = tp, output
+        self._proxies = Proxies(tp.network)
+        self.gate = Gate(tp.network)
 
     async def __aenter__(self) -> Self:
         self._pool = ThreadPoolExecutor(self.transport.slots, thread_name_prefix=f"downloader-{self.name}")
         self._session = make_session(self.transport)
-        self._proxies = Proxies(self.transport.network)
+        self._loop = asyncio.get_running_loop()
         return self
 
     async def __aexit__(
@@ -169,6 +260,44 @@ class _PoolBackend:
     ) -> None:
         await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
         self._session.close()
+        self.gate.close()
+
+    def admit_from_thread(self, url: str, before: Pass | None) -> Pass:
+        """The gate's pass for a redirect's hop, asked from a worker thread: read from the cache, or
+        looked up on the loop."""
+        proxied = self._proxies.for_url(url) is not None
+        found = None if proxied else self.gate.now(url, before)
+        if found is not None:
+            return found
+        pending = asyncio.run_coroutine_threadsafe(self.gate.admit(url, before, proxied), self._loop)
+        try:  # bounded, so a worker never outlives the run waiting on a loop that has moved on
+            return pending.result(timeout=self.transport.timeouts.deadline)
+        except TimeoutError:
+            pending.cancel()
+            raise errors.DNSError("no lookup of the redirect's host within --deadline") from None
+
+    def follow(self, url: str, through: Pass, token: _Token | None = None) -> requests.Response:
+        """In a worker thread: the GET and its redirects, each hop admitted; the last answer, headers
+        read. ``through`` is the listed URL's pass, taken on the loop."""
+        tp, first = self.transport, url
+        for _ in range(tp.network.max_redirects + 1):
+            home = url is first or same_origin(url, first)
+            proxy = self._proxies.for_url(url)
+            resp = open_response(self._session, url, tp, proxy, through=through, home=home)
+            if token is not None:
+                token.resp = resp
+            try:
+                target = next_hop(url, resp.status_code, resp.headers.get("Location"))
+            except BaseException:
+                resp.close()
+                raise
+            if target is None:
+                return resp
+            with contextlib.suppress(Exception):
+                resp.raw.read(DRAIN, decode_content=False)
+            resp.close()
+            url, through = target, self.admit_from_thread(target, through)
+        raise errors.RedirectError("too many redirects (a loop, or more than --max-redirects)")
 
 
 class ExecutorBackend(_PoolBackend, StreamingBackend):
@@ -180,11 +309,11 @@ class ExecutorBackend(_PoolBackend, StreamingBackend):
         StreamingBackend.__init__(self, tp, output)
 
     @asynccontextmanager
-    async def get(self, url: str) -> AsyncIterator[Body]:
+    async def hop(self, url: str, through: Pass, home: bool) -> AsyncIterator[Body]:
         loop = asyncio.get_running_loop()
-        pending = loop.run_in_executor(
-            self._pool, open_and_read, self._session, url, self.transport, self._proxies.for_url(url)
-        )
+        proxy = self._proxies.for_url(url)
+        call = functools.partial(open_and_read, through=through, home=home)
+        pending = loop.run_in_executor(self._pool, call, self._session, url, self.transport, proxy)
         try:
             resp, pieces, ended = await pending
         except asyncio.CancelledError:
@@ -212,11 +341,11 @@ class ExecutorBackend(_PoolBackend, StreamingBackend):
 
 
 def open_and_read(
-    session: requests.Session, url: str, tp: Transport, proxy: str | None
+    session: requests.Session, url: str, tp: Transport, proxy: str | None, *, through: Pass, home: bool
 ) -> tuple[requests.Response, list[bytes], bool]:
     """The GET and, for a 2xx answer, as much of the body as has a known end, in one hop: a small body
     then needs no hop of its own. Returns the response, the pieces read and whether the body ended."""
-    resp = open_response(session, url, tp, proxy)
+    resp = open_response(session, url, tp, proxy, through=through, home=home)
     if not 200 <= resp.status_code < 300:
         return resp, [], False
     pieces: list[bytes] = []
@@ -261,8 +390,9 @@ class ThreadsBackend(_PoolBackend):
     name = "threads"
 
     async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched:
+        through = await self.gate.admit(url, None, self._proxies.for_url(url) is not None)
         token = _Token()
-        future: Future[Fetched] = self._pool.submit(self._work, url, rel, token, deadline)
+        future: Future[Fetched] = self._pool.submit(self._work, url, rel, token, deadline, through)
         waiter = asyncio.wrap_future(future)
         try:
             return await asyncio.shield(waiter)
@@ -276,15 +406,16 @@ class ThreadsBackend(_PoolBackend):
 
     async def read(self, url: str, limit: int) -> Page:
         """``PageReader.read`` in a worker; a cancel unblocks its read."""
+        through = await self.gate.admit(url, None, self._proxies.for_url(url) is not None)
         token = _Token()
         try:
-            return await asyncio.wrap_future(self._pool.submit(self._read, url, limit, token))
+            return await asyncio.wrap_future(self._pool.submit(self._read, url, limit, token, through))
         except asyncio.CancelledError:
             token.cancel()
             raise
 
-    def _read(self, url: str, limit: int, token: _Token) -> Page:
-        resp = token.resp = open_response(self._session, url, self.transport, self._proxies.for_url(url))
+    def _read(self, url: str, limit: int, token: _Token, through: Pass) -> Page:
+        resp = self.follow(url, through, token)
         pieces, size = [], 0
         try:
             while size < limit and (piece := read_piece(resp, limit - size, self.transport)):
@@ -294,11 +425,11 @@ class ThreadsBackend(_PoolBackend):
             resp.close()
         return Page(resp.status_code, b"".join(pieces))
 
-    def _work(self, url: str, rel: str, token: _Token, deadline: Deadline | None) -> Fetched:
+    def _work(self, url: str, rel: str, token: _Token, deadline: Deadline | None, through: Pass) -> Fetched:
         start = time.monotonic()
         if token.event.is_set():
             raise errors.Cancelled("cancelled before it started")
-        resp = token.resp = open_response(self._session, url, self.transport, self._proxies.for_url(url))
+        resp = self.follow(url, through, token)
         try:
             tr = Transfer(self.transport, start, head_of(resp), deadline)
             writer = self.output.open_sync(rel)

@@ -63,8 +63,8 @@ def _type(f: dataclasses.Field[Any], s: Setting) -> Any:
 def make_option(f: dataclasses.Field[Any], s: Setting, **override: Any) -> Any:
     """One click option for one spec field."""
     decls = [s.short] if s.short else []
-    if f.name == "headers":  # one header per flag, collected into the tuple
-        decls += ["--header", "headers"]
+    if s.multiple:  # one value per flag (-H, --dns-server), collected into the tuple
+        decls += [s.flag or "--" + f.name.replace("_", "-"), f.name]
         kwargs: dict[str, Any] = {"multiple": True, "callback": _parse(s.parse or str)}
     elif isinstance(f.default, bool):
         decls.append("--" + f.name.replace("_", "-"))

@@ -1,0 +1,281 @@
+"""The ``reqwest`` backend: Rust's reqwest and hyper (through pyreqwest) on their own tokio thread.
+
+HTTP is parsed, and connections are pooled, in Rust; the event loop only awaits the head and each body
+piece. The request's body buffer limit is 0, so the head is handed over as soon as it arrives and each
+piece as hyper reads it (hyper's reads grow to hundreds of KB on a fast body; a small body comes in one
+or two): the shared checks then see the body as it comes, as with the other backends, so the minimum
+speed is measured from the head on. Silence is reqwest's read timeout, connecting its connect timeout;
+the attempt's total and the URL's deadline are the engine's timer. Its cancellation drops a body at once;
+a request still waiting for its head runs on in Rust until the head or the read timeout (pyreqwest 0.15
+does not pass a cancellation on), which is why the client has no ``max_connections``: such a request
+would hold one of its slots. The engine bounds the requests in flight.
+
+Redirects are followed by ``StreamingBackend.get``, hop by hop, each admitted by the gate, as for the
+other backends. pyreqwest (0.15) has no per-request resolver, only addresses fixed when the client is
+built: a plain-http hop to a name is therefore sent to the gate's address itself (the URL's host replaced
+by the address, the name kept in ``Host``), each address in turn; an https hop needs the name in the URL
+for TLS, so reqwest resolves it again itself (docs/dns.md says what that leaves open).
+
+An optional extra (``pip install 'downloader[reqwest]'``).
+"""
+
+from __future__ import annotations
+
+import http
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from .. import errors
+from ..addresses import parse_ip
+from ..spec import Transport
+from .base import PER_ORIGIN, Body, Head, Proxies, StreamingBackend
+from .gate import Pass, host_port
+
+try:
+    from pyreqwest.client import Client, ClientBuilder
+    from pyreqwest.exceptions import (
+        BodyDecodeError,
+        BuilderError,
+        ConnectError,
+        ConnectTimeoutError,
+        DecodeError,
+        PyreqwestError,
+        ReadError,
+        ReadTimeoutError,
+        RequestPanicError,
+    )
+    from pyreqwest.proxy import ProxyBuilder
+    from pyreqwest.request import StreamRequest
+    from pyreqwest.response import Response, ResponseBodyReader
+except ImportError as exc:  # pragma: no cover - depends on the extra
+    raise errors.UsageError("the reqwest backend needs pyreqwest: pip install 'downloader[reqwest]'") from exc
+
+
+class Headers(Mapping[str, str]):
+    """reqwest's headers as the checks read them: case-insensitive, and ``getall`` with a default. Read
+    through the response's own lookups, so the header map is never copied out. A value that is not
+    UTF-8 (pyreqwest cannot give it as text) reads as absent."""
+
+    __slots__ = ("_resp",)
+
+    def __init__(self, resp: Response) -> None:
+        self._resp = resp
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = header(self._resp, key)
+        return default if value is None else value
+
+    def __getitem__(self, key: str) -> str:
+        value = header(self._resp, key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._resp.headers.keys())
+
+    def __len__(self) -> int:
+        return len(self._resp.headers)
+
+    def getall(self, key: str, default: list[str]) -> list[str]:
+        try:
+            return self._resp.get_header_all(key) or default
+        except ValueError:
+            return default
+
+
+def header(resp: Response, name: str) -> str | None:
+    """One header's value, or None when absent or not UTF-8."""
+    try:
+        return resp.get_header(name)
+    except ValueError:
+        return None
+
+
+def build_client(tp: Transport) -> Client:
+    """One client for the run: pool, timeouts, TLS and proxies; no redirects, cookies or decoding."""
+    net, t = tp.network, tp.timeouts
+    shared = {k: v for k, v in net.request_headers().items() if k.lower() not in PER_ORIGIN}
+    builder = (
+        ClientBuilder()
+        .follow_redirects(False)
+        .referer(False)
+        .gzip(False)
+        .brotli(False)
+        .zstd(False)
+        .deflate(False)
+        .user_agent(net.user_agent)
+        .default_headers(shared)
+        .connect_timeout(timedelta(seconds=t.connect_timeout))
+        .read_timeout(timedelta(seconds=t.read_timeout))
+        .no_proxy()  # reqwest would read the environment itself; Proxies decides instead
+    )
+    if net.insecure:
+        builder = builder.danger_accept_invalid_certs(True)
+    elif net.ca_bundle:  # added to the built-in roots, which pyreqwest 0.15 cannot turn off
+        with open(net.ca_bundle, "rb") as fh:
+            builder = builder.add_root_certificate_pem(fh.read())
+    proxies = Proxies(net)
+    if proxies.fixed:
+        builder = builder.proxy(ProxyBuilder.all(proxies.fixed))
+    elif proxies.by_scheme:
+        builder = builder.proxy(ProxyBuilder.custom(lambda url: proxies.for_url(str(url))))
+    return builder.build()
+
+
+class ReqwestBackend(StreamingBackend):
+    name = "reqwest"
+    _client: Client
+
+    async def __aenter__(self) -> Self:
+        self._client = build_client(self.transport)
+        headers = self.net.request_headers().items()
+        self._per_origin = {k: v for k, v in headers if k.lower() in PER_ORIGIN}
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._client.close()
+        self.gate.close()
+
+    @asynccontextmanager
+    async def hop(self, url: str, through: Pass, home: bool) -> AsyncIterator[Body]:
+        request, resp = await self._send(url, through, home)
+        try:
+            length = header(resp, "content-length")
+            size = int(length) if length and length.isdigit() else None
+            status = resp.status
+            head = Head(status, "" if 200 <= status < 300 else _reason(status), Headers(resp), size)
+            yield Body(head, self._pieces(resp.body_reader, size))
+        finally:
+            await request.__aexit__(None, None, None)
+
+    async def _send(self, url: str, through: Pass, home: bool) -> tuple[StreamRequest, Response]:
+        """Send one GET and wait for its head; the request, entered, for the caller to exit. A plain-http
+        hop to a name goes to each of the gate's addresses in turn until one connects."""
+        dials = dialled(url, through)
+        for n, (target, host) in enumerate(dials):
+            request = self._request(target, home, host, through.fresh)
+            try:
+                return request, await _enter(request, url, self.timeouts.read_timeout)
+            except errors.ConnectError:
+                if n + 1 == len(dials):
+                    raise
+        raise AssertionError("unreachable: dialled() names at least the URL itself")
+
+    def _request(self, url: str, home: bool, host: str | None, fresh: bool = False) -> StreamRequest:
+        """One streamed GET (head handed over as it arrives); the user's per-origin headers (an
+        Authorization, say) only on the listed URL's origin; ``host`` as the Host header when the URL
+        names an address in its stead; ``Connection: close`` when the hop must not be pooled (``fresh``)."""
+        extra = dict(self._per_origin) if home else {}
+        if host is not None:
+            extra["Host"] = host
+        if fresh:
+            extra["Connection"] = "close"
+        try:
+            builder = self._client.get(url).streamed_read_buffer_limit(0)
+            if extra:
+                builder = builder.headers(extra)
+            return builder.build_streamed()
+        except (ValueError, BuilderError) as exc:
+            raise errors.InvalidURL(f"invalid URL: {_cause(exc)}") from exc
+
+    async def _pieces(self, reader: ResponseBodyReader, size: int | None) -> AsyncIterator[bytes]:
+        """The body as hyper reads it; a failure here is mid-body. Once Content-Length bytes are in, the
+        end is not awaited: hyper has seen it and keeps the connection for reuse all the same."""
+        left = -1 if size is None else size
+        while left:
+            try:
+                piece = await reader.read_chunk()
+            except PyreqwestError as exc:
+                raise body_error(exc, self.timeouts.read_timeout) from exc
+            if piece is None:
+                return
+            left -= len(piece)
+            yield piece.to_bytes()
+
+
+async def _enter(request: StreamRequest, url: str, read_timeout: float) -> Response:
+    """Send ``request`` to ``url`` and wait for its head, the client's errors translated."""
+    try:
+        return await request.__aenter__()
+    except PyreqwestError as exc:
+        raise head_error(exc, read_timeout, url.startswith("https:")) from exc
+
+
+def dialled(url: str, through: Pass) -> list[tuple[str, str | None]]:
+    """The URLs to send and their Host header: for plain http to a name, the URL with each of the gate's
+    addresses in the name's stead; else the URL itself (reqwest resolves it)."""
+    if not through.addresses or not url.startswith("http://"):
+        return [(url, None)]
+    host, port = host_port(url)
+    if parse_ip(host) is not None:
+        return [(url, None)]
+    netloc = url.split("/", 3)[2]
+    user, at, named = netloc.rpartition("@")
+    suffix = "" if port == 80 else f":{port}"
+    return [
+        (url.replace(netloc, f"{user}{at}{f'[{a}]' if ':' in a else a}{suffix}", 1), named)
+        for a in through.addresses
+    ]
+
+
+def _reason(status: int) -> str:
+    """The standard phrase (reqwest keeps no reason phrase from the wire)."""
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _causes(exc: Exception) -> list[str]:
+    details: Any = getattr(exc, "details", None)
+    found = details.get("causes") if isinstance(details, dict) else None
+    return [c["message"] for c in found or [] if isinstance(c, dict) and "message" in c]
+
+
+def _cause(exc: Exception) -> str:
+    """The innermost cause: the sentence that says what happened (``Connection refused``...)."""
+    causes = _causes(exc)
+    return causes[-1] if causes else str(exc.args[0] if exc.args else exc)
+
+
+def head_error(exc: PyreqwestError, read_timeout: float, tls: bool) -> errors.DownloadError:
+    """pyreqwest's errors before the head arrived, as ``downloader.errors``. reqwest names every timeout
+    before the body a connect timeout; the cause chain says whether connecting was what timed out."""
+    causes, why = _causes(exc), _cause(exc)
+    connecting = "client error (Connect)" in causes
+    if isinstance(exc, ConnectTimeoutError):
+        if connecting:
+            return errors.Timeout("connect timed out", connecting=True)
+        return errors.Timeout(f"no data for {read_timeout:g} s (read timeout)")
+    if isinstance(exc, BuilderError):
+        return errors.InvalidURL(f"invalid URL: {why}")
+    if isinstance(exc, RequestPanicError):
+        return errors.DownloadError(f"unexpected failure in the HTTP client: {why}")
+    if isinstance(exc, ConnectError) and connecting:
+        return _connect_error(causes, why, tls)
+    return errors.ConnectError(f"connection failed: {why}")
+
+
+def _connect_error(causes: list[str], why: str, tls: bool) -> errors.DownloadError:
+    """A failure while connecting: resolving the name, the TCP connect, or (https) the TLS handshake."""
+    if "dns error" in causes:
+        return errors.DNSError(f"cannot resolve host: {why}")
+    if not tls or "tcp connect error" in causes or any("tunnel" in c.lower() for c in causes):
+        return errors.ConnectError(f"cannot connect: {why}")
+    return errors.TLSError(f"TLS failure: {why}")
+
+
+def body_error(exc: PyreqwestError, read_timeout: float) -> errors.DownloadError:
+    """pyreqwest's errors while the body streamed, as ``downloader.errors``."""
+    why = _cause(exc)
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
+        return errors.Timeout(f"no data for {read_timeout:g} s (read timeout)")
+    if isinstance(exc, ReadError | BodyDecodeError | DecodeError | ConnectError):
+        return errors.Truncated(f"body incomplete: {why}")
+    return errors.Truncated(f"connection lost mid-body: {why}")
