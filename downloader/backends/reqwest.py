@@ -112,6 +112,9 @@ def build_client(tp: Transport) -> Client:
         .connect_timeout(timedelta(seconds=t.connect_timeout))
         .read_timeout(timedelta(seconds=t.read_timeout))
         .no_proxy()  # reqwest would read the environment itself; Proxies decides instead
+        .http1_ignore_invalid_headers_in_responses(True)  # read what old servers send, as browsers do
+        .http1_allow_spaces_after_header_name_in_responses(True)
+        .http1_allow_obsolete_multiline_headers_in_responses(True)
     )
     if net.insecure:
         builder = builder.danger_accept_invalid_certs(True)
