@@ -27,7 +27,7 @@ FLOORS: list[tuple[str, list[str]]] = [
     ),
     ("processing", ["checks", "robots", "stages", "stages.geometry", "stages.images"]),
     ("transfer", ["backends", "backends.base", "backends.aio", "backends.sync", "backends.curl"]),
-    ("engine", ["engine", "engine.hosts", "engine.robots", "engine.engine"]),
+    ("engine", ["engine", "engine.hosts", "engine.robots", "engine.timers", "engine.engine"]),
     ("loop", ["loop"]),
     (
         "application",

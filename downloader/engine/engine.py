@@ -29,6 +29,7 @@ from ..spec import RunSpec
 from ..writers.files import prepare_out
 from .hosts import Hosts
 from .robots import RobotsCache
+from .timers import Timers
 
 log = logging.getLogger("downloader")
 failure_log = logging.getLogger("downloader.failures")
@@ -41,23 +42,6 @@ SHOWN_RENAMES = 5
 """Taken names warned about one by one; the rest in one line (each row's ``note`` says it anyway)."""
 ATTEMPT_GRACE_S = 1.0
 """Beyond ``--timeout`` before the engine itself cancels an attempt (the backends enforce it first)."""
-
-
-class _Mover:
-    """Moves a running attempt's timer to a later deadline; called from the body's checks, maybe in a
-    worker thread, so the move itself runs on the loop."""
-
-    __slots__ = ("active", "end", "engine", "timer")
-
-    def __init__(self, timer: asyncio.Timeout, end: float, engine: Engine) -> None:
-        self.timer, self.end, self.engine, self.active = timer, end, engine, True
-
-    def __call__(self, at: float) -> None:
-        self.engine.loop.call_soon_threadsafe(self._move, min(at, self.end))
-
-    def _move(self, at: float) -> None:
-        if self.active:
-            self.timer.reschedule(self.engine.loop_time(at))
 
 
 class Engine:
@@ -118,6 +102,7 @@ class Engine:
         out = self.out
         self.loop = asyncio.get_running_loop()
         self._clock_offset = self.loop.time() - time.monotonic()
+        self._timers = Timers(self.loop, self.loop_time)
         prepare_out(out)
         self._claims = PathClaims(out) if self._shared_names else None
         if not self.overwrite:
@@ -141,6 +126,7 @@ class Engine:
             for pending in self._callbacks:  # only when the run itself failed or was cancelled
                 pending.cancel()
             self.stats.wall_s = time.monotonic() - started
+            self._timers.close()
             self._seen.close()
             self._done.close()
             if self._claims is not None:
@@ -359,8 +345,8 @@ class Engine:
         return self._failure(job, err, attempts, time.monotonic() - start)
 
     async def _attempt(self, job: Job, deadline: Deadline) -> Fetched:
-        """One attempt, bounded by ``--timeout`` and by the URL's deadline (one timer, moved later while
-        the body keeps arriving at ``--deadline-speed``)."""
+        """One attempt, bounded by ``--timeout`` and by the URL's deadline (one limit on the run's
+        ``Timers``, moved later while the body keeps arriving at ``--deadline-speed``)."""
         host = job.host
         wait = self._hosts.gate(host)
         if wait > 0:
@@ -372,9 +358,11 @@ class Engine:
         limit = self.timeouts.timeout
         attempt_end = time.monotonic() + limit + ATTEMPT_GRACE_S if limit else math.inf
         try:
-            async with asyncio.timeout_at(self.loop_time(min(deadline.at, attempt_end))) as timer:
-                deadline.on_move = _Mover(timer, attempt_end, self)
-                await self._hosts.admit(host)
+            at = self.loop_time(min(deadline.at, attempt_end))
+            async with self._timers.limit(at, attempt_end) as lim:
+                deadline.on_move = lim
+                if self._hosts.rated:
+                    await self._hosts.admit(host)
                 fetched = await self.backend.fetch(job.key, job.path, deadline)
         except TimeoutError:
             if deadline.at < attempt_end:
@@ -386,8 +374,6 @@ class Engine:
             self._hosts.failed(host, exc)
             raise
         finally:
-            if isinstance(deadline.on_move, _Mover):
-                deadline.on_move.active = False
             deadline.on_move = None
         self._hosts.succeeded(host)
         return fetched

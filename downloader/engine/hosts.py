@@ -66,6 +66,8 @@ class Hosts:
         self.host_down_after = host_down_after
         self.rate_per_host = rate_per_host
         self.rate = limiter(rate) if rate else None
+        self.rated = bool(rate or rate_per_host)
+        """Whether ``admit`` can wait at all (without rates an attempt need not call it)."""
         self._hosts: dict[str, Host] = {}
         self._turn: deque[str] = deque()  # hosts with queued jobs, in the order they get their turn
         self._newly_down: list[str] = []  # down hosts whose queued jobs are still to be failed
