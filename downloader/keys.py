@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 _EMPTY, _GONE = 0, 1
 
 
+_blake2b, _from_bytes = hashlib.blake2b, int.from_bytes
+
+
 def digest64(key: str) -> int:
     """A 64-bit digest of a normalised URL (blake2b); 0 and 1 are reserved as slot markers."""
-    value = int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest())
+    value = _from_bytes(_blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest())
     return value if value > _GONE else value + 2
 
 
