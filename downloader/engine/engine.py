@@ -179,8 +179,9 @@ class Engine:
                 if len(self._callbacks) >= self.limits.concurrency:
                     return  # the caller's async callbacks lag behind: the next of them to end pumps
                 self._more = self._more and self._read_ahead(self._jobs)
-                for job, err in self._hosts.down_jobs():
-                    self._finish(self._failure(job, err, 0, 0.0))
+                if self._hosts.newly_down:
+                    for job, err in self._hosts.down_jobs():
+                        self._finish(self._failure(job, err, 0, 0.0))
                 if not self._more and not self._hosts.queued:
                     break
                 chosen = self._hosts.next_job(len(self._tasks))
@@ -296,7 +297,7 @@ class Engine:
             except Exception:
                 log.exception("on_done callback failed for %s", result.url)
             else:
-                if inspect.isawaitable(value):
+                if value is not None and inspect.isawaitable(value):
                     self._await_callback(value, result.url)
 
     def _await_callback(self, value: Awaitable[object], url: str) -> None:
@@ -359,7 +360,7 @@ class Engine:
         attempt_end = time.monotonic() + limit + ATTEMPT_GRACE_S if limit else math.inf
         try:
             at = self.loop_time(min(deadline.at, attempt_end))
-            async with self._timers.limit(at, attempt_end) as lim:
+            with self._timers.limit(at, attempt_end) as lim:
                 deadline.on_move = lim
                 if self._hosts.rated:
                     await self._hosts.admit(host)

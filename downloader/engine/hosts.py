@@ -70,7 +70,8 @@ class Hosts:
         """Whether ``admit`` can wait at all (without rates an attempt need not call it)."""
         self._hosts: dict[str, Host] = {}
         self._turn: deque[str] = deque()  # hosts with queued jobs, in the order they get their turn
-        self._newly_down: list[str] = []  # down hosts whose queued jobs are still to be failed
+        self.newly_down: list[str] = []
+        """Down hosts whose queued jobs are still to be failed (``down_jobs``); empty nearly always."""
         self.queued = 0
 
     def _host(self, name: str) -> Host:
@@ -95,7 +96,7 @@ class Hosts:
     def push(self, name: str, job: Job) -> None:
         host = self._host(name)
         if host.down and not host.queue:
-            self._newly_down.append(name)  # its queue goes straight back as host_down
+            self.newly_down.append(name)  # its queue goes straight back as host_down
         elif not host.queue:
             self._turn.append(name)
         host.queue.append(job)
@@ -134,8 +135,8 @@ class Hosts:
 
     def down_jobs(self) -> Iterator[tuple[Job, HostDown]]:
         """Queued jobs of hosts that are down, each with the error to record; they leave the queue."""
-        while self._newly_down:
-            name = self._newly_down.pop()
+        while self.newly_down:
+            name = self.newly_down.pop()
             host = self._hosts[name]
             if name in self._turn:  # it went down with jobs queued (rare: a scan is fine)
                 self._turn.remove(name)
@@ -146,9 +147,9 @@ class Hosts:
 
     def drain(self) -> Iterator[Job]:
         """Every queued job, emptying the queue (the run is stopping)."""
-        names = [*self._turn, *self._newly_down]
+        names = [*self._turn, *self.newly_down]
         self._turn.clear()
-        self._newly_down.clear()
+        self.newly_down.clear()
         for name in names:
             host = self._hosts[name]
             while host.queue:
@@ -199,7 +200,7 @@ class Hosts:
         host.conn_failures += 1
         if self.host_down_after and host.conn_failures >= self.host_down_after and not host.down:
             host.down = True
-            self._newly_down.append(name)
+            self.newly_down.append(name)
 
     def succeeded(self, name: str) -> None:
         host = self._hosts.get(name)

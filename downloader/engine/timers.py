@@ -22,7 +22,8 @@ that near is due, as asyncio's own loop treats its timers."""
 
 
 class Limit:
-    """One attempt's limit on the loop's clock; ``async with`` around the attempt. Callable with a later
+    """One attempt's limit on the loop's clock; ``with`` around the attempt (a plain context manager:
+    no coroutines to make, and ``__exit__`` may still raise ``TimeoutError``). Callable with a later
     ``time.monotonic`` instant to move it, from any thread (``models.Deadline.on_move``), never past
     ``end`` (``time.monotonic`` too)."""
 
@@ -34,10 +35,10 @@ class Limit:
         self.expired = False
         self.live = True
 
-    async def __aenter__(self) -> Limit:
+    def __enter__(self) -> Limit:
         return self
 
-    async def __aexit__(
+    def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.live = False
