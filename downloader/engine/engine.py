@@ -83,6 +83,8 @@ class Engine:
         self._timer: asyncio.TimerHandle | None = None
         self._seen = DigestIndex()
         self._done = DigestIndex()
+        self._resuming = False
+        """Whether an earlier run completed any URL (else no row need be looked up in ``_done``)."""
         self._stopping = False
         self._manifest: ManifestWriter | None = None
         self._log_failures = False
@@ -107,6 +109,7 @@ class Engine:
         self._claims = PathClaims(out) if self._shared_names else None
         if not self.overwrite:
             self._done = earlier_outcomes(out / MANIFEST, out, shard=self._earlier_share, claims=self._claims)
+        self._resuming = len(self._done) > 0
         self._seen = DigestIndex(out)
         self._manifest = ManifestWriter(out / self._manifest_name, 1 if self._sharded else FLUSH_ROWS)
         self._log_failures = failure_log.isEnabledFor(logging.INFO)
@@ -221,7 +224,7 @@ class Engine:
         return True
 
     def _start(self, host: str, job: Job) -> None:
-        task = asyncio.create_task(self.fetch_one(job))
+        task = self.loop.create_task(self.fetch_one(job))
         self._tasks[task] = job
         task.add_done_callback(functools.partial(self._done_cb, host=host))
 
@@ -247,7 +250,7 @@ class Engine:
         if self._dedup and not self._seen.add(job.digest):
             path, note = (job.path, None) if job.url_named else (None, "same URL as an earlier line")
             return Result(job.url, job.line, Status.DUPLICATE, path=path, error=note, extra=job.extra)
-        if job.digest in self._done:
+        if self._resuming and job.digest in self._done:
             return Result(job.url, job.line, Status.SKIPPED, path=job.path, extra=job.extra)
         if job.may_collide and self._claims is not None and not self._claims.claim(job.path, job.digest):
             self._rename(job)

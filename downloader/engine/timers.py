@@ -70,7 +70,7 @@ class Timers:
 
     def limit(self, at: float, end: float) -> Limit:
         """A limit at loop time ``at`` for the running task; ``end`` bounds its moves."""
-        task = asyncio.current_task()
+        task = asyncio.current_task(self.loop)
         assert task is not None
         entry = Limit(self, task, at, end)
         self.push(entry)
