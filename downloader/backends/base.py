@@ -73,6 +73,10 @@ class Body:
     chunks: AsyncIterator[bytes]
 
 
+_NOT_STORED = Stored("")
+"""``Transfer.stored`` until the writer commits (replaced then, never changed: one for every transfer)."""
+
+
 class Transfer:
     """The rules for one body, for sync and async callers alike: status, opt-out, checks, result. Built
     once the headers are in and before any of the body is read, by every backend."""
@@ -88,7 +92,7 @@ class Transfer:
         self.check = BodyCheck(transport, start, head.size, deadline)
         self.status = head.status
         self.content_type = head.headers.get("Content-Type")
-        self.stored = Stored("")
+        self.stored = _NOT_STORED
 
     def failed(self, err: DownloadError) -> None:
         """Note on a failure after the headers what the server answered, for its manifest row."""

@@ -191,7 +191,7 @@ class Engine:
                 if chosen is None:
                     self._pump_later()
                     return
-                self._start(*chosen)
+                self._start(chosen[1])
             fed.set_result(None)
         except BaseException as exc:  # reading the list failed: the run ends with that error
             if not fed.done():
@@ -223,10 +223,10 @@ class Engine:
                 self._hosts.push(job.host, job)
         return True
 
-    def _start(self, host: str, job: Job) -> None:
+    def _start(self, job: Job) -> None:
         task = self.loop.create_task(self.fetch_one(job))
         self._tasks[task] = job
-        task.add_done_callback(functools.partial(self._done_cb, host=host))
+        task.add_done_callback(self._done_cb)
 
     def stop(self, reason: str | None = None) -> None:
         """Take no new URLs and cancel those in flight (their ``.part`` files are removed)."""
@@ -268,9 +268,9 @@ class Engine:
         if self.stats.renamed == SHOWN_RENAMES + 1:
             log.warning("more names taken: each row's 'note' in the manifest says so")
 
-    def _done_cb(self, task: asyncio.Task[Result], *, host: str) -> None:
+    def _done_cb(self, task: asyncio.Task[Result]) -> None:
         job = self._tasks.pop(task)
-        self._hosts.finished(host)
+        self._hosts.finished(job.host)
         if task.cancelled() and self.stats.interrupted:
             result = self._not_started(job, "interrupted while downloading; nothing of it was kept")
         elif task.cancelled():
@@ -362,7 +362,7 @@ class Engine:
         limit = self.timeouts.timeout
         attempt_end = time.monotonic() + limit + ATTEMPT_GRACE_S if limit else math.inf
         try:
-            at = self.loop_time(min(deadline.at, attempt_end))
+            at = min(deadline.at, attempt_end) + self._clock_offset  # on the loop's clock (``loop_time``)
             with self._timers.limit(at, attempt_end) as lim:
                 deadline.on_move = lim
                 if self._hosts.rated:

@@ -13,7 +13,6 @@ so the scheduler can look without waiting).
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -107,7 +106,7 @@ class Hosts:
         wait. Jobs of a host that is down are not returned here (see ``down_jobs``)."""
         if running_total >= self.concurrency or not self._turn:
             return None
-        share = max(1, math.ceil(self.concurrency / len(self._turn)))
+        share = -(-self.concurrency // len(self._turn))  # ceil: at least one, since concurrency is
         now = time.monotonic()
         for _ in range(len(self._turn)):
             name = self._turn[0]
@@ -158,8 +157,10 @@ class Hosts:
             self._forget_if_idle(name)
 
     def finished(self, name: str) -> None:
-        self._host(name).running -= 1
-        self._forget_if_idle(name)
+        host = self._host(name)
+        host.running -= 1
+        if host.idle:
+            del self._hosts[name]
 
     def wake_in(self) -> float | None:
         """Seconds until a queued host that waits for time (back-off, rate) may start; None if none."""
@@ -182,7 +183,7 @@ class Hosts:
             return 0.0
         if host.down:
             raise HostDown(f"{name} failed to connect {host.conn_failures} times in a row; not tried")
-        return max(0.0, host.not_before - time.monotonic())
+        return max(0.0, host.not_before - time.monotonic()) if host.not_before else 0.0
 
     async def admit(self, name: str) -> None:
         """Wait for request-rate capacity, overall and for this host."""
