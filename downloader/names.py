@@ -193,9 +193,22 @@ def split_name(key: str, path: str | None = None) -> tuple[str, str]:
     if "%" in base:
         base = unquote(base, errors="replace")
     stem, dot, ext = base.rpartition(".")
-    if dot and stem and _EXT.match("." + ext):
+    if dot and stem and _is_ext(ext):
         return stem, "." + ext
     return base, ""
+
+
+_EXTS: dict[str, bool] = {}
+"""``_EXT``'s verdict on each extension seen (a list has a handful: the regular expression is run once)."""
+
+
+def _is_ext(ext: str) -> bool:
+    known = _EXTS.get(ext)
+    if known is None:
+        known = _EXT.match("." + ext) is not None
+        if len(_EXTS) < 4096:
+            _EXTS[ext] = known
+    return known
 
 
 def relative_path(
