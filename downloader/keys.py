@@ -164,7 +164,7 @@ class DigestIndex:
     def add(self, digest: int) -> bool:
         if self._memory is not None:
             added = self._memory.add(digest)
-            if added and self._folder is not None and len(self._memory) >= self._spill_at:
+            if added and self._folder is not None and self._memory._live >= self._spill_at:
                 self._spill()
             return added
         assert self._db is not None

@@ -87,7 +87,8 @@ class Transfer:
         self, transport: Transport, start: float, head: Head, deadline: Deadline | None = None
     ) -> None:
         self.ttfb = time.monotonic() - start
-        check_status(head.status, head.reason, head.headers)
+        if not 200 <= head.status < 300:
+            check_status(head.status, head.reason, head.headers)
         check_opt_out(head.headers, transport)
         self.check = BodyCheck(transport, start, head.size, deadline)
         self.status = head.status
@@ -168,13 +169,13 @@ class StreamingBackend(ABC):
         start = time.monotonic()
         async with self.get(url) as body:
             tr = Transfer(self.transport, start, body.head, deadline)
-            writer = self.output.open(rel)
+            check, writer = tr.check, self.output.open(rel)
             try:
                 async for piece in body.chunks:
-                    tr.check.feed(piece)
+                    check.feed(piece)
                     await writer.write(piece)
-                tr.check.finish()
-                tr.stored = await writer.commit(tr.check.kind)
+                check.finish()
+                tr.stored = await writer.commit(check.kind)
             except DownloadError as err:
                 tr.failed(err)
                 await writer.abort()
