@@ -81,10 +81,7 @@ class Engine:
         self._fed: asyncio.Future[None] | None = None
         self._pumping = False
         self._timer: asyncio.TimerHandle | None = None
-        self._seen = DigestIndex()
-        self._done = DigestIndex()
-        self._resuming = False
-        """Whether an earlier run completed any URL (else no row need be looked up in ``_done``)."""
+        self._seen, self._done, self._resuming = DigestIndex(), DigestIndex(), False  # see _open
         self._stopping = False
         self._manifest: ManifestWriter | None = None
         self._log_failures = False
@@ -102,17 +99,7 @@ class Engine:
     async def run(self, jobs: Iterable[Job]) -> Stats:
         """Download every job; returns the statistics. Raises ``RunAborted`` if the output is unusable."""
         out = self.out
-        self.loop = asyncio.get_running_loop()
-        self._clock_offset = self.loop.time() - time.monotonic()
-        self._timers = Timers(self.loop, self.loop_time)
-        prepare_out(out)
-        self._claims = PathClaims(out) if self._shared_names else None
-        if not self.overwrite:
-            self._done = earlier_outcomes(out / MANIFEST, out, shard=self._earlier_share, claims=self._claims)
-        self._resuming = len(self._done) > 0
-        self._seen = DigestIndex(out)
-        self._manifest = ManifestWriter(out / self._manifest_name, 1 if self._sharded else FLUSH_ROWS)
-        self._log_failures = failure_log.isEnabledFor(logging.INFO)
+        manifest = self._open(out)
         started = time.monotonic()
         try:
             async with self.backend:
@@ -134,12 +121,28 @@ class Engine:
             self._done.close()
             if self._claims is not None:
                 self._claims.close()
-            self._manifest.close()
-            if self._manifest.error and not self.stats.aborted:
-                self.stats.aborted = self._manifest.error
+            manifest.close()
+            if manifest.error and not self.stats.aborted:
+                self.stats.aborted = manifest.error
             if self._stats_file:
                 self._write_stats(out / self._stats_file)
         return self.stats
+
+    def _open(self, out: Path) -> ManifestWriter:
+        """What a run holds: the loop's clock and timers, the output, the earlier run's outcomes (and
+        whether there are any: without, no row is looked up), the duplicate index, the manifest."""
+        self.loop = asyncio.get_running_loop()
+        self._clock_offset = self.loop.time() - time.monotonic()
+        self._timers = Timers(self.loop, self.loop_time)
+        prepare_out(out)
+        self._claims = PathClaims(out) if self._shared_names else None
+        if not self.overwrite:
+            self._done = earlier_outcomes(out / MANIFEST, out, shard=self._earlier_share, claims=self._claims)
+        self._resuming = len(self._done) > 0
+        self._seen = DigestIndex(out)
+        self._manifest = ManifestWriter(out / self._manifest_name, 1 if self._sharded else FLUSH_ROWS)
+        self._log_failures = failure_log.isEnabledFor(logging.INFO)
+        return self._manifest
 
     @property
     def _earlier_share(self) -> tuple[int, int] | None:
