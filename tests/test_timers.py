@@ -14,8 +14,7 @@ from downloader.engine.timers import Timers
 
 def timers() -> Timers:
     loop = asyncio.get_running_loop()
-    offset = loop.time() - time.monotonic()
-    return Timers(loop, lambda m: m + offset)
+    return Timers(loop, loop.time() - time.monotonic())
 
 
 async def test_a_limit_that_passes_raises_timeout_error() -> None:

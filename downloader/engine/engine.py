@@ -133,7 +133,7 @@ class Engine:
         whether there are any: without, no row is looked up), the duplicate index, the manifest."""
         self.loop = asyncio.get_running_loop()
         self._clock_offset = self.loop.time() - time.monotonic()
-        self._timers = Timers(self.loop, self.loop_time)
+        self._timers = Timers(self.loop, self._clock_offset)
         prepare_out(out)
         self._claims = PathClaims(out) if self._shared_names else None
         if not self.overwrite:

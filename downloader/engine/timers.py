@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
-from collections.abc import Callable
 from types import TracebackType
 
 CLOCK_SLACK = 0.001
@@ -48,7 +47,7 @@ class Limit:
 
     def __call__(self, at: float) -> None:
         timers = self._timers
-        timers.loop.call_soon_threadsafe(self._move, timers.loop_time(min(at, self.end)))
+        timers.loop.call_soon_threadsafe(self._move, min(at, self.end) + timers.offset)
 
     def _move(self, at: float) -> None:
         if self.live and not self.expired and at > self.at:
@@ -57,11 +56,12 @@ class Limit:
 
 
 class Timers:
-    """The heap of attempt limits of one run, on ``loop``; ``loop_time`` turns ``time.monotonic``
-    instants into the loop's clock."""
+    """The heap of attempt limits of one run, on ``loop``; ``offset`` turns a ``time.monotonic``
+    instant into the loop's clock (a number, not the engine's method: no reference cycle that would keep
+    a finished run's engine and its indexes alive until the collector's next full pass)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, loop_time: Callable[[float], float]) -> None:
-        self.loop, self.loop_time = loop, loop_time
+    def __init__(self, loop: asyncio.AbstractEventLoop, offset: float) -> None:
+        self.loop, self.offset = loop, offset
         self._heap: list[tuple[float, int, Limit]] = []
         self._seq = 0
         self._wake_at = math.inf
