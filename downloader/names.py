@@ -179,7 +179,9 @@ def safe_component(text: str, fallback: str = "file") -> str:
         text = text.encode("utf-8")[:MAX_STEM_BYTES].decode("utf-8", "ignore").rstrip(" .")
     if not text:
         return fallback
-    if text.split(".", 1)[0].lower() in _RESERVED:
+    dot = text.find(".")
+    first = len(text) if dot < 0 else dot  # reserved names (CON, COM1...) have 3 or 4 letters
+    if 3 <= first <= 4 and text[:first].lower() in _RESERVED:
         text = "_" + text
     return text
 
