@@ -120,7 +120,7 @@ def check_opt_out(headers: Mapping[str, str], transport: Transport) -> None:
     """Raise ``OptedOut`` when the response's X-Robots-Tag forbids what --disallowed-header-directives
     names (``none`` counts as ``noindex``). Free when the header is absent: one lookup."""
     disallowed = transport.content.disallowed_header_directives
-    if not disallowed or "X-Robots-Tag" not in headers:  # every client's headers look up without case
+    if not disallowed or headers.get("X-Robots-Tag") is None:  # as the rest reads headers: by get
         return
     values = header_values(headers, "X-Robots-Tag")
     if not values:
