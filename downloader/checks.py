@@ -120,7 +120,9 @@ def check_opt_out(headers: Mapping[str, str], transport: Transport) -> None:
     """Raise ``OptedOut`` when the response's X-Robots-Tag forbids what --disallowed-header-directives
     names (``none`` counts as ``noindex``). Free when the header is absent: one lookup."""
     disallowed = transport.content.disallowed_header_directives
-    values = header_values(headers, "X-Robots-Tag") if disallowed else []
+    if not disallowed or headers.get("X-Robots-Tag") is None:  # as the rest reads headers: by get
+        return
+    values = header_values(headers, "X-Robots-Tag")
     if not values:
         return
     found = robots_directives(values, transport.network.agent)

@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 _EMPTY, _GONE = 0, 1
 
 
+_blake2b, _from_bytes = hashlib.blake2b, int.from_bytes
+
+
 def digest64(key: str) -> int:
     """A 64-bit digest of a normalised URL (blake2b); 0 and 1 are reserved as slot markers."""
-    value = int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest())
+    value = _from_bytes(_blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest())
     return value if value > _GONE else value + 2
 
 
@@ -85,17 +88,26 @@ class DigestSet:
         return isinstance(digest, int) and self._find(digest) >= 0
 
     def add(self, digest: int) -> bool:
-        """Add ``digest``; True when it was not there before."""
-        if self._find(digest) >= 0:
-            return False
-        if (self._used + 1) * 2 > len(self._slots):
-            self._grow()
-        slots, i = self._slots, digest & self._mask
-        while slots[i] not in (_EMPTY, _GONE):
-            i = (i + 1) & self._mask
-        if slots[i] == _EMPTY:
+        """Add ``digest``; True when it was not there before. One probe finds it or the slot it takes
+        (the first tombstone on its way, else the empty slot that ended the probe)."""
+        slots, mask = self._slots, self._mask
+        i, free = digest & mask, -1
+        while True:
+            v = slots[i]
+            if v == digest:
+                return False
+            if v == _EMPTY:
+                break
+            if v == _GONE and free < 0:
+                free = i
+            i = (i + 1) & mask
+        if free < 0:
+            if (self._used + 1) * 2 > len(slots):
+                self._grow()
+                return self.add(digest)
+            free = i
             self._used += 1
-        slots[i] = digest
+        slots[free] = digest
         self._live += 1
         return True
 
@@ -111,12 +123,17 @@ class DigestSet:
     def _grow(self) -> None:
         old = self._slots
         size = len(old) * (2 if self._live * 4 > len(old) else 1)
-        self._slots = array("Q", bytes(8 * size))
-        self._mask = size - 1
-        self._used = self._live = 0
+        slots = self._slots = array("Q", bytes(8 * size))
+        mask = self._mask = size - 1
+        live = 0
         for v in old:
             if v > _GONE:
-                self.add(v)
+                i = v & mask
+                while slots[i] != _EMPTY:
+                    i = (i + 1) & mask
+                slots[i] = v
+                live += 1
+        self._used = self._live = live
 
 
 SPILL_AT = 1 << 16
@@ -147,7 +164,7 @@ class DigestIndex:
     def add(self, digest: int) -> bool:
         if self._memory is not None:
             added = self._memory.add(digest)
-            if added and self._folder is not None and len(self._memory) >= self._spill_at:
+            if added and self._folder is not None and self._memory._live >= self._spill_at:
                 self._spill()
             return added
         assert self._db is not None

@@ -35,7 +35,10 @@ def part_name(k: int) -> str:
 
 def row_of(result: Result, t: float | None = None) -> dict[str, Any]:
     """The manifest row; what a stage learned and the carried input columns come last. ``t``: when the
-    row was written (Unix seconds), the time axis of ``downloader report`` across appended runs."""
+    row was written (Unix seconds), the time axis of ``downloader report`` across appended runs.
+    Durations are rounded to the microsecond as ``round(x * 1e6) / 1e6``: the same float as
+    ``round(x, 6)`` but for a hair's breadth from a tie, at a quarter of its cost."""
+    ttfb = result.ttfb_s
     row: dict[str, Any] = {
         "url": result.url,
         "line": result.line,
@@ -47,8 +50,8 @@ def row_of(result: Result, t: float | None = None) -> dict[str, Any]:
         "sha256": result.sha256,
         "content_type": result.content_type,
         "attempts": result.attempts,
-        "elapsed_s": round(result.elapsed_s, 6),
-        "ttfb_s": None if result.ttfb_s is None else round(result.ttfb_s, 6),
+        "elapsed_s": round(result.elapsed_s * 1e6) / 1e6,
+        "ttfb_s": None if ttfb is None else round(ttfb * 1e6) / 1e6,
         "error": result.error,
         "t": t,
     }
@@ -108,9 +111,9 @@ class ManifestWriter:
                 self._fh.write(b"\n")
 
     def write(self, result: Result) -> None:
-        """Stamp the row with the wall clock as it is written (a rounded ``time.time()``, 0.1 us): a row
+        """Stamp the row with the wall clock as it is written (``time.time()`` to the millisecond): a row
         finishes when it is written, so ``t`` orders rows in time across runs and ``--procs`` workers."""
-        self._rows.append(encode_row(row_of(result, round(time.time(), 3))))
+        self._rows.append(encode_row(row_of(result, round(time.time() * 1000) / 1000)))
         if len(self._rows) >= self.batch or time.monotonic() - self._last > self.FLUSH_SECONDS:
             self.flush()
 

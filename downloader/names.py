@@ -160,29 +160,28 @@ _B32_PAIRS = [a + b for a in _B32 for b in _B32]
 
 def url_hash(digest: int) -> str:
     """A URL's digest (``keys.digest64``) as 13 file-name-safe characters: lower-case RFC 4648 base32
-    of its 8 big-endian bytes, unpadded, computed on the integer (``base64`` is pure Python and slow)."""
-    n = digest << 1  # 65 bits: 13 groups of five
-    p = _B32_PAIRS
+    of its 8 big-endian bytes, unpadded, computed on the integer (``base64`` is pure Python and slow):
+    two 30-bit halves of the 65-bit padded value give six letter pairs, the last 5 bits one letter."""
+    a, b, p = digest >> 34, (digest >> 4) & 0x3FFFFFFF, _B32_PAIRS  # small ints: no multi-digit arithmetic
     return (
-        p[n >> 55]
-        + p[(n >> 45) & 1023]
-        + p[(n >> 35) & 1023]
-        + p[(n >> 25) & 1023]
-        + p[(n >> 15) & 1023]
-        + p[(n >> 5) & 1023]
-        + _B32[n & 31]
+        f"{p[a >> 20]}{p[(a >> 10) & 1023]}{p[a & 1023]}"
+        f"{p[b >> 20]}{p[(b >> 10) & 1023]}{p[b & 1023]}{_B32[(digest & 15) << 1]}"
     )
 
 
 def safe_component(text: str, fallback: str = "file") -> str:
-    """One path component that Linux, macOS and Windows all accept, at most ``MAX_STEM_BYTES`` bytes."""
-    text = unicodedata.normalize("NFC", text)
+    """One path component that Linux, macOS and Windows all accept, at most ``MAX_STEM_BYTES`` bytes.
+    ASCII text (most names) is its own NFC form and has as many bytes as characters."""
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
     text = _UNSAFE.sub("_", text).strip(" .")
-    encoded = text.encode("utf-8")[:MAX_STEM_BYTES]
-    text = encoded.decode("utf-8", "ignore").rstrip(" .")
+    if len(text) > MAX_STEM_BYTES or not text.isascii():
+        text = text.encode("utf-8")[:MAX_STEM_BYTES].decode("utf-8", "ignore").rstrip(" .")
     if not text:
         return fallback
-    if text.split(".", 1)[0].lower() in _RESERVED:
+    dot = text.find(".")
+    first = len(text) if dot < 0 else dot  # reserved names (CON, COM1...) have 3 or 4 letters
+    if 3 <= first <= 4 and text[:first].lower() in _RESERVED:
         text = "_" + text
     return text
 
@@ -192,11 +191,26 @@ def split_name(key: str, path: str | None = None) -> tuple[str, str]:
     ``path`` is the URL's path when the caller has it already."""
     if path is None:
         path = urlsplit(key).path
-    base = unquote(path.rsplit("/", 1)[-1], errors="replace")
+    base = path[path.rfind("/") + 1 :]
+    if "%" in base:
+        base = unquote(base, errors="replace")
     stem, dot, ext = base.rpartition(".")
-    if dot and stem and _EXT.match("." + ext):
+    if dot and stem and _is_ext(ext):
         return stem, "." + ext
     return base, ""
+
+
+_EXTS: dict[str, bool] = {}
+"""``_EXT``'s verdict on each extension seen (a list has a handful: the regular expression is run once)."""
+
+
+def _is_ext(ext: str) -> bool:
+    known = _EXTS.get(ext)
+    if known is None:
+        known = _EXT.match("." + ext) is not None
+        if len(_EXTS) < 4096:
+            _EXTS[ext] = known
+    return known
 
 
 def relative_path(

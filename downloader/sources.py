@@ -58,9 +58,8 @@ def make_job(
     if shard is not None and shared and claim_key(path) % shard[1] != shard[0]:
         return NOT_MINE  # a name two URLs may share: both go to the process that decides who gets it
     url_named = stem is None and naming.layout != "shards"
-    job = Job(text, line, key, digest, path, host=host, extra=extra, url_named=url_named)
-    job.may_collide = shared
-    return job
+    # positional, in Job's field order (error, error_kind: None): a third cheaper than keywords
+    return Job(text, line, key, digest, path, host, None, None, extra, url_named, shared)
 
 
 def jobs_from_urls(urls: Iterable[str], naming: Naming = DEFAULT_NAMING) -> Iterator[Job]:

@@ -48,7 +48,7 @@ FLOORS: list[tuple[str, list[str]]] = [
             "backends.reqwest",
         ],
     ),
-    ("engine", ["engine", "engine.hosts", "engine.robots", "engine.engine"]),
+    ("engine", ["engine", "engine.hosts", "engine.robots", "engine.timers", "engine.engine"]),
     ("loop", ["loop"]),
     (
         "application",

@@ -91,6 +91,10 @@ class Body:
     chunks: AsyncIterator[bytes]
 
 
+_NOT_STORED = Stored("")
+"""``Transfer.stored`` until the writer commits (replaced then, never changed: one for every transfer)."""
+
+
 class Transfer:
     """The rules for one body, for sync and async callers alike: status, opt-out, checks, result. Built
     once the headers are in and before any of the body is read, by every backend."""
@@ -101,12 +105,13 @@ class Transfer:
         self, transport: Transport, start: float, head: Head, deadline: Deadline | None = None
     ) -> None:
         self.ttfb = time.monotonic() - start
-        check_status(head.status, head.reason, head.headers)
+        if not 200 <= head.status < 300:
+            check_status(head.status, head.reason, head.headers)
         check_opt_out(head.headers, transport)
         self.check = BodyCheck(transport, start, head.size, deadline)
         self.status = head.status
         self.content_type = head.headers.get("Content-Type")
-        self.stored = Stored("")
+        self.stored = _NOT_STORED
 
     def failed(self, err: DownloadError) -> None:
         """Note on a failure after the headers what the server answered, for its manifest row."""
@@ -210,13 +215,13 @@ class StreamingBackend(ABC):
         start = time.monotonic()
         async with self.get(url) as body:
             tr = Transfer(self.transport, start, body.head, deadline)
-            writer = self.output.open(rel)
+            check, writer = tr.check, self.output.open(rel)
             try:
                 async for piece in body.chunks:
-                    tr.check.feed(piece)
+                    check.feed(piece)
                     await writer.write(piece)
-                tr.check.finish()
-                tr.stored = await writer.commit(tr.check.kind)
+                check.finish()
+                tr.stored = await writer.commit(check.kind)
             except DownloadError as err:
                 tr.failed(err)
                 await writer.abort()

@@ -29,6 +29,7 @@ from ..spec import RunSpec
 from ..writers.files import prepare_out
 from .hosts import Hosts
 from .robots import RobotsCache
+from .timers import Timers
 
 log = logging.getLogger("downloader")
 failure_log = logging.getLogger("downloader.failures")
@@ -41,23 +42,6 @@ SHOWN_RENAMES = 5
 """Taken names warned about one by one; the rest in one line (each row's ``note`` says it anyway)."""
 ATTEMPT_GRACE_S = 1.0
 """Beyond ``--timeout`` before the engine itself cancels an attempt (the backends enforce it first)."""
-
-
-class _Mover:
-    """Moves a running attempt's timer to a later deadline; called from the body's checks, maybe in a
-    worker thread, so the move itself runs on the loop."""
-
-    __slots__ = ("active", "end", "engine", "timer")
-
-    def __init__(self, timer: asyncio.Timeout, end: float, engine: Engine) -> None:
-        self.timer, self.end, self.engine, self.active = timer, end, engine, True
-
-    def __call__(self, at: float) -> None:
-        self.engine.loop.call_soon_threadsafe(self._move, min(at, self.end))
-
-    def _move(self, at: float) -> None:
-        if self.active:
-            self.timer.reschedule(self.engine.loop_time(at))
 
 
 class Engine:
@@ -97,8 +81,7 @@ class Engine:
         self._fed: asyncio.Future[None] | None = None
         self._pumping = False
         self._timer: asyncio.TimerHandle | None = None
-        self._seen = DigestIndex()
-        self._done = DigestIndex()
+        self._seen, self._done, self._resuming = DigestIndex(), DigestIndex(), False  # see _open
         self._stopping = False
         self._manifest: ManifestWriter | None = None
         self._log_failures = False
@@ -116,15 +99,7 @@ class Engine:
     async def run(self, jobs: Iterable[Job]) -> Stats:
         """Download every job; returns the statistics. Raises ``RunAborted`` if the output is unusable."""
         out = self.out
-        self.loop = asyncio.get_running_loop()
-        self._clock_offset = self.loop.time() - time.monotonic()
-        prepare_out(out)
-        self._claims = PathClaims(out) if self._shared_names else None
-        if not self.overwrite:
-            self._done = earlier_outcomes(out / MANIFEST, out, shard=self._earlier_share, claims=self._claims)
-        self._seen = DigestIndex(out)
-        self._manifest = ManifestWriter(out / self._manifest_name, 1 if self._sharded else FLUSH_ROWS)
-        self._log_failures = failure_log.isEnabledFor(logging.INFO)
+        manifest = self._open(out)
         started = time.monotonic()
         try:
             async with self.backend:
@@ -141,16 +116,33 @@ class Engine:
             for pending in self._callbacks:  # only when the run itself failed or was cancelled
                 pending.cancel()
             self.stats.wall_s = time.monotonic() - started
+            self._timers.close()
             self._seen.close()
             self._done.close()
             if self._claims is not None:
                 self._claims.close()
-            self._manifest.close()
-            if self._manifest.error and not self.stats.aborted:
-                self.stats.aborted = self._manifest.error
+            manifest.close()
+            if manifest.error and not self.stats.aborted:
+                self.stats.aborted = manifest.error
             if self._stats_file:
                 self._write_stats(out / self._stats_file)
         return self.stats
+
+    def _open(self, out: Path) -> ManifestWriter:
+        """What a run holds: the loop's clock and timers, the output, the earlier run's outcomes (and
+        whether there are any: without, no row is looked up), the duplicate index, the manifest."""
+        self.loop = asyncio.get_running_loop()
+        self._clock_offset = self.loop.time() - time.monotonic()
+        self._timers = Timers(self.loop, self._clock_offset)
+        prepare_out(out)
+        self._claims = PathClaims(out) if self._shared_names else None
+        if not self.overwrite:
+            self._done = earlier_outcomes(out / MANIFEST, out, shard=self._earlier_share, claims=self._claims)
+        self._resuming = len(self._done) > 0
+        self._seen = DigestIndex(out)
+        self._manifest = ManifestWriter(out / self._manifest_name, 1 if self._sharded else FLUSH_ROWS)
+        self._log_failures = failure_log.isEnabledFor(logging.INFO)
+        return self._manifest
 
     @property
     def _earlier_share(self) -> tuple[int, int] | None:
@@ -193,15 +185,16 @@ class Engine:
                 if len(self._callbacks) >= self.limits.concurrency:
                     return  # the caller's async callbacks lag behind: the next of them to end pumps
                 self._more = self._more and self._read_ahead(self._jobs)
-                for job, err in self._hosts.down_jobs():
-                    self._finish(self._failure(job, err, 0, 0.0))
+                if self._hosts.newly_down:
+                    for job, err in self._hosts.down_jobs():
+                        self._finish(self._failure(job, err, 0, 0.0))
                 if not self._more and not self._hosts.queued:
                     break
                 chosen = self._hosts.next_job(len(self._tasks))
                 if chosen is None:
                     self._pump_later()
                     return
-                self._start(*chosen)
+                self._start(chosen[1])
             fed.set_result(None)
         except BaseException as exc:  # reading the list failed: the run ends with that error
             if not fed.done():
@@ -233,10 +226,10 @@ class Engine:
                 self._hosts.push(job.host, job)
         return True
 
-    def _start(self, host: str, job: Job) -> None:
-        task = asyncio.create_task(self.fetch_one(job))
+    def _start(self, job: Job) -> None:
+        task = self.loop.create_task(self.fetch_one(job))
         self._tasks[task] = job
-        task.add_done_callback(functools.partial(self._done_cb, host=host))
+        task.add_done_callback(self._done_cb)
 
     def stop(self, reason: str | None = None) -> None:
         """Take no new URLs and cancel those in flight (their ``.part`` files are removed)."""
@@ -260,7 +253,7 @@ class Engine:
         if self._dedup and not self._seen.add(job.digest):
             path, note = (job.path, None) if job.url_named else (None, "same URL as an earlier line")
             return Result(job.url, job.line, Status.DUPLICATE, path=path, error=note, extra=job.extra)
-        if job.digest in self._done:
+        if self._resuming and job.digest in self._done:
             return Result(job.url, job.line, Status.SKIPPED, path=job.path, extra=job.extra)
         if job.may_collide and self._claims is not None and not self._claims.claim(job.path, job.digest):
             self._rename(job)
@@ -278,9 +271,9 @@ class Engine:
         if self.stats.renamed == SHOWN_RENAMES + 1:
             log.warning("more names taken: each row's 'note' in the manifest says so")
 
-    def _done_cb(self, task: asyncio.Task[Result], *, host: str) -> None:
+    def _done_cb(self, task: asyncio.Task[Result]) -> None:
         job = self._tasks.pop(task)
-        self._hosts.finished(host)
+        self._hosts.finished(job.host)
         if task.cancelled() and self.stats.interrupted:
             result = self._not_started(job, "interrupted while downloading; nothing of it was kept")
         elif task.cancelled():
@@ -310,7 +303,7 @@ class Engine:
             except Exception:
                 log.exception("on_done callback failed for %s", result.url)
             else:
-                if inspect.isawaitable(value):
+                if value is not None and inspect.isawaitable(value):
                     self._await_callback(value, result.url)
 
     def _await_callback(self, value: Awaitable[object], url: str) -> None:
@@ -359,8 +352,8 @@ class Engine:
         return self._failure(job, err, attempts, time.monotonic() - start)
 
     async def _attempt(self, job: Job, deadline: Deadline) -> Fetched:
-        """One attempt, bounded by ``--timeout`` and by the URL's deadline (one timer, moved later while
-        the body keeps arriving at ``--deadline-speed``)."""
+        """One attempt, bounded by ``--timeout`` and by the URL's deadline (one limit on the run's
+        ``Timers``, moved later while the body keeps arriving at ``--deadline-speed``)."""
         host = job.host
         wait = self._hosts.gate(host)
         if wait > 0:
@@ -372,9 +365,11 @@ class Engine:
         limit = self.timeouts.timeout
         attempt_end = time.monotonic() + limit + ATTEMPT_GRACE_S if limit else math.inf
         try:
-            async with asyncio.timeout_at(self.loop_time(min(deadline.at, attempt_end))) as timer:
-                deadline.on_move = _Mover(timer, attempt_end, self)
-                await self._hosts.admit(host)
+            at = min(deadline.at, attempt_end) + self._clock_offset  # on the loop's clock (``loop_time``)
+            with self._timers.limit(at, attempt_end) as lim:
+                deadline.on_move = lim
+                if self._hosts.rated:
+                    await self._hosts.admit(host)
                 fetched = await self.backend.fetch(job.key, job.path, deadline)
         except TimeoutError:
             if deadline.at < attempt_end:
@@ -386,27 +381,29 @@ class Engine:
             self._hosts.failed(host, exc)
             raise
         finally:
-            if isinstance(deadline.on_move, _Mover):
-                deadline.on_move.active = False
             deadline.on_move = None
         self._hosts.succeeded(host)
         return fetched
 
     def _success(self, job: Job, fetched: Fetched, attempts: int, start: float) -> Result:
+        """The row of a stored URL. Positional (in ``Result``'s field order): half the cost of keywords."""
+        note, meta = job.note, fetched.meta
         return Result(
             job.url,
             job.line,
             Status.OK,
-            path=fetched.path,
-            http_status=fetched.http_status,
-            bytes=fetched.bytes,
-            sha256=fetched.sha256,
-            content_type=fetched.content_type,
-            attempts=attempts,
-            elapsed_s=time.monotonic() - start,
-            ttfb_s=fetched.ttfb_s,
-            extra=job.extra,
-            meta=fetched.meta if job.note is None else {**(fetched.meta or {}), "note": job.note},
+            fetched.path,
+            None,  # kind
+            fetched.http_status,
+            fetched.bytes,
+            fetched.sha256,
+            fetched.content_type,
+            attempts,
+            time.monotonic() - start,  # elapsed_s
+            fetched.ttfb_s,
+            None,  # error
+            job.extra,
+            meta if note is None else {**(meta or {}), "note": note},
         )
 
     def _retry_delay(

@@ -13,7 +13,6 @@ so the scheduler can look without waiting).
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -66,9 +65,12 @@ class Hosts:
         self.host_down_after = host_down_after
         self.rate_per_host = rate_per_host
         self.rate = limiter(rate) if rate else None
+        self.rated = bool(rate or rate_per_host)
+        """Whether ``admit`` can wait at all (without rates an attempt need not call it)."""
         self._hosts: dict[str, Host] = {}
         self._turn: deque[str] = deque()  # hosts with queued jobs, in the order they get their turn
-        self._newly_down: list[str] = []  # down hosts whose queued jobs are still to be failed
+        self.newly_down: list[str] = []
+        """Down hosts whose queued jobs are still to be failed (``down_jobs``); empty nearly always."""
         self.queued = 0
 
     def _host(self, name: str) -> Host:
@@ -93,7 +95,7 @@ class Hosts:
     def push(self, name: str, job: Job) -> None:
         host = self._host(name)
         if host.down and not host.queue:
-            self._newly_down.append(name)  # its queue goes straight back as host_down
+            self.newly_down.append(name)  # its queue goes straight back as host_down
         elif not host.queue:
             self._turn.append(name)
         host.queue.append(job)
@@ -104,7 +106,7 @@ class Hosts:
         wait. Jobs of a host that is down are not returned here (see ``down_jobs``)."""
         if running_total >= self.concurrency or not self._turn:
             return None
-        share = max(1, math.ceil(self.concurrency / len(self._turn)))
+        share = -(-self.concurrency // len(self._turn))  # ceil: at least one, since concurrency is
         now = time.monotonic()
         for _ in range(len(self._turn)):
             name = self._turn[0]
@@ -132,8 +134,8 @@ class Hosts:
 
     def down_jobs(self) -> Iterator[tuple[Job, HostDown]]:
         """Queued jobs of hosts that are down, each with the error to record; they leave the queue."""
-        while self._newly_down:
-            name = self._newly_down.pop()
+        while self.newly_down:
+            name = self.newly_down.pop()
             host = self._hosts[name]
             if name in self._turn:  # it went down with jobs queued (rare: a scan is fine)
                 self._turn.remove(name)
@@ -144,9 +146,9 @@ class Hosts:
 
     def drain(self) -> Iterator[Job]:
         """Every queued job, emptying the queue (the run is stopping)."""
-        names = [*self._turn, *self._newly_down]
+        names = [*self._turn, *self.newly_down]
         self._turn.clear()
-        self._newly_down.clear()
+        self.newly_down.clear()
         for name in names:
             host = self._hosts[name]
             while host.queue:
@@ -155,8 +157,10 @@ class Hosts:
             self._forget_if_idle(name)
 
     def finished(self, name: str) -> None:
-        self._host(name).running -= 1
-        self._forget_if_idle(name)
+        host = self._host(name)
+        host.running -= 1
+        if host.idle:
+            del self._hosts[name]
 
     def wake_in(self) -> float | None:
         """Seconds until a queued host that waits for time (back-off, rate) may start; None if none."""
@@ -179,7 +183,7 @@ class Hosts:
             return 0.0
         if host.down:
             raise HostDown(f"{name} failed to connect {host.conn_failures} times in a row; not tried")
-        return max(0.0, host.not_before - time.monotonic())
+        return max(0.0, host.not_before - time.monotonic()) if host.not_before else 0.0
 
     async def admit(self, name: str) -> None:
         """Wait for request-rate capacity, overall and for this host."""
@@ -197,7 +201,7 @@ class Hosts:
         host.conn_failures += 1
         if self.host_down_after and host.conn_failures >= self.host_down_after and not host.down:
             host.down = True
-            self._newly_down.append(name)
+            self.newly_down.append(name)
 
     def succeeded(self, name: str) -> None:
         host = self._hosts.get(name)

@@ -14,7 +14,7 @@ import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import aiofiles
 import aiofiles.os
@@ -78,12 +78,17 @@ def write_whole(part: str, final: str, pieces: list[bytes]) -> None:
     Plain descriptors and string paths: for a small file, ``open()`` and ``pathlib`` cost more than the
     four system calls themselves."""
     try:
-        fd = _in_folder(_create, part)
+        try:
+            fd = os.open(part, _CREATE, 0o666)
+        except FileNotFoundError:
+            fd = _in_folder(_create, part)
         try:
             data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-            view, done = memoryview(data), 0
-            while done < len(data):
-                done += os.write(fd, view[done:])
+            done = os.write(fd, data) if data else 0
+            if done < len(data):  # a short write (a signal, a full pipe): the rest piece by piece
+                view = memoryview(data)
+                while done < len(data):
+                    done += os.write(fd, view[done:])
         finally:
             os.close(fd)
         os.replace(part, final)
@@ -181,6 +186,16 @@ _unlink_async = aiofiles.os.wrap(_unlink_quietly)
 _mkdir_async = aiofiles.os.wrap(os.makedirs)
 
 
+class Landing(asyncio.Future[None]):
+    """A small body's write, done once it is at its final name. A task waiting for it that is cancelled
+    cannot cancel it: ``Task.cancel`` then lets the task wait on and throws ``CancelledError`` into it only
+    once the write has landed, what ``asyncio.shield`` did at the cost of a second future and two
+    callbacks per file."""
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+
 class WriteBatch:
     """Small bodies completed at the same moment go to disk together: one aiofiles thread hop writes,
     renames and closes all of them. A thread hop costs more than writing a small file to the page cache,
@@ -191,14 +206,14 @@ class WriteBatch:
 
     def __init__(self) -> None:
         self._pending: list[tuple[str, str, list[bytes]]] = []
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[Landing] = []
         self._in_flight = 0
         self._scheduled = False
 
-    def save(self, part: str, final: str, pieces: list[bytes]) -> asyncio.Future[None]:
+    def save(self, part: str, final: str, pieces: list[bytes]) -> Landing:
         """Queue a whole body; the future is done once it is at ``final`` (or failed as ``WriteError``)."""
         loop = asyncio.get_running_loop()
-        done = loop.create_future()
+        done = Landing(loop=loop)
         self._pending.append((part, final, pieces))
         self._waiters.append(done)
         if not self._scheduled and self._in_flight < self.IN_FLIGHT:
@@ -216,9 +231,7 @@ class WriteBatch:
         hop = asyncio.ensure_future(_write_many_async(items))
         hop.add_done_callback(lambda h: self._landed(h, waiters))
 
-    def _landed(
-        self, hop: asyncio.Future[list[WriteError | None]], waiters: list[asyncio.Future[None]]
-    ) -> None:
+    def _landed(self, hop: asyncio.Future[list[WriteError | None]], waiters: list[Landing]) -> None:
         self._in_flight -= 1
         if self._pending and not self._scheduled:
             self._scheduled = True
@@ -241,6 +254,8 @@ class WriteBatch:
 class AsyncWriter:
     """aiofiles writer: a small body goes whole to the ``WriteBatch``; a large one streams in
     ``chunk_size`` writes, no flushes."""
+
+    __slots__ = ("_batch", "_buf", "_chunk", "_fh", "_size", "part", "target")
 
     def __init__(self, target: _Target, chunk_size: int, batch: WriteBatch) -> None:
         self.target = target
@@ -278,9 +293,13 @@ class AsyncWriter:
         disk always has its ``ok`` row."""
         final = self.target.final(kind)
         if self._fh is None:  # a small body: the batch writes it; no task of its own
-            saving: asyncio.Future[None] = self._batch.save(self.part, final, self._buf)
-        else:
-            saving = asyncio.ensure_future(self._save(final))
+            landing = self._batch.save(self.part, final, self._buf)
+            try:
+                await landing
+            except asyncio.CancelledError:
+                await landing  # landed already: a cancel waits for the write (``Landing``)
+            return Stored(self.target.rel)
+        saving = asyncio.ensure_future(self._save(final))
         try:
             await asyncio.shield(saving)
         except asyncio.CancelledError:
