@@ -20,18 +20,17 @@ import contextlib
 import dataclasses
 import logging
 import os
-import signal
-import threading
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..models import Stats
 from ..spec import DASK_ADDRESS
 from .assemble import OnInterrupt
+from .procs import SignalScope
 from .progress import Reporter
 from .shards import ShardRun, process_shard
 
@@ -166,26 +165,16 @@ def _absorb(future: Future[Stats], k: int, stats: Stats, bar: Reporter) -> None:
     bar.advance(files, got.bytes, got.failed + got.invalid, got.skipped)
 
 
-class _Interrupts:
+class _Interrupts(SignalScope):
     """Ctrl-C or SIGTERM on the client: the first stops submitting and ends the run (shards under way
     are left to resume; on ``local:N`` their workers end with the cluster); every one is reported."""
 
     def __init__(self, stats: Stats, on_interrupt: OnInterrupt | None) -> None:
+        super().__init__()
         self.stats, self.on_interrupt, self.count = stats, on_interrupt, 0
-        self.previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: object) -> None:
         self.count += 1
         self.stats.interrupted = True
         if self.on_interrupt is not None:
             self.on_interrupt(self.count)
-
-    def __enter__(self) -> _Interrupts:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)

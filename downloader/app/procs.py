@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Self
 
 from ..loop import run_loop
 from ..manifest import STATS, merge_parts, part_name, write_stats
@@ -207,12 +207,33 @@ def _drain_progress(progress: Any, bar: Reporter) -> None:
         bar.advance(files, nbytes, failed, skipped)
 
 
-class SignalsForwarded:
+class SignalScope:
+    """SIGINT and SIGTERM go to ``_handle`` while the scope is open (on the main thread; elsewhere the
+    caller's own handlers stay), and the previous handlers come back when it closes."""
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class SignalsForwarded(SignalScope):
     """First SIGINT/SIGTERM: ask the workers to stop (SIGTERM); a second: kill them."""
 
     def __init__(self, workers: list[Any], stats: Stats, on_interrupt: OnInterrupt | None) -> None:
+        super().__init__()
         self.workers, self.stats, self.on_interrupt = workers, stats, on_interrupt
-        self.previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: object) -> None:
         sig = signal.SIGKILL if self.stats.interrupted else signal.SIGTERM
@@ -222,16 +243,6 @@ class SignalsForwarded:
         for w in self.workers:
             if w.pid is not None and w.is_alive():
                 os.kill(w.pid, sig)
-
-    def __enter__(self) -> SignalsForwarded:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
 
 
 # -- dataset shards on a pool -----------------------------------------------------------------------------
