@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import cloup
 
 from ..backends import backend_names
 from ..errors import ExitCode
@@ -33,6 +32,7 @@ from ..spec import (
     Timeouts,
 )
 from ..version import __version__
+from .imports import cloup
 from .options import DISPLAY, SUMMARY_LOG, explicit_settings, guarded, spec_options, split_params
 from .state import state, status
 
