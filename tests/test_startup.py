@@ -19,6 +19,7 @@ print(json.dumps({"modules": sorted(sys.modules), "click": list(cloup._util.clic
 
 NOT_ON_A_PLAIN_RUN = (
     "importlib.metadata",  # cloup's look-up of click's version (cli.imports)
+    "email",  # checks reads an HTTP-date only for a Retry-After
     "downloader.shards",  # a dataset's machinery
     "downloader.app.shards",
     "downloader.app.dask",
