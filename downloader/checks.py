@@ -6,7 +6,6 @@ The magic-byte table is small enough to own: a dozen fixed prefixes, no dependen
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import math
 import time
@@ -69,6 +68,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # an HTTP-date is rare: the email package is 3 ms of a run's start-up otherwise
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from ..loop import run_loop
 from ..manifest import STATS, merge_parts, part_name, write_stats
@@ -31,7 +31,9 @@ from ..spec import RunSpec
 from ..writers.files import prepare_out
 from .assemble import OnInterrupt, arun, build_engine, list_jobs
 from .progress import Reporter, counts
-from .shards import ShardRun, process_shard
+
+if TYPE_CHECKING:  # dataset shards load only when a dataset runs: a plain list's start-up skips them
+    from .shards import ShardRun
 
 MIN_ROWS_PER_PROC = 10_000
 """A list shorter than this per process is not worth another process's start-up."""
@@ -252,6 +254,8 @@ def _shard_worker(
     run: ShardRun, logs: tuple[int, str | None], tasks: Any, progress: Any, results: Any
 ) -> None:
     """A pool process: the next shard id from ``tasks`` until there is none (or the run stops)."""
+    from .shards import process_shard
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _worker_logging(logs)

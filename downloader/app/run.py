@@ -8,6 +8,7 @@ import itertools
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..inputs import count_rows, rows_in
@@ -15,17 +16,19 @@ from ..loop import run_loop
 from ..manifest import MANIFEST, jobs_from_manifest, write_stats
 from ..models import Stats
 from ..runfile import settle
-from ..shards import PLAN, SHARDS, read_plan, write_plan
 from ..sources import jobs_from_urls
 from ..spec import RunSpec
 from ..writers.files import prepare_out
 from .assemble import OnInterrupt, arun, build_engine, list_jobs
-from .dask import run_dask
-from .leased import leased, run_leased, start_tracking
 from .procs import default_procs, run_shard_pool, run_sharded
 from .progress import Reporter, Silent
 from .ranks import check_cluster, my_shards, rows_of, stats_name
-from .shards import ShardRun, check_sharded, process_shard
+
+if TYPE_CHECKING:
+    from .shards import ShardRun
+
+# A dataset's machinery (its shards, the state database, Dask, the pool of processes) is imported by the
+# functions that run one: a plain list's start-up, the common case, does not pay for it.
 
 
 def _silent(total: int | None) -> Reporter:
@@ -86,6 +89,10 @@ def choose_procs(spec: RunSpec, rows: int | None, source: str, most: int | None 
 def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Stats:
     """Plan the shards of ``source`` (or, for ``--retry-failed``, the list OUT's plan names) and make
     each final, in order on this process or on a pool of ``--procs``."""
+    from ..shards import SHARDS, read_plan, write_plan
+    from .leased import start_tracking
+    from .shards import ShardRun, check_sharded
+
     out = spec.output.out
     prepare_out(out)
     plan = read_plan(out)
@@ -116,6 +123,10 @@ def _dispatch(
 ) -> Stats:
     """The shards on the runner the settings name: claimed from the state database (static workers
     with ``--state``), on Dask, on a pool of ``--procs``, or one after another here."""
+    from .dask import run_dask
+    from .leased import leased, run_leased
+    from .shards import process_shard
+
     if leased(run.spec, run):
         return run_leased(run, bar=bar, on_interrupt=on_interrupt)
     if run.spec.cluster.dask is not None:
@@ -132,6 +143,8 @@ def _dispatch(
 
 def retry_failed(spec: RunSpec, ui: Ui, explicit: Collection[str] = ()) -> Stats:
     """Fetch again each URL whose latest row in OUT's manifest failed, named as OUT's first run named."""
+    from ..shards import PLAN, SHARDS
+
     out = spec.output.out
     manifest = out / MANIFEST
     if spec.dataset.sharded or (out / SHARDS / PLAN).is_file():

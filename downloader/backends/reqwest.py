@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import http
 from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
 
 from .. import errors
-from ..addresses import parse_ip
 from ..spec import Transport
 from .base import PER_ORIGIN, Body, Head, Proxies, StreamingBackend
 from .gate import Pass, host_port
@@ -145,17 +143,8 @@ class ReqwestBackend(StreamingBackend):
         await self._client.close()
         self.gate.close()
 
-    @asynccontextmanager
-    async def hop(self, url: str, through: Pass, home: bool) -> AsyncIterator[Body]:
-        request, resp = await self._send(url, through, home)
-        try:
-            length = header(resp, "content-length")
-            size = int(length) if length and length.isdigit() else None
-            status = resp.status
-            head = Head(status, "" if 200 <= status < 300 else _reason(status), Headers(resp), size)
-            yield Body(head, self._pieces(resp.body_reader, size))
-        finally:
-            await request.__aexit__(None, None, None)
+    def hop(self, url: str, through: Pass, home: bool) -> Hop:
+        return Hop(self, url, through, home)
 
     async def _send(self, url: str, through: Pass, home: bool) -> tuple[StreamRequest, Response]:
         """Send one GET and wait for its head; the request, entered, for the caller to exit. A plain-http
@@ -202,6 +191,34 @@ class ReqwestBackend(StreamingBackend):
             yield piece.to_bytes()
 
 
+class Hop:
+    """``ReqwestBackend.hop``: the head on entry, the request closed on exit. A class rather than an
+    ``asynccontextmanager``, whose generator and wrapper cost a few µs on every URL."""
+
+    __slots__ = ("_args", "_backend", "_request")
+
+    def __init__(self, backend: ReqwestBackend, url: str, through: Pass, home: bool) -> None:
+        self._backend, self._args = backend, (url, through, home)
+
+    async def __aenter__(self) -> Body:
+        backend = self._backend
+        self._request, resp = await backend._send(*self._args)
+        try:
+            length = header(resp, "content-length")
+            size = int(length) if length and length.isdigit() else None
+            status = resp.status
+            head = Head(status, "" if 200 <= status < 300 else _reason(status), Headers(resp), size)
+            return Body(head, backend._pieces(resp.body_reader, size))
+        except BaseException:
+            await self._request.__aexit__(None, None, None)
+            raise
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._request.__aexit__(None, None, None)
+
+
 async def _enter(request: StreamRequest, url: str, read_timeout: float) -> Response:
     """Send ``request`` to ``url`` and wait for its head, the client's errors translated."""
     try:
@@ -213,11 +230,9 @@ async def _enter(request: StreamRequest, url: str, read_timeout: float) -> Respo
 def dialled(url: str, through: Pass) -> list[tuple[str, str | None]]:
     """The URLs to send and their Host header: for plain http to a name, the URL with each of the gate's
     addresses in the name's stead; else the URL itself (reqwest resolves it)."""
-    if not through.addresses or not url.startswith("http://"):
-        return [(url, None)]
-    host, port = host_port(url)
-    if parse_ip(host) is not None:
-        return [(url, None)]
+    if not through.addresses or through.addresses[0] == through.host or not url.startswith("http://"):
+        return [(url, None)]  # a proxy resolves it, the URL names an address itself, or it is https
+    port = host_port(url)[1]
     netloc = url.split("/", 3)[2]
     user, at, named = netloc.rpartition("@")
     suffix = "" if port == 80 else f":{port}"
