@@ -156,14 +156,14 @@ class Policy:
         what = _WHAT[cls]
         where = f"{addr} is {what}" if parse_ip(host) is not None else f"{host} resolves to {addr}, {what}"
         if cls in ("metadata", "not_unicast"):
-            return Blocked(f"blocked: {where} (never fetched)")
+            return Blocked(f"{where} (never fetched)")
         if self.deny_private:
-            return Blocked(f"blocked: {where} (--deny-private)")
+            return Blocked(f"{where} (--deny-private)")
         if cls == "private" and redirected:
-            return Blocked(f"blocked: a redirect from a public address; {where} (--allow-private allows it)")
+            return Blocked(f"a redirect from a public address; {where} (--allow-private allows it)")
         if cls == "private":
             return Blocked(
-                f"blocked: {where}; a listed URL reaches private space only by address or localhost "
+                f"{where}; a listed URL reaches private space only by address or localhost "
                 "(--allow-private allows it)"
             )
-        return Blocked(f"blocked: {where} (--allow-private allows it)")
+        return Blocked(f"{where} (--allow-private allows it)")

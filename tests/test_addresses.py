@@ -90,9 +90,7 @@ def test_metadata_is_never_reached(metadata: str, mode: str) -> None:
     assert verdict.refused is not None
     err = p.blocked("169.254.169.254", verdict.refused, redirected=False)
     assert isinstance(err, Blocked)
-    assert str(
-        err
-    ) == f"blocked: {metadata.removeprefix('::ffff:')} is a cloud metadata address (never fetched)" or (
+    assert str(err) == f"{metadata.removeprefix('::ffff:')} is a cloud metadata address (never fetched)" or (
         "cloud metadata" in str(err)
     )
 
@@ -100,14 +98,14 @@ def test_metadata_is_never_reached(metadata: str, mode: str) -> None:
 def test_the_sentences_say_why() -> None:
     p = policy()
     assert str(p.blocked("intranet.example", ("10.1.2.3", "private"), redirected=False)) == (
-        "blocked: intranet.example resolves to 10.1.2.3, a private address; a listed URL reaches private "
+        "intranet.example resolves to 10.1.2.3, a private address; a listed URL reaches private "
         "space only by address or localhost (--allow-private allows it)"
     )
     assert "a redirect from a public address; 127.0.0.1 is a private address" in str(
         p.blocked("127.0.0.1", ("127.0.0.1", "private"), redirected=True)
     )
     assert str(p.blocked("fe80::1", ("fe80::1", "link_local"), redirected=False)) == (
-        "blocked: fe80::1 is a link-local address (--allow-private allows it)"
+        "fe80::1 is a link-local address (--allow-private allows it)"
     )
     assert str(policy("deny").blocked("127.0.0.1", ("127.0.0.1", "private"), False)).endswith(
         "(--deny-private)"
