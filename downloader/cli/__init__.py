@@ -104,6 +104,8 @@ def main() -> None:
       downloader demo                                   # a local origin, a few hundred images
       downloader fetch urls.txt -o out/                 # one URL per line
       cat urls.txt | downloader fetch - -o out/ -c 128 --backend threads
+      downloader fetch urls.parquet -o ds/ --output-format webdataset --dask local:2
+      downloader status ds/                             # shards done, running, left
       downloader bench --demo                           # compare the backends
     """
 
