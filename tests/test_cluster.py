@@ -25,6 +25,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from distributed import Client
 
+from downloader.report import build
 from tests.conftest import hits
 from tests.test_datasets import (
     complete_rows,
@@ -237,6 +238,11 @@ async def test_static_workers_converge_on_the_output_of_procs_1(
     own = [counts(out / f"stats.rank-{i}.json") for i in range(world)]
     assert {k: sum(c[k] for c in own) for k in COUNTS} == counts(ref / "stats.json")
     assert not (out / "stats.json").exists()
+    # the report of the finished run adds the workers' statistics up; so it does for one process
+    ok = counts(ref / "stats.json")["ok"]
+    for folder in (out, ref):
+        html = build(folder).read_text(encoding="utf-8")
+        assert "No final stats.json" not in html and f"its statistics say {ok} ok" in html
 
 
 async def test_a_second_process_on_a_shard_waits_for_the_first(origin: TestServer, tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ def build(out: Path, dest: Path | None = None) -> Path:
         raise UsageError(f"no manifest at {manifest}: is {out} a run's output folder?")
     dest = dest or out / REPORT
     c = collect(read_manifests(manifests))
-    html = render(out, c, _settings(out), _stats(out, manifest))
+    html = render(out, c, _settings(out), _stats(out, manifests))
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, dest)
@@ -56,15 +56,21 @@ def _settings(out: Path) -> dict[str, Any] | str:
     return "no run.json in this folder" if found is None else found
 
 
-def _stats(out: Path, manifest: Path) -> dict[str, Any] | None:
-    """stats.json when it is newer than the manifest, i.e. when the run has ended."""
+def _stats(out: Path, manifests: list[Path]) -> dict[str, Any] | None:
+    """The run's final statistics once it has ended (they are newer than every file of rows):
+    ``stats.json``, or the static workers' ``stats.rank-I.json`` added up."""
+    files = [out / STATS] if (out / STATS).is_file() else sorted(out.glob("stats.rank-*.json"))
     try:
-        if (out / STATS).stat().st_mtime + 1 < manifest.stat().st_mtime or any(out.glob(PART_GLOB)):
+        newest = max(m.stat().st_mtime for m in manifests)
+        if not files or any(f.stat().st_mtime + 1 < newest for f in files) or any(out.glob(PART_GLOB)):
             return None
-        data = json.loads((out / STATS).read_text(encoding="utf-8"))
+        found = [json.loads(f.read_text(encoding="utf-8")) for f in files]
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    if not all(isinstance(d, dict) for d in found):
+        return None
+    ok = sum(int(d.get("ok") or 0) for d in found)
+    return {**found[0], "ok": ok, "wall_s": max(float(d.get("wall_s") or 0) for d in found)}
 
 
 def render(out: Path, c: Collected, settings: dict[str, Any] | str, stats: dict[str, Any] | None) -> str:
@@ -72,7 +78,10 @@ def render(out: Path, c: Collected, settings: dict[str, Any] | str, stats: dict[
     head = [page.para(f"{out} · {c.rows:,} manifest rows · made {time.strftime('%Y-%m-%d %H:%M:%S')}", True)]
     if stats is None:
         head.append(
-            page.note("No final stats.json: the run may still be going on; this is what it has written.")
+            page.note(
+                "No final stats.json (or stats.rank-I.json): the run may still be going on; this is what "
+                "it has written."
+            )
         )
     sections = [
         *head,
@@ -111,7 +120,7 @@ def _summary(c: Collected, stats: dict[str, Any] | None) -> str:
     ended = (
         ""
         if stats is None
-        else f" The run ended: stats.json says {stats.get('ok', '?')} ok in {stats.get('wall_s', '?')} s."
+        else f" The run ended: its statistics say {stats.get('ok', '?')} ok in {stats.get('wall_s', '?')} s."
     )
     text = f"Failures by kind: {failed}. Wall time spans the rows' own times (a rerun adds its gap).{ended}"
     return page.section("Summary", page.cards(items), page.para(text), id_="summary")
