@@ -79,6 +79,7 @@ def test_a_verdict_keeps_the_allowed_part_in_order(
     assert v.allowed == tuple(a for a in addrs if p.may_reach(p.classify(a), trusted))
     assert (v.refused is None) == (v.allowed == addrs)
     assert v.private_only == (bool(v.allowed) and all(p.classify(a) != "public" for a in v.allowed))
+    assert v.some_private == any(p.classify(a) != "public" for a in v.allowed)
 
 
 @pytest.mark.parametrize("metadata", ["169.254.169.254", "fd00:ec2::254", "::ffff:169.254.169.254"])
