@@ -131,8 +131,13 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
         with Client(scheduler_file=str(info), timeout=60) as client:  # type: ignore[no-untyped-call]
             client.wait_for_workers(2, timeout=60)
         yield json.loads(info.read_text())["address"], crew
-    finally:  # no graceful close to wait for: the workers first, then what started them
-        for child in psutil.Process(crew.pid).children(recursive=True):
+    finally:  # a graceful close first (a killed nanny leaves its semaphores in /dev/shm), then kill
+        children = psutil.Process(crew.pid).children(recursive=True)
+        for proc in (crew, boss):
+            proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=15)
+        for child in children:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
         for proc in (crew, boss):
