@@ -9,7 +9,7 @@ import pytest
 
 from downloader.errors import UsageError
 from downloader.keys import archive_digest
-from downloader.state import Archived, State, StateError, parse_url
+from downloader.state import Archived, State, StateError, Status, parse_url
 from downloader.state.drivers import open_state
 from tests.dbs import server_url, state_url
 
@@ -191,3 +191,9 @@ def test_urls_are_taken_apart_and_passwords_hidden() -> None:
     assert "s%40cret" not in w.shown
     assert parse_url("sqlite:///rel/state.db").path == "rel/state.db"
     assert parse_url(f"sqlite:///{os.sep}abs/state.db").path == "/abs/state.db"
+
+
+def test_a_finished_runs_rate_ends_with_its_last_shard() -> None:
+    done = Status(RUN, shards=2, done=2, rows={"rows": 100}, started=0.0, updated=100.0, last_finish=10.0)
+    going = Status(RUN, shards=3, done=2, rows={"rows": 100}, started=0.0, updated=20.0, last_finish=10.0)
+    assert (done.rate, done.eta, going.rate) == (10.0, 0.0, 5.0)

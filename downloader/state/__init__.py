@@ -90,8 +90,10 @@ class Status:
 
     @property
     def rate(self) -> float | None:
-        """Rows per second over the run so far (its done shards' rows)."""
-        rows, spent = self.rows.get("rows", 0), (self.updated or 0) - (self.started or 0)
+        """Rows per second over the run so far (its done shards' rows); once every shard is done, up to
+        the last one's end, not to the moment the status is read."""
+        end = self.last_finish if self.left == 0 and self.last_finish else self.updated
+        rows, spent = self.rows.get("rows", 0), (end or 0) - (self.started or 0)
         return rows / spent if rows and spent > 0 else None
 
     @property
