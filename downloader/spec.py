@@ -29,6 +29,8 @@ DEFAULT_USER_AGENT = f"downloader/{__version__}"
 DEFAULT_BACKEND = "reqwest" if importlib.util.find_spec("pyreqwest") else "aiohttp"
 """The fastest backend (docs/performance.md) where its extra is installed (``make install`` installs
 it); else aiohttp, which needs no extra, so the default always runs. Found without importing it."""
+NO_STATE = "none"
+"""``--state none``: no state database at all."""
 OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
 """The X-Robots-Tag directives a site uses to keep its images out of datasets."""
 
@@ -657,6 +659,12 @@ class Cluster:
     def active(self) -> bool:
         """True when shards run on Dask or as static workers."""
         return self.dask is not None or self.rank is not None
+
+    @property
+    def claims(self) -> bool:
+        """Static workers that claim shards from a state database (``--rank`` with ``--state``, not
+        ``none``), instead of taking the shards ``k % world == rank``."""
+        return self.rank is not None and self.state not in (None, NO_STATE)
 
 
 GROUPS: tuple[type[Any], ...] = (

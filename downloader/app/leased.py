@@ -17,7 +17,7 @@ from typing import Any
 
 from ..models import Stats
 from ..runfile import read, run_id
-from ..spec import RunSpec
+from ..spec import NO_STATE, RunSpec
 from ..state import StateError, Status
 from ..state.local import default_url
 from .assemble import OnInterrupt
@@ -28,7 +28,6 @@ from .tracked import Tracking
 
 log = logging.getLogger(__name__)
 POLL_MAX_S = 2.0
-NO_STATE = "none"
 
 
 def state_url(spec: RunSpec) -> str | None:
@@ -61,11 +60,7 @@ def start_tracking(spec: RunSpec, source: str, rows: int, count: int) -> Trackin
 
 def leased(spec: RunSpec, run: ShardRun) -> bool:
     """Shards are claimed from the database: static workers given ``--state``."""
-    return (
-        spec.cluster.rank is not None
-        and spec.cluster.state not in (None, NO_STATE)
-        and run.tracking is not None
-    )
+    return spec.cluster.claims and run.tracking is not None
 
 
 def run_leased(run: ShardRun, *, bar: Reporter, on_interrupt: OnInterrupt | None = None) -> Stats:

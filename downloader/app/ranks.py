@@ -46,7 +46,7 @@ def my_shards(spec: RunSpec, count: int) -> Sequence[int]:
     """The shards this process makes: every one, or with ``--rank I --world N`` and no ``--state`` those
     ``k % N == I`` (with a state database, static workers claim whichever shard is free)."""
     c = spec.cluster
-    if c.rank is None or c.world is None or c.state not in (None, "none"):
+    if c.rank is None or c.world is None or c.claims:
         return range(count)
     return range(c.rank, count, c.world)
 
