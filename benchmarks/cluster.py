@@ -33,7 +33,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psutil
-from nginx_origin import serving
+from nginx_origin import serving, url_list
 
 PORT = 18092
 JPEG = Path(__file__).resolve().parent.parent / "fixtures" / "image-00.jpg"
@@ -167,9 +167,7 @@ def main() -> None:
         print("| URLs | runner | load before | wall s | files/s | peak RSS MB per process | DB rows/s |")
         print("|---:|---|---:|---:|---:|---|---:|")
         for n in args.sizes:
-            urls = run / f"urls-{n}.txt"
-            with urls.open("w") as fh:
-                fh.writelines(f"http://127.0.0.1:{PORT}/i/{i}.jpg\n" for i in range(n))
+            urls = url_list(run, PORT, n, f"urls-{n}.txt")
             for variant in args.variants:
                 print(measure(variant, urls, n, args, None), flush=True)
             for state in args.state:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from nginx_origin import peak_rss_mb, serving
+from nginx_origin import peak_rss_mb, serving, url_list
 
 PORT = 18091
 JPEG = Path(__file__).resolve().parent.parent / "fixtures" / "image-00.jpg"
@@ -60,9 +60,7 @@ def main() -> None:
         print("| URLs | format | files/s | peak RSS MB | wall s |")
         print("|---:|---|---:|---:|---:|")
         for n in args.sizes:
-            urls = run / f"urls-{n}.txt"
-            with urls.open("w") as fh:
-                fh.writelines(f"http://127.0.0.1:{PORT}/i/{i}.jpg\n" for i in range(n))
+            urls = url_list(run, PORT, n, f"urls-{n}.txt")
             for fmt in args.formats:
                 fps, rss, wall = measure(urls, n, fmt, args)
                 print(f"| {n:,} | {fmt} | {fps:,.0f} | {rss:.0f} | {wall:.1f} |", flush=True)

@@ -49,6 +49,13 @@ def serving(
         shutil.rmtree(run, ignore_errors=True)
 
 
+def url_list(folder: Path, port: int, n: int, name: str = "urls.txt") -> Path:
+    """A list of ``n`` distinct URLs on the origin at ``port`` (every path answers), written to ``folder``."""
+    path = folder / name
+    path.write_text("".join(f"http://127.0.0.1:{port}/i/{i}.jpg\n" for i in range(n)))
+    return path
+
+
 def peak_rss_mb(stderr: str) -> float:
     """``Maximum resident set size`` from ``/usr/bin/time -v``, in MB."""
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", stderr)

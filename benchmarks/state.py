@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from nginx_origin import peak_rss_mb, serving
+from nginx_origin import peak_rss_mb, serving, url_list
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from downloader.keys import archive_digest
@@ -129,8 +129,7 @@ def main() -> None:
                 put, get = asyncio.run(archive_rates(url, args.archive_rows))
             print(f"| {kind} | {put:,.0f} | {get:,.0f} |", flush=True)
         with serving(JPEG.read_bytes(), "image.jpg", "image/jpeg", PORT) as origin:
-            urls = origin / "urls.txt"
-            urls.write_text("".join(f"http://127.0.0.1:{PORT}/{i}.jpg\n" for i in range(args.size)))
+            urls = url_list(origin, PORT, args.size)
             print(f"\n{args.size:,} URLs, -c {args.concurrency} a process\n")
             print("| run | files/s | peak RSS MB a process |\n|---|---:|---:|")
             runs: list[tuple[str, str | None, int]] = [
