@@ -96,9 +96,16 @@ def ceiling(bodies: list[bytes], workers: int, count: int) -> float:
 def full_run(base: str, names: list[str], workers: int, count: int, executor: str = "process") -> float:
     urls = [f"{base}/{names[i % len(names)]}?n={i}" for i in range(count)]
     with tempfile.TemporaryDirectory() as out:
-        options = {"image_size": 256, "resize_mode": "border", "encode_format": "jpg"}
         started = time.perf_counter()
-        stats = downloader.download(urls, out, image_workers=workers, image_executor=executor, **options)
+        stats = downloader.download(
+            urls,
+            out,
+            image_workers=workers,
+            image_executor=executor,
+            image_size=256,
+            resize_mode="border",
+            encode_format="jpg",
+        )
         took = time.perf_counter() - started
     assert stats.ok == count, stats
     return count / took
