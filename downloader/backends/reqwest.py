@@ -176,29 +176,16 @@ class ReqwestBackend(StreamingBackend):
         except (ValueError, BuilderError) as exc:
             raise errors.InvalidURL(f"invalid URL: {_cause(exc)}") from exc
 
-    async def _pieces(self, reader: ResponseBodyReader, size: int | None) -> AsyncIterator[bytes]:
-        """The body as hyper reads it; a failure here is mid-body. Once Content-Length bytes are in, the
-        end is not awaited: hyper has seen it and keeps the connection for reuse all the same."""
-        left = -1 if size is None else size
-        while left:
-            try:
-                piece = await reader.read_chunk()
-            except PyreqwestError as exc:
-                raise body_error(exc, self.timeouts.read_timeout) from exc
-            if piece is None:
-                return
-            left -= len(piece)
-            yield piece.to_bytes()
-
 
 class Hop:
-    """``ReqwestBackend.hop``: the head on entry, the request closed on exit. A class rather than an
-    ``asynccontextmanager``, whose generator and wrapper cost a few µs on every URL."""
+    """``ReqwestBackend.hop``: the head on entry, the request closed on exit unless its body was read to
+    the end. A class rather than an ``asynccontextmanager``, whose generator and wrapper cost a few µs on
+    every URL."""
 
-    __slots__ = ("_args", "_backend", "_request")
+    __slots__ = ("_args", "_backend", "_ended", "_request")
 
     def __init__(self, backend: ReqwestBackend, url: str, through: Pass, home: bool) -> None:
-        self._backend, self._args = backend, (url, through, home)
+        self._backend, self._args, self._ended = backend, (url, through, home), False
 
     async def __aenter__(self) -> Body:
         backend = self._backend
@@ -208,7 +195,7 @@ class Hop:
             size = int(length) if length and length.isdigit() else None
             status = resp.status
             head = Head(status, "" if 200 <= status < 300 else _reason(status), Headers(resp), size)
-            return Body(head, backend._pieces(resp.body_reader, size))
+            return Body(head, self._pieces(resp.body_reader, size))
         except BaseException:
             await self._request.__aexit__(None, None, None)
             raise
@@ -216,7 +203,23 @@ class Hop:
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._request.__aexit__(None, None, None)
+        if not self._ended:  # else pyreqwest's reader has finished: closing it would only cost a call
+            await self._request.__aexit__(None, None, None)
+
+    async def _pieces(self, reader: ResponseBodyReader, size: int | None) -> AsyncIterator[bytes]:
+        """The body as hyper reads it; a failure here is mid-body. Once Content-Length bytes are in, the
+        end is not awaited: hyper has seen it and keeps the connection for reuse all the same."""
+        left = -1 if size is None else size
+        while left:
+            try:
+                piece = await reader.read_chunk()
+            except PyreqwestError as exc:
+                raise body_error(exc, self._backend.timeouts.read_timeout) from exc
+            if piece is None:
+                break
+            left -= len(piece)
+            yield piece.to_bytes()
+        self._ended = True
 
 
 async def _enter(request: StreamRequest, url: str, read_timeout: float) -> Response:
