@@ -4,11 +4,14 @@ HTTP is parsed, and connections are pooled, in Rust; the event loop only awaits 
 piece. The request's body buffer limit is 0, so the head is handed over as soon as it arrives and each
 piece as hyper reads it (hyper's reads grow to hundreds of KB on a fast body; a small body comes in one
 or two): the shared checks then see the body as it comes, as with the other backends, so the minimum
-speed is measured from the head on. Silence is reqwest's read timeout, connecting its connect timeout;
-the attempt's total and the URL's deadline are the engine's timer. Its cancellation drops a body at once;
-a request still waiting for its head runs on in Rust until the head or the read timeout (pyreqwest 0.15
-does not pass a cancellation on), which is why the client has no ``max_connections``: such a request
-would hold one of its slots. The engine bounds the requests in flight.
+speed is measured from the head on. A larger limit would spare a small body its own crossing (up to 25 µs
+a URL), but pyreqwest then reads the body up to the limit before it hands over the head, and later pieces
+a limit at a time: a small body trickling in would arrive whole and pass the minimum speed, and an
+attempt cancelled meanwhile would read on in Rust. Silence is reqwest's read timeout, connecting its
+connect timeout; the attempt's total and the URL's deadline are the engine's timer. Its cancellation
+drops a body at once; a request still waiting for its head runs on in Rust until the head or the read
+timeout (pyreqwest 0.15 does not pass a cancellation on), which is why the client has no
+``max_connections``: such a request would hold one of its slots. The engine bounds the requests in flight.
 
 Redirects are followed by ``StreamingBackend.get``, hop by hop, each admitted by the gate, as for the
 other backends. pyreqwest (0.15) has no per-request resolver, only addresses fixed when the client is
