@@ -221,7 +221,7 @@ class Hop:
             if piece is None:
                 break
             left -= len(piece)
-            yield piece.to_bytes()
+            yield piece.to_bytes()  # a copy (1 µs for 18 KB) that lets hyper reuse its read buffer
         self._ended = True
 
 
