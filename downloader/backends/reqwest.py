@@ -206,7 +206,7 @@ class Hop:
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if not self._ended:  # else pyreqwest's reader has finished: closing it would only cost a call
+        if not self._ended:  # else pyreqwest's reader has ended or ends by itself: nothing to drop
             await self._request.__aexit__(None, None, None)
 
     async def _pieces(self, reader: ResponseBodyReader, size: int | None) -> AsyncIterator[bytes]:
