@@ -39,7 +39,8 @@ def help_sections(ctx: click.Context, params: list[click.Parameter]) -> dict[str
     for param in params:
         row = None if isinstance(param, click.Argument) else param.get_help_record(ctx)
         if row is not None:
-            sections.setdefault(getattr(param, "section", None) or "", []).append(row)
+            title = param.section if isinstance(param, Option) else None
+            sections.setdefault(title or "", []).append(row)
     rest = sections.pop("", [])
     if rest:
         sections["Other options" if sections else "Options"] = rest
