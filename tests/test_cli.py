@@ -85,6 +85,30 @@ def test_help_has_examples() -> None:
         assert res.exit_code == 0 and "Examples" in res.output
 
 
+def test_help_lists_the_options_by_section_in_one_column() -> None:
+    text = invoke("fetch", "--help").output
+    titles = [line[:-1] for line in text.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert titles == [
+        "Input",
+        "Output",
+        "Network",
+        "Retries and timeouts",
+        "Content",
+        "Images",
+        "Politeness and limits",
+        "Performance",
+        "Dataset",
+        "Cluster and state",
+        "Display",
+        "Other options",
+    ]
+    fix_ext, help_ = (
+        next(ln for ln in text.splitlines() if ln.startswith(f"  {o} ")) for o in ("--fix-ext", "-h, --help")
+    )
+    assert fix_ext.index("Give each file") == help_.index("Show this message")  # one first column
+    assert invoke("status", "--help").output.count("Options:") == 1
+
+
 def test_demo_runs_against_the_embedded_origin() -> None:
     res = invoke("demo", "-n", "40", "-c", "8", "--latency", "0.001")
     assert res.exit_code == 0, res.output

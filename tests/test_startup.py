@@ -21,6 +21,7 @@ NOT_ON_A_PLAIN_RUN = (
     "downloader.state",
     "downloader.writers.tar",
     "pyarrow",
+    "importlib.metadata",  # 20 ms and 3 MB (email, zipfile...): cloup's import paid it, our help does not
 )
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-import cloup
 
 from ..backends import backend_names
 from ..errors import ExitCode
@@ -34,6 +33,7 @@ from ..spec import (
 )
 from ..version import __version__
 from .options import DISPLAY, SUMMARY_LOG, explicit_settings, guarded, spec_options, split_params
+from .sections import Group, option
 from .state import state, status
 
 if TYPE_CHECKING:  # the application loads only when a command runs: --help stays fast
@@ -94,7 +94,7 @@ def finish(stats: Stats, quiet: bool, out: Path | None = None) -> None:
     sys.exit(exit_code(stats))
 
 
-@cloup.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="downloader")
 def main() -> None:
     """Download large lists of image URLs concurrently, fast, politely and without losing anything.
@@ -113,16 +113,17 @@ def main() -> None:
 main.add_command(status)
 main.add_command(state)
 
-RETRY_FAILED = cloup.option(
+RETRY_FAILED = option(
     "--retry-failed",
+    section="Input",
     is_flag=True,
     help="Fetch only the URLs whose latest row in OUT/manifest.jsonl failed (then LIST is not given).",
 )
 
 
 @main.command()
-@cloup.argument("list_file", metavar="LIST", required=False)
-@spec_options(Input, *RUN_GROUPS, Dataset, Cluster, extra={"Input": [RETRY_FAILED], "Display": DISPLAY})
+@click.argument("list_file", metavar="LIST", required=False)
+@spec_options(Input, *RUN_GROUPS, Dataset, Cluster, extra=[RETRY_FAILED, *DISPLAY])
 @guarded
 def fetch(list_file: str | None, *, retry_failed: bool, **params: Any) -> None:
     """Download every URL in LIST (a file, or - for stdin) into OUT.
@@ -164,16 +165,18 @@ DEMO_OUT = {
     "help": "Output folder [default: a temporary folder, removed afterwards].",
 }
 DEMO_OWN = [
-    cloup.option(
+    option(
         "-n",
         "--count",
+        section="Demo",
         type=click.IntRange(min=1),
         default=300,
         show_default=True,
         help="How many URLs to download.",
     ),
-    cloup.option(
+    option(
         "--latency",
+        section="Demo",
         type=click.FloatRange(min=0),
         default=0.02,
         show_default=True,
@@ -183,7 +186,7 @@ DEMO_OWN = [
 
 
 @main.command()
-@spec_options(*RUN_GROUPS, extra={"Demo": DEMO_OWN, "Display": DISPLAY}, out=DEMO_OUT)
+@spec_options(*RUN_GROUPS, extra=[*DEMO_OWN, *DISPLAY], out=DEMO_OUT)
 @guarded
 def demo(count: int, latency: float, **params: Any) -> None:
     """Download COUNT images from an embedded local origin and report throughput.
@@ -209,10 +212,10 @@ def demo(count: int, latency: float, **params: Any) -> None:
 
 
 @main.command()
-@cloup.argument("out", metavar="OUT", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@cloup.option("--kind", "kinds", multiple=True, help="Only failures of this kind (repeatable).")
-@cloup.option("--json", "as_json", is_flag=True, help="Print each failure's manifest row as JSON.")
-@cloup.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.argument("out", metavar="OUT", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--kind", "kinds", multiple=True, help="Only failures of this kind (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print each failure's manifest row as JSON.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
 @guarded
 def failures(out: Path, kinds: tuple[str, ...], as_json: bool, debug: bool) -> None:
     """List the failures of the runs in OUT: each URL whose latest row failed, and each invalid row.
@@ -241,15 +244,15 @@ def failures(out: Path, kinds: tuple[str, ...], as_json: bool, debug: bool) -> N
 
 
 @main.command()
-@cloup.argument("out", metavar="OUT", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@cloup.option(
+@click.argument("out", metavar="OUT", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
     "-o",
     "--output",
     "dest",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write the page [default: OUT/report.html].",
 )
-@cloup.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
 @guarded
 def report(out: Path, dest: Path | None, debug: bool) -> None:
     """Write the run in OUT as one self-contained HTML page: the summary, files/s and MB/s over time,

@@ -1,10 +1,8 @@
 """Command-line options generated from the run spec's field metadata, grouped by topic in ``--help``.
 
-Grouped help comes from cloup (a maintained click extension: option groups are a first-class part of its
-help formatter and it stays a drop-in for click's decorators and ``CliRunner``); click-option-group and
-rich-click were the alternatives (the first is thinner but formats groups by patching click's help
-records; the second restyles all output and pulls in rich). The options themselves are written once, in
-``spec``: name, default, help, short flag, parser and range come from there.
+Each option names its help section (``cli.sections``: the spec group's title, or the command's own
+section). The options themselves are written once, in ``spec``: name, default, help, short flag, parser
+and range come from there.
 """
 
 from __future__ import annotations
@@ -18,11 +16,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import cloup
 
 from ..backends import backend_names
 from ..errors import ExitCode, RunAborted, UsageError
 from ..spec import GROUPS, Setting, setting_of
+from .sections import option
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -79,23 +77,22 @@ def make_option(f: dataclasses.Field[Any], s: Setting, **override: Any) -> Any:
             kwargs["type"] = _type(f, s)
     kwargs["help"] = s.help
     kwargs.update(override)
-    return cloup.option(*decls, **kwargs)
+    return option(*decls, **kwargs)
 
 
 def spec_options(
-    *groups: type[Any], extra: dict[str, list[Any]] | None = None, **overrides: dict[str, Any]
+    *groups: type[Any], extra: list[Callable[[F], F]] | None = None, **overrides: dict[str, Any]
 ) -> Callable[[F], F]:
-    """Add the CLI settings of ``groups`` to a command, one help section per group title. ``extra``
-    adds a command's own options to a section; ``overrides`` changes one setting's option."""
-    sections: dict[str, list[Any]] = {}
-    for group in groups:
-        for f in dataclasses.fields(group):
-            s = setting_of(f)
-            if s.cli:
-                sections.setdefault(group.TITLE, []).append(make_option(f, s, **overrides.get(f.name, {})))
-    for title, options in (extra or {}).items():
-        sections.setdefault(title, []).extend(options)
-    decorators = [cloup.option_group(title, *options) for title, options in sections.items()]
+    """Add the CLI settings of ``groups`` to a command, in a help section per group title, then the
+    ``extra`` options (a command's own, each naming its section); ``overrides`` changes one setting's
+    option."""
+    decorators = [
+        make_option(f, s, section=group.TITLE, **overrides.get(f.name, {}))
+        for group in groups
+        for f in dataclasses.fields(group)
+        if (s := setting_of(f)).cli
+    ]
+    decorators += extra or []
 
     def apply(func: F) -> F:
         for decorator in reversed(decorators):
@@ -105,30 +102,31 @@ def spec_options(
     return apply
 
 
+display = functools.partial(option, section="Display")
 DISPLAY = [
-    cloup.option("-q", "--quiet", is_flag=True, help="No progress and no summary; only errors."),
-    cloup.option("-v", "--verbose", is_flag=True, help="Print each failure as it happens."),
-    cloup.option(
+    display("-q", "--quiet", is_flag=True, help="No progress and no summary; only errors."),
+    display("-v", "--verbose", is_flag=True, help="Print each failure as it happens."),
+    display(
         "--progress",
         type=click.Choice(["auto", "bar", "lines", "none"]),
         default="auto",
         show_default=True,
         help="auto: a bar on a terminal, else a status line every --progress-interval seconds.",
     ),
-    cloup.option(
+    display(
         "--progress-interval",
         type=click.FloatRange(min=0, min_open=True),
         default=10.0,
         show_default=True,
         help="Seconds between status lines.",
     ),
-    cloup.option(
+    display(
         "--log-file",
         type=click.Path(dir_okay=False, path_type=Path),
         default=None,
         help="Append warnings, each failure and the summary to this file.",
     ),
-    cloup.option("--debug", is_flag=True, help="Show tracebacks and debug logs."),
+    display("--debug", is_flag=True, help="Show tracebacks and debug logs."),
 ]
 """The display options every downloading command shares (not settings of the run)."""
 

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import click
-import cloup
 
 from .options import guarded
+from .sections import Command, Group
 
-STATE_URL = cloup.option(
+STATE_URL = click.option(
     "--state",
     "state_url",
     metavar="URL",
@@ -20,14 +20,14 @@ STATE_URL = cloup.option(
 OUT_DIR = click.Path(file_okay=False, exists=True, path_type=Path)
 
 
-@cloup.command()
-@cloup.argument("out", metavar="OUT", required=False, type=OUT_DIR)
+@click.command(cls=Command)
+@click.argument("out", metavar="OUT", required=False, type=OUT_DIR)
 @STATE_URL
-@cloup.option(
+@click.option(
     "--run", "run_id", metavar="ID", help="Which run of the database [default: OUT's, or the latest]."
 )
-@cloup.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
-@cloup.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
 @guarded
 def status(out: Path | None, state_url: str | None, run_id: str | None, as_json: bool, debug: bool) -> None:
     """Show a dataset run's progress from its state database, while it runs or after: shards done,
@@ -46,15 +46,15 @@ def status(out: Path | None, state_url: str | None, run_id: str | None, as_json:
     click.echo(json.dumps(to_json(found)) if as_json else render(found))
 
 
-@cloup.group()
+@click.group(cls=Group)
 def state() -> None:
     """The state database of dataset runs (leases, progress and the shared archive)."""
 
 
 @state.command()
-@cloup.argument("out", metavar="OUT", type=OUT_DIR)
+@click.argument("out", metavar="OUT", type=OUT_DIR)
 @STATE_URL
-@cloup.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
 @guarded
 def rebuild(out: Path, state_url: str | None, debug: bool) -> None:
     """Record OUT's run in the state database again from OUT itself (its shards' done markers and
