@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import sys
 import time
 from collections.abc import Iterator
 
 import orjson
 import uvloop
+from plain_args import plain_args
 from pyreqwest.client import Client, ClientBuilder
 
 BUFFERED = 64 << 10
@@ -84,8 +84,5 @@ async def main(urls: Iterator[str], out: str, concurrency: int) -> None:
 
 
 if __name__ == "__main__":
-    list_file, out_dir = sys.argv[1], sys.argv[2]
-    os.makedirs(out_dir, exist_ok=True)
-    with open(list_file) as lines:
-        todo = iter([line.strip() for line in lines if line.strip()])
-    uvloop.run(main(todo, out_dir, int(sys.argv[3]) if len(sys.argv) > 3 else 64))
+    urls, out_dir, concurrency = plain_args()
+    uvloop.run(main(iter(urls), out_dir, concurrency))

@@ -12,10 +12,10 @@ between the threads. Run it beside the project on the team's yardstick:
 from __future__ import annotations
 
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+from plain_args import plain_args
 from requests.adapters import HTTPAdapter
 
 
@@ -34,8 +34,5 @@ def main(urls: list[str], out: str, concurrency: int) -> None:
 
 
 if __name__ == "__main__":
-    list_file, out_dir = sys.argv[1], sys.argv[2]
-    os.makedirs(out_dir, exist_ok=True)
-    with open(list_file) as lines:
-        todo = [line.strip() for line in lines if line.strip()]
-    main(todo, out_dir, int(sys.argv[3]) if len(sys.argv) > 3 else 64)
+    urls, out_dir, concurrency = plain_args()
+    main(urls, out_dir, concurrency)

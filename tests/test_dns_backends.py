@@ -63,6 +63,7 @@ async def origins(aiohttp_server: AiohttpServer) -> tuple[TestServer, TestServer
     """A "public" origin on 127.0.0.2 and a "private" one on 127.0.0.1, on one port."""
     for _ in range(20):
         public = await aiohttp_server(small_app(), host=PUBLIC)
+        assert public.port is not None
         if port_free(PRIVATE, public.port):
             return public, await aiohttp_server(small_app(), host=PRIVATE, port=public.port)
         await public.close()
