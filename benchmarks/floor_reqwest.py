@@ -53,16 +53,20 @@ class Manifest:
 async def fetch(client: Client, url: str, out: str, manifest: Manifest) -> None:
     start = time.monotonic()
     request = client.get(url).streamed_read_buffer_limit(BUFFERED).build_streamed()
-    async with request as resp:
-        sha, size, final = hashlib.sha256(), 0, os.path.join(out, url.rsplit("/", 1)[-1])
-        fd = os.open(final + ".part", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            while (piece := await resp.body_reader.read_chunk()) is not None:
-                sha.update(piece)
-                size += len(piece)
-                os.write(fd, piece)
-        finally:
-            os.close(fd)
+    resp = await request.__aenter__()
+    sha, size, final = hashlib.sha256(), 0, os.path.join(out, url.rsplit("/", 1)[-1])
+    left = int(resp.get_header("content-length") or -1)
+    fd = os.open(final + ".part", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        while left and (piece := await resp.body_reader.read_chunk()) is not None:
+            sha.update(piece)
+            size += len(piece)
+            left -= len(piece)
+            os.write(fd, piece)
+    finally:
+        os.close(fd)
+        if left:  # as the reqwest backend: a body read to its end (Content-Length) is not closed again
+            await request.__aexit__(None, None, None)
     os.rename(final + ".part", final)
     manifest.add(
         {"url": url, "path": final, "status": "ok", "http_status": resp.status, "bytes": size,
