@@ -14,10 +14,10 @@ print(json.dumps({"modules": sorted(sys.modules)}))
 """
 
 NOT_ON_A_PLAIN_RUN = (
-    "downloader.shards",  # a dataset's machinery
-    "downloader.app.shards",
-    "downloader.app.dask",
-    "downloader.app.leased",
+    "downloader.dataset.files",  # a dataset's machinery
+    "downloader.dataset.shard",
+    "downloader.dataset.runners.dask",
+    "downloader.dataset.runners.leased",
     "downloader.state",
     "downloader.writers.tar",
     "pyarrow",

@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from downloader import runfile
-from downloader.app.statedb import Heartbeat, worker_id
+from downloader.dataset.statedb import Heartbeat, worker_id
 from downloader.state.local import default_url, filesystem
 from tests.conftest import hits
 from tests.dbs import call, server_url, state_url

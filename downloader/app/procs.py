@@ -32,8 +32,9 @@ from ..writers.files import prepare_out
 from .assemble import OnInterrupt, arun, build_engine, list_jobs
 from .progress import Reporter, counts
 
-if TYPE_CHECKING:  # dataset shards load only when a dataset runs: a plain list's start-up skips them
-    from .shards import ShardRun
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+    from multiprocessing.queues import Queue
 
 MIN_ROWS_PER_PROC = 10_000
 """A list shorter than this per process is not worth another process's start-up."""
@@ -61,10 +62,24 @@ def split(total: int, parts: int) -> list[int]:
     return [max(1, total // parts + (i < total % parts)) for i in range(parts)]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Advance:
+    """A worker's progress since its last message, for the parent's bar."""
+
+    files: int
+    nbytes: int
+    failed: int
+    skipped: int = 0
+
+
+Logs = tuple[int, str | None]
+"""The parent's logging (level, log file), repeated in a worker: a spawned process starts with none."""
+
+
 class Tally:
     """A worker's progress, sent to the parent in batches (a message per row would cost more than it)."""
 
-    def __init__(self, channel: Any, every: float = 0.25) -> None:
+    def __init__(self, channel: Queue[Advance], every: float = 0.25) -> None:
         self._channel, self._every = channel, every
         self._counts = [0, 0, 0, 0]
         self._next = time.monotonic() + every
@@ -85,7 +100,7 @@ class Tally:
 
     def _send(self) -> None:
         if any(self._counts):
-            self._channel.put(tuple(self._counts))
+            self._channel.put(Advance(*self._counts))
             self._counts = [0, 0, 0, 0]
         self._next = time.monotonic() + self._every
 
@@ -105,7 +120,7 @@ class Shard:
     """The parent's logging, repeated in the worker (a spawned process starts with none)."""
 
 
-def _parent_logging() -> tuple[int, str | None]:
+def parent_logging() -> Logs:
     """The level and log file the parent's ``downloader`` logger uses, for the workers to copy."""
     logger = logging.getLogger("downloader")
     files = [h.baseFilename for h in logger.handlers if isinstance(h, logging.FileHandler)]
@@ -113,8 +128,9 @@ def _parent_logging() -> tuple[int, str | None]:
     return min(stream_levels, default=logging.WARNING), files[0] if files else None
 
 
-def _worker_logging(shard: Shard | tuple[int, str | None]) -> None:
-    level, log_file = (shard.log_level, shard.log_file) if isinstance(shard, Shard) else shard
+def worker_logging(logs: Logs) -> None:
+    """A worker process logs as its parent does."""
+    level, log_file = logs
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     handlers[0].setLevel(level)
     if log_file is not None:
@@ -126,24 +142,27 @@ def _worker_logging(shard: Shard | tuple[int, str | None]) -> None:
     logger.setLevel(logging.INFO if log_file else level)
 
 
-def _worker(shard: Shard, progress: Any, results: Any) -> None:
+def _worker(shard: Shard, progress: Queue[Advance], results: Queue[Stats]) -> None:
     """A worker process: its parent forwards Ctrl-C as SIGTERM, which stops it cleanly; a second one
     is the parent's to escalate (SIGKILL)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _worker_logging(shard)
+    worker_logging((shard.log_level, shard.log_file))
     spec = shard.spec
     engine = build_engine(spec, manifest=part_name(shard.k), stats_file=None)
     jobs = list_jobs(spec, shard.source)
     try:
-        running = arun(engine, jobs, progress=Tally(progress), on_interrupt=_ignore, signals=("SIGTERM",))
+        running = arun(
+            engine, jobs, progress=Tally(progress), on_interrupt=ignore_interrupt, signals=("SIGTERM",)
+        )
         stats = run_loop(running, spec.performance.loop)
     finally:
         jobs.close()
     results.put(stats)
 
 
-def _ignore(n: int) -> None:
+def ignore_interrupt(n: int) -> None:
+    """A worker's interrupts are its parent's to answer."""
     return None
 
 
@@ -157,9 +176,10 @@ def run_sharded(
     import multiprocessing  # only a run with --procs above 1 needs it
 
     ctx = multiprocessing.get_context("spawn")
-    progress, results = ctx.Queue(), ctx.Queue()
-    workers = []
-    level, log_file = _parent_logging()
+    progress: Queue[Advance] = ctx.Queue()
+    results: Queue[Stats] = ctx.Queue()
+    workers: list[BaseProcess] = []
+    level, log_file = parent_logging()
     for k, slots in enumerate(split(spec.limits.concurrency, procs)):
         shard = Shard(k, spec.replace(concurrency=slots, shard=(k, procs)), source, level, log_file)
         args = (shard, progress, results)
@@ -169,7 +189,7 @@ def run_sharded(
     with SignalsForwarded(workers, stats, on_interrupt):
         for w in workers:
             w.start()
-        collected = _collect(workers, progress, results, bar, stats, expected=len(workers))
+        collected = collect(workers, progress, results, bar, stats, expected=len(workers))
     stats.wall_s = time.monotonic() - started
     bar.close()
     merge_parts(out)
@@ -179,8 +199,14 @@ def run_sharded(
     return stats
 
 
-def _collect(
-    workers: list[Any], progress: Any, results: Any, bar: Reporter, stats: Stats, *, expected: int | None
+def collect(
+    workers: Sequence[BaseProcess],
+    progress: Queue[Advance],
+    results: Queue[Stats],
+    bar: Reporter,
+    stats: Stats,
+    *,
+    expected: int | None,
 ) -> int:
     """Feed the bar and sum the statistics that come back (one per worker, or one per shard: ``expected``
     None) until ``expected`` came or every worker has ended; how many came."""
@@ -199,14 +225,14 @@ def _collect(
     return collected
 
 
-def _drain_progress(progress: Any, bar: Reporter) -> None:
+def _drain_progress(progress: Queue[Advance], bar: Reporter) -> None:
     while True:
         try:
-            files, nbytes, failed, skipped = progress.get_nowait()
+            got = progress.get_nowait()
         except queue.Empty:
             bar.tick()
             return
-        bar.advance(files, nbytes, failed, skipped)
+        bar.advance(got.files, got.nbytes, got.failed, got.skipped)
 
 
 class SignalScope:
@@ -233,7 +259,9 @@ class SignalScope:
 class SignalsForwarded(SignalScope):
     """First SIGINT/SIGTERM: ask the workers to stop (SIGTERM); a second: kill them."""
 
-    def __init__(self, workers: list[Any], stats: Stats, on_interrupt: OnInterrupt | None) -> None:
+    def __init__(
+        self, workers: Sequence[BaseProcess], stats: Stats, on_interrupt: OnInterrupt | None
+    ) -> None:
         super().__init__()
         self.workers, self.stats, self.on_interrupt = workers, stats, on_interrupt
 
@@ -245,66 +273,3 @@ class SignalsForwarded(SignalScope):
         for w in self.workers:
             if w.pid is not None and w.is_alive():
                 os.kill(w.pid, sig)
-
-
-# -- dataset shards on a pool -----------------------------------------------------------------------------
-
-
-def _shard_worker(
-    run: ShardRun, logs: tuple[int, str | None], tasks: Any, progress: Any, results: Any
-) -> None:
-    """A pool process: the next shard id from ``tasks`` until there is none (or the run stops)."""
-    from .shards import process_shard
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _worker_logging(logs)
-    tally = Tally(progress)
-    while (k := tasks.get()) is not None:
-        stats = process_shard(run, k, progress=tally, on_interrupt=_ignore, signals=("SIGTERM",))
-        tally.close()
-        results.put(stats)
-        if stats.interrupted or stats.aborted:
-            break
-
-
-def run_shard_pool(
-    run: ShardRun,
-    shards: Sequence[int],
-    *,
-    procs: int,
-    bar: Reporter,
-    on_interrupt: OnInterrupt | None = None,
-) -> Stats:
-    """``shards`` on ``procs`` processes, the next shard to the next free one; ``-c`` is split among
-    them. Returns the summed statistics."""
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    tasks, progress, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
-    for k in [*shards, *([None] * procs)]:
-        tasks.put(k)
-    spec = run.spec
-    workers = [
-        ctx.Process(
-            target=_shard_worker,
-            args=(
-                dataclasses.replace(run, spec=spec.replace(concurrency=slots)),
-                _parent_logging(),
-                tasks,
-                progress,
-                results,
-            ),
-            name=f"downloader-{i}",
-            daemon=True,
-        )
-        for i, slots in enumerate(split(spec.limits.concurrency, procs))
-    ]
-    stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
-    with SignalsForwarded(workers, stats, on_interrupt):
-        for w in workers:
-            w.start()
-        got = _collect(workers, progress, results, bar, stats, expected=None)
-    if got < len(shards) and not (stats.interrupted or stats.aborted):
-        stats.aborted = f"{len(shards) - got} shard(s) not done: a worker process died"
-    return stats

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from ..dataset.runners.ranks import check_cluster, my_shards, rows_of, stats_name
 from ..errors import UsageError
 from ..inputs import count_rows, rows_in
 from ..loop import run_loop
@@ -20,12 +20,8 @@ from ..sources import jobs_from_urls
 from ..spec import RunSpec
 from ..writers.files import prepare_out
 from .assemble import OnInterrupt, arun, build_engine, list_jobs
-from .procs import default_procs, run_shard_pool, run_sharded
+from .procs import default_procs, run_sharded
 from .progress import Reporter, Silent
-from .ranks import check_cluster, my_shards, rows_of, stats_name
-
-if TYPE_CHECKING:
-    from .shards import ShardRun
 
 # A dataset's machinery (its shards, the state database, Dask, the pool of processes) is imported by the
 # functions that run one: a plain list's start-up, the common case, does not pay for it.
@@ -89,9 +85,10 @@ def choose_procs(spec: RunSpec, rows: int | None, source: str, most: int | None 
 def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Stats:
     """Plan the shards of ``source`` (or, for ``--retry-failed``, the list OUT's plan names) and make
     each final, in order on this process or on a pool of ``--procs``."""
-    from ..shards import SHARDS, read_plan, write_plan
-    from .leased import start_tracking
-    from .shards import ShardRun, check_sharded
+    from ..dataset.files import SHARDS, read_plan, write_plan
+    from ..dataset.runners import RunnerContext, runner, runner_name
+    from ..dataset.runners.leased import start_tracking
+    from ..dataset.shard import ShardRun, check_sharded
 
     out = spec.output.out
     prepare_out(out)
@@ -106,11 +103,11 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
     count = write_plan(out, source, rows, spec.dataset.shard_size)
     shards = my_shards(spec, count)
     tracking = start_tracking(spec, source, rows, count)
-    run, on_interrupt = ShardRun(spec, source, retry, tracking), ui.on_interrupt
+    run, procs = ShardRun(spec, source, retry, tracking), choose_procs(spec, rows, source, len(shards))
     bar = ui.progress(rows_of(shards, rows, spec.dataset.shard_size))
     started = time.monotonic()
     try:
-        stats = _dispatch(run, shards, choose_procs(spec, rows, source, len(shards)), bar, on_interrupt)
+        stats = runner(runner_name(run, procs))(run, shards, RunnerContext(procs, bar, ui.on_interrupt))
     finally:
         bar.close()
     stats.wall_s = time.monotonic() - started
@@ -118,32 +115,9 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
     return stats
 
 
-def _dispatch(
-    run: ShardRun, shards: Sequence[int], procs: int, bar: Reporter, on_interrupt: OnInterrupt | None
-) -> Stats:
-    """The shards on the runner the settings name: claimed from the state database (static workers
-    with ``--state``), on Dask, on a pool of ``--procs``, or one after another here."""
-    from .dask import run_dask
-    from .leased import leased, run_leased
-    from .shards import process_shard
-
-    if leased(run.spec, run):
-        return run_leased(run, bar=bar, on_interrupt=on_interrupt)
-    if run.spec.cluster.dask is not None:
-        return run_dask(run, shards, bar=bar, on_interrupt=on_interrupt)
-    if procs > 1:
-        return run_shard_pool(run, shards, procs=procs, bar=bar, on_interrupt=on_interrupt)
-    stats = Stats(backend=run.spec.network.backend, concurrency=run.spec.limits.concurrency)
-    for k in shards:
-        stats.absorb(process_shard(run, k, progress=bar, on_interrupt=on_interrupt))
-        if stats.interrupted or stats.aborted:
-            break
-    return stats
-
-
 def retry_failed(spec: RunSpec, ui: Ui, explicit: Collection[str] = ()) -> Stats:
     """Fetch again each URL whose latest row in OUT's manifest failed, named as OUT's first run named."""
-    from ..shards import PLAN, SHARDS
+    from ..dataset.files import PLAN, SHARDS
 
     out = spec.output.out
     manifest = out / MANIFEST

@@ -228,8 +228,8 @@ def failures(out: Path, kinds: tuple[str, ...], as_json: bool, debug: bool) -> N
     """
     import json
 
+    from ..dataset.files import run_manifests
     from ..manifest import failed_rows
-    from ..shards import run_manifests
 
     manifests = run_manifests(out)
     if not manifests:

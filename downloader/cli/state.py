@@ -1,5 +1,5 @@
 """``downloader status`` and ``downloader state rebuild``: the commands that read or rebuild a run's state
-database (the application does the work: ``app.status``)."""
+database (the application does the work: ``dataset.status``)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ def status(out: Path | None, state_url: str | None, run_id: str | None, as_json:
       downloader status out/
       downloader status --state postgresql://me@db/runs --json
     """
-    from ..app.status import as_json as to_json
-    from ..app.status import read_status, render
+    from ..dataset.status import as_json as to_json
+    from ..dataset.status import read_status, render
 
     found = read_status(out, state_url, run_id)
     click.echo(json.dumps(to_json(found)) if as_json else render(found))
@@ -65,7 +65,7 @@ def rebuild(out: Path, state_url: str | None, debug: bool) -> None:
       downloader state rebuild out/
       downloader state rebuild out/ --state mysql://me@db/runs
     """
-    from ..app.status import rebuild as rebuilt
-    from ..app.status import render
+    from ..dataset.status import rebuild as rebuilt
+    from ..dataset.status import render
 
     click.echo(render(rebuilt(out, state_url)))

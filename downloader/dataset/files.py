@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .arrow import read_batches, write_table
-from .manifest import MANIFEST, MANIFEST_FIELDS, PART_GLOB, encode_row, read_manifest
-from .writers.spool import key_of
-from .writers.tar import MemberReader, TarAppender, scan, write_tar
+from ..arrow import read_batches, write_table
+from ..manifest import MANIFEST, MANIFEST_FIELDS, PART_GLOB, encode_row, read_manifest
+from ..writers.spool import key_of
+from ..writers.tar import MemberReader, TarAppender, scan, write_tar
 
 if sys.platform != "win32":
     import fcntl

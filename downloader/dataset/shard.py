@@ -16,13 +16,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..app.assemble import OnInterrupt, StopFlag, arun, build_engine
+from ..app.progress import Reporter, Silent
 from ..errors import UsageError
 from ..inputs import Window, jobs_from_source
 from ..keys import ContentIndex
 from ..loop import run_loop
 from ..manifest import row_of
 from ..models import Job, Result, Stats, Status
-from ..shards import (
+from ..spec import RunSpec
+from ..state import Archived
+from ..writers.spool import Spool, SpoolOutput, key_of
+from ..writers.tar import TarAppender
+from .files import (
     CONTENT,
     SHARDS,
     Found,
@@ -35,13 +41,7 @@ from ..shards import (
     latest_rows,
     samples,
 )
-from ..spec import RunSpec
-from ..state import Archived
-from ..writers.spool import Spool, SpoolOutput, key_of
-from ..writers.tar import TarAppender
-from .assemble import OnInterrupt, StopFlag, arun, build_engine
-from .progress import Reporter, Silent
-from .tracked import Tracking, tracked
+from .tracking import Tracking, tracked
 
 
 @dataclass(frozen=True)

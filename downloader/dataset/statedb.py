@@ -14,9 +14,9 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, Self
 
+from ..app.assemble import StopFlag
 from ..state import State, StateError
 from ..state.drivers import open_state
-from .assemble import StopFlag
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from typing import Any
 
 from ..errors import UsageError
 from ..runfile import read, run_id
-from ..shards import ShardFiles, read_plan
 from ..state import Lease, Status
 from ..state.local import STATE_FILE, default_url
+from .files import ShardFiles, read_plan
 from .statedb import StateThread
-from .tracked import recorded
+from .tracking import recorded
 
 REBUILDER = "rebuild"
 

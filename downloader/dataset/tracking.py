@@ -18,14 +18,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..app.assemble import StopFlag
 from ..errors import DownloadError
 from ..keys import archive_digest
 from ..manifest import read_manifest
 from ..models import Stats
 from ..names import normalise
-from ..shards import SHARDS, ShardFiles, exclusive, key
 from ..state import Archived, StateError
-from .assemble import StopFlag
+from .files import SHARDS, ShardFiles, exclusive, key
 from .statedb import Heartbeat, StateThread, worker_id
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import runfile
+from ..dataset.files import run_manifests
 from ..errors import UsageError
 from ..manifest import MANIFEST, PART_GLOB, STATS, read_manifests
-from ..shards import run_manifests
 from . import page
 from .collect import Collected, collect
 from .svg import bar_chart, fmt, line_chart

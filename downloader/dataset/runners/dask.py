@@ -26,13 +26,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from ..errors import UsageError
-from ..models import Stats
-from ..spec import DASK_ADDRESS
-from .assemble import OnInterrupt
-from .procs import SignalScope
-from .progress import Reporter
-from .shards import ShardRun, process_shard
+from ...app.assemble import OnInterrupt
+from ...app.procs import SignalScope
+from ...app.progress import Reporter
+from ...errors import UsageError
+from ...models import Stats
+from ...spec import DASK_ADDRESS
+from ..shard import ShardRun, process_shard
+from . import RunnerContext
 
 if TYPE_CHECKING:
     from distributed import Client, Future
@@ -67,9 +68,7 @@ def local_workers(address: str) -> int | None:
     return int(workers) if workers else None
 
 
-def run_dask(
-    run: ShardRun, shards: Sequence[int], *, bar: Reporter, on_interrupt: OnInterrupt | None = None
-) -> Stats:
+def run_dask(run: ShardRun, shards: Sequence[int], ctx: RunnerContext) -> Stats:
     """Make ``shards`` of ``run`` final on the cluster ``--dask`` names; the summed statistics."""
     address = run.spec.cluster.dask or "local:1"
     dd = distributed()
@@ -77,8 +76,8 @@ def run_dask(
     local = local_workers(address)
     with contextlib.ExitStack() as stack:
         client = _connect(dd, address, local, stack)
-        stack.enter_context(_Interrupts(stats, on_interrupt))
-        _drive(dd, client, _portable(run, local), shards, bar=bar, stats=stats)
+        stack.enter_context(_Interrupts(stats, ctx.on_interrupt))
+        _drive(dd, client, _portable(run, local), shards, bar=ctx.bar, stats=stats)
     return stats
 
 

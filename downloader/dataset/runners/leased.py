@@ -13,18 +13,18 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
-from ..models import Stats
-from ..runfile import read, run_id
-from ..spec import NO_STATE, RunSpec
-from ..state import StateError, Status
-from ..state.local import default_url
-from .assemble import OnInterrupt
-from .progress import Reporter
-from .shards import ShardRun, process_shard
-from .statedb import StateThread, worker_id
-from .tracked import Tracking
+from ...models import Stats
+from ...runfile import read, run_id
+from ...spec import NO_STATE, RunSpec
+from ...state import StateError, Status
+from ...state.local import default_url
+from ..shard import ShardRun, process_shard
+from ..statedb import StateThread, worker_id
+from ..tracking import Tracking
+from . import RunnerContext
 
 log = logging.getLogger(__name__)
 POLL_MAX_S = 2.0
@@ -58,13 +58,9 @@ def start_tracking(spec: RunSpec, source: str, rows: int, count: int) -> Trackin
     return Tracking(url, run, spec.cluster.lease, done=frozenset(status.done_shards))
 
 
-def leased(spec: RunSpec, run: ShardRun) -> bool:
-    """Shards are claimed from the database: static workers given ``--state``."""
-    return spec.cluster.claims and run.tracking is not None
-
-
-def run_leased(run: ShardRun, *, bar: Reporter, on_interrupt: OnInterrupt | None = None) -> Stats:
-    """Claim, run and finish shards until every shard of the run is done; this worker's statistics."""
+def run_leased(run: ShardRun, shards: Sequence[int], ctx: RunnerContext) -> Stats:
+    """Claim, run and finish shards until every shard of the run is done (whichever is free, not
+    ``shards``); this worker's statistics."""
     t = run.tracking
     assert t is not None
     me, spec = worker_id(), run.spec
@@ -74,7 +70,7 @@ def run_leased(run: ShardRun, *, bar: Reporter, on_interrupt: OnInterrupt | None
         with StateThread(t.url) as db:
             while (k := _next(db, t, me)) is not None:
                 log.info("shard %05d claimed by %s", k, me)
-                got = process_shard(mine, k, progress=bar, on_interrupt=on_interrupt)
+                got = process_shard(mine, k, progress=ctx.bar, on_interrupt=ctx.on_interrupt)
                 stats.absorb(got)
                 if got.interrupted or got.aborted:
                     break

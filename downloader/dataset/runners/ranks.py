@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import UsageError
-from ..manifest import STATS
-from ..spec import RunSpec
+from ...errors import UsageError
+from ...manifest import STATS
+from ...spec import RunSpec
 
 
 def check_cluster(spec: RunSpec) -> None:
