@@ -10,15 +10,16 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from ..app.assemble import StopFlag
-from ..state import State, StateError
+from ..state import Archived, State, StateError, Status
 from ..state.drivers import open_state
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def worker_id() -> str:
@@ -27,7 +28,9 @@ def worker_id() -> str:
 
 
 class StateThread:
-    """A ``State`` opened on a thread of its own; ``call`` runs one of its methods and waits for it."""
+    """A ``State`` opened on a thread of its own. Each method below runs the ``State`` method of its name
+    there and waits for its typed result (a proxy spelled out, so that renaming a ``State`` method fails
+    the type check here, not a run)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -35,11 +38,39 @@ class StateThread:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="downloader-state", daemon=True)
 
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """``coro`` run on the state's loop; its result, once it is done."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
-    def call(self, method: str, *args: Any) -> Any:
-        return self.run(getattr(self.db, method)(*args))
+    def setup(self) -> None:
+        self.run(self.db.setup())
+
+    def start_run(self, run: str, settings: dict[str, Any], shards: int) -> None:
+        self.run(self.db.start_run(run, settings, shards))
+
+    def claim(self, run: str, worker: str, lease: float, shard: int | None = None) -> int | None:
+        return self.run(self.db.claim(run, worker, lease, shard))
+
+    def finish(self, run: str, shard: int, worker: str, counts: dict[str, int]) -> bool:
+        return self.run(self.db.finish(run, shard, worker, counts))
+
+    def release(self, run: str, shard: int, worker: str) -> None:
+        self.run(self.db.release(run, shard, worker))
+
+    def left(self, run: str) -> int:
+        return self.run(self.db.left(run))
+
+    def runs(self) -> list[str]:
+        return self.run(self.db.runs())
+
+    def archive(self, entries: Sequence[Archived]) -> None:
+        self.run(self.db.archive(entries))
+
+    def archived(self, digests: Sequence[bytes]) -> dict[bytes, Archived]:
+        return self.run(self.db.archived(digests))
+
+    def status(self, run: str) -> Status:
+        return self.run(self.db.status(run))
 
     def __enter__(self) -> Self:
         self._thread.start()

@@ -37,11 +37,11 @@ def read_status(out: Path | None, url: str | None, run: str | None) -> Status:
         if run is None and out is not None:
             run = run_id(out)
         if run is None:
-            runs = db.call("runs")
+            runs = db.runs()
             if not runs:
                 raise UsageError(f"{db.url} holds no run yet")
             run = runs[-1]
-        status: Status = db.call("status", run)
+        status = db.status(run)
     if not status.shards:
         raise UsageError(f"{db.url} knows no run {run!r}")
     return status
@@ -119,16 +119,16 @@ def rebuild(out: Path, url: str | None) -> Status:
     info = {**settings, "out": str(out.resolve()), "source": plan["source"], "rows": plan["rows"]}
     fmt = str(settings.get("output_format") or "webdataset")
     with StateThread(url) as db:
-        db.call("setup")
-        db.call("start_run", run, info, count)
+        db.setup()
+        db.start_run(run, info, count)
         for k in range(count):
             files = ShardFiles(out, k, fmt)
             if files.marker() is not None:
                 counts, entries = recorded(files, run)
-                db.call("archive", entries)
-                db.call("finish", run, k, REBUILDER, counts)
+                db.archive(entries)
+                db.finish(run, k, REBUILDER, counts)
             else:  # not done, whatever the database said: free to claim
-                db.call("claim", run, REBUILDER, 1.0, k)
-                db.call("release", run, k, REBUILDER)
-        status: Status = db.call("status", run)
+                db.claim(run, REBUILDER, 1.0, k)
+                db.release(run, k, REBUILDER)
+        status = db.status(run)
     return status

@@ -62,8 +62,8 @@ def tracked(
             if finished:
                 stats = work({}, None)
                 counts, entries = recorded(files, t.run)
-                if db.call("finish", t.run, files.k, worker_id(), counts):
-                    db.call("archive", entries)  # a shard the database had not seen done
+                if db.finish(t.run, files.k, worker_id(), counts):
+                    db.archive(entries)  # a shard the database had not seen done
                 return stats
             return _held(t, files, work, rows, db)
     except StateError as exc:
@@ -85,11 +85,11 @@ def _held(
             stats.interrupted = False  # this process stopped it, for its new holder: not an interruption
         if files.marker() is None:
             with contextlib.suppress(StateError):
-                db.call("release", t.run, k, me)
+                db.release(t.run, k, me)
             return stats
         counts, entries = recorded(files, t.run)
-        db.call("archive", entries)
-        db.call("finish", t.run, k, me, counts)
+        db.archive(entries)
+        db.finish(t.run, k, me, counts)
     return stats
 
 
@@ -107,7 +107,7 @@ def _ours(t: Tracking, files: ShardFiles, db: StateThread) -> Iterator[Heartbeat
         if not locked:
             yield None
             return
-        db.call("claim", t.run, worker_id(), t.lease, files.k)
+        db.claim(t.run, worker_id(), t.lease, files.k)
         with beat:
             yield beat
 
@@ -119,7 +119,7 @@ def _busy(t: Tracking, files: ShardFiles, db: StateThread) -> Stats:
     if not t.claimed:
         return Stats(aborted=said)
     log.warning("%s; given back", said)
-    db.call("release", t.run, files.k, worker_id())
+    db.release(t.run, files.k, worker_id())
     return Stats()
 
 
@@ -128,7 +128,7 @@ def stored_elsewhere(
 ) -> dict[int, Archived]:
     """The shard's rows whose URL another run stored (ok, outside this OUT): one lookup for the shard,
     made only when the database knows another run."""
-    if db.call("runs") == [t.run]:
+    if db.runs() == [t.run]:
         return {}
     lines: dict[bytes, int] = {}
     for job in rows():
@@ -136,7 +136,7 @@ def stored_elsewhere(
             lines.setdefault(archive_digest(job.key), job.line)
     here = str(files.out.resolve()) + "/"
     found: dict[int, Archived] = {}
-    for digest, entry in db.call("archived", list(lines)).items():
+    for digest, entry in db.archived(list(lines)).items():
         if entry.status == "ok" and entry.run != t.run and not (entry.where or "").startswith(here):
             found[lines[digest]] = entry
     return found

@@ -19,7 +19,7 @@ from typing import Any
 from ...models import Stats
 from ...runfile import read, run_id
 from ...spec import NO_STATE, RunSpec
-from ...state import StateError, Status
+from ...state import StateError
 from ...state.local import default_url
 from ..shard import ShardRun, process_shard
 from ..statedb import StateThread, worker_id
@@ -52,9 +52,9 @@ def start_tracking(spec: RunSpec, source: str, rows: int, count: int) -> Trackin
     }
     run = run_id(out)
     with StateThread(url) as db:
-        db.call("setup")
-        db.call("start_run", run, settings, count)
-        status: Status = db.call("status", run)
+        db.setup()
+        db.start_run(run, settings, count)
+        status = db.status(run)
     return Tracking(url, run, spec.cluster.lease, done=frozenset(status.done_shards))
 
 
@@ -82,8 +82,8 @@ def run_leased(run: ShardRun, shards: Sequence[int], ctx: RunnerContext) -> Stat
 def _next(db: StateThread, t: Tracking, me: str) -> int | None:
     """The next shard claimed, waiting while others hold the rest (ready to take over any whose lease
     expires); None once every shard is done."""
-    while (k := db.call("claim", t.run, me, t.lease)) is None:
-        if db.call("left", t.run) == 0:
+    while (k := db.claim(t.run, me, t.lease)) is None:
+        if db.left(t.run) == 0:
             return None
         time.sleep(min(POLL_MAX_S, t.lease / 3))
-    return int(k)
+    return k
