@@ -74,11 +74,9 @@ class _Rows:
     """A shard's rows as its jobs are read: their numbers in order, the duplicates it settles itself,
     and how many earlier samples it reuses."""
 
-    run: ShardRun
-    k: int
+    work: ShardWork
     earlier: dict[int, dict[str, Any]]
     found: Found
-    bar: Reporter
     known: dict[int, Archived] = field(default_factory=dict)
     """Rows whose URL another run stored (from the shared archive): duplicates, not fetched."""
     lines: list[int] = field(default_factory=list)
@@ -88,23 +86,23 @@ class _Rows:
 
     def jobs(self) -> Iterator[Job]:
         """The jobs the engine must run: not the duplicates, not the samples already in the spool."""
-        spec, size = self.run.spec, self.run.spec.dataset.shard_size
+        dedup, bar = self.work.run.spec.dataset.dedup, self.work.bar
         first: dict[int, int] = {}
-        for job in _shard_jobs(self.run, Window(self.k * size, (self.k + 1) * size)):
+        for job in self.work.jobs():
             self.lines.append(job.line)
-            if not job.error and spec.dataset.dedup != "none":
+            if not job.error and dedup != "none":
                 if job.digest in first:
                     self.dups[job.line] = (first[job.digest], job)
-                    self.bar.advance(1, 0, 0)
+                    bar.advance(1, 0, 0)
                     continue
                 first[job.digest] = job.line
             if not job.error and self._reusable(job):
                 self.reused += 1
-                self.bar.advance(0, 0, 0, 1)
+                bar.advance(0, 0, 0, 1)
                 continue
             if job.line in self.known:
                 self.stored[job.line] = job
-                self.bar.advance(1, 0, 0)
+                bar.advance(1, 0, 0)
                 continue
             job.path = key(job.line) + os.path.splitext(job.path)[1]
             yield job
@@ -186,78 +184,94 @@ def process_shard(
 ) -> Stats:
     """Make shard ``k`` of ``run`` final, doing only what is not done yet; its statistics. With a state
     database, the shard is recorded there (``tracked``): leased, looked up, archived, done."""
-
-    def work(known: dict[int, Archived], stop: StopFlag | None) -> Stats:
-        return _process(
-            run, k, progress=progress, on_interrupt=on_interrupt, signals=signals, known=known, stop=stop
-        )
-
+    work = ShardWork(run, run.files(k), progress or Silent(), on_interrupt, signals)
     if run.tracking is None:
-        files = run.files(k)
-        (files.out / SHARDS).mkdir(parents=True, exist_ok=True)
-        with exclusive(files):
-            return work({}, None)
-
-    def jobs() -> Iterator[Job]:
-        size = run.spec.dataset.shard_size
-        return _shard_jobs(run, Window(k * size, (k + 1) * size))
-
-    return tracked(run.tracking, run.files(k), work, jobs, run.retry_failed)
+        return work.locked()
+    return tracked(run.tracking, work)
 
 
-def _process(
-    run: ShardRun,
-    k: int,
-    *,
-    progress: Reporter | None,
-    on_interrupt: OnInterrupt | None,
-    signals: tuple[str, ...],
-    known: dict[int, Archived],
-    stop: StopFlag | None,
-) -> Stats:
-    files, bar = run.files(k), progress or Silent()
-    marker = files.marker()
-    if marker is not None and not (run.retry_failed and marker.get("failed")):
-        return _already_done(run, files, marker, bar)
-    clear_temporaries(files)
-    done = marker is not None
-    plan = _Rows(run, k, latest_rows(files, done), samples(files, done), bar, known)
-    appender = TarAppender(str(files.spool))
-    index = ContentIndex(files.out / SHARDS / CONTENT) if run.spec.dataset.dedup == "content" else None
-    try:
-        output = SpoolOutput(Spool(appender, files.final.name, index))
-        engine = build_engine(run.spec, output=output, manifest=files.part, stats_file=None)
-        running = arun(
-            engine, plan.jobs(), progress=_Kept(bar), on_interrupt=on_interrupt, signals=signals, stop=stop
-        )
-        stats = run_loop(running, run.spec.performance.loop)
-    finally:
-        appender.close()
-        if index is not None:
-            index.close()
-    stats.skipped += plan.reused
-    stats.duplicate += len(plan.dups) + len(plan.stored)
-    if not (stats.interrupted or stats.aborted):
-        _make_final(run, files, plan, stats, done)
-    return stats
+@dataclass(frozen=True)
+class ShardWork:
+    """One shard's own work: its files, the run's bar lent to it and how it is stopped. ``make`` is what
+    the state database's record of the shard (``tracking.tracked``) wraps, or ``locked`` without one."""
 
+    run: ShardRun
+    files: ShardFiles
+    bar: Reporter
+    on_interrupt: OnInterrupt | None
+    signals: tuple[str, ...]
 
-def _already_done(run: ShardRun, files: ShardFiles, marker: dict[str, Any], bar: Reporter) -> Stats:
-    """A shard with its done marker: counted as skipped; what a kill right after the marker left goes."""
-    drop_leftovers(files)
-    bar.advance(0, 0, 0, int(marker.get("rows", 0)))
-    return Stats(backend=run.spec.network.backend, skipped=int(marker.get("rows", 0)))
+    @property
+    def redo(self) -> bool:
+        """A done shard with failed rows is made again (``--retry-failed``)."""
+        return self.run.retry_failed
 
+    def jobs(self) -> Iterator[Job]:
+        """The shard's input rows as jobs, read from the list by row number."""
+        size = self.run.spec.dataset.shard_size
+        return _shard_jobs(self.run, Window(self.files.k * size, (self.files.k + 1) * size))
 
-def _make_final(run: ShardRun, files: ShardFiles, plan: _Rows, stats: Stats, done: bool) -> None:
-    """Every row done: the shard's final files; duplicates found by content are counted as such."""
-    rows = plan.final(latest_rows(files, done))
-    if rows is None:
-        stats.aborted = f"shard {files.name}: some rows were not done"
-        return
-    finish(files, rows, samples(files, False), run.spec.dataset.caption_column)
-    by_content = sum(1 for r in rows if r["status"] == "duplicate" and r["line"] not in plan.dups)
-    stats.ok, stats.duplicate = stats.ok - by_content, stats.duplicate + by_content
+    def locked(self) -> Stats:
+        """The shard made under its lock file alone (no state database)."""
+        (self.files.out / SHARDS).mkdir(parents=True, exist_ok=True)
+        with exclusive(self.files):
+            return self.make({}, None)
+
+    def make(self, known: dict[int, Archived], stop: StopFlag | None) -> Stats:
+        """The shard made final, given the rows another run already stored (line → archive entry) and
+        the flag that stops it."""
+        files = self.files
+        marker = files.marker()
+        if marker is not None and not (self.redo and marker.get("failed")):
+            return self._already_done(marker)
+        clear_temporaries(files)
+        done = marker is not None
+        plan = _Rows(self, latest_rows(files, done), samples(files, done), known)
+        stats = self._fetch(plan, stop)
+        stats.skipped += plan.reused
+        stats.duplicate += len(plan.dups) + len(plan.stored)
+        if not (stats.interrupted or stats.aborted):
+            self._make_final(plan, stats, done)
+        return stats
+
+    def _fetch(self, plan: _Rows, stop: StopFlag | None) -> Stats:
+        """The rows ``plan`` lets through, run by one engine on one event loop into the shard's spool."""
+        spec, files = self.run.spec, self.files
+        appender = TarAppender(str(files.spool))
+        index = ContentIndex(files.out / SHARDS / CONTENT) if spec.dataset.dedup == "content" else None
+        try:
+            output = SpoolOutput(Spool(appender, files.final.name, index))
+            engine = build_engine(spec, output=output, manifest=files.part, stats_file=None)
+            running = arun(
+                engine,
+                plan.jobs(),
+                progress=_Kept(self.bar),
+                on_interrupt=self.on_interrupt,
+                signals=self.signals,
+                stop=stop,
+            )
+            return run_loop(running, spec.performance.loop)
+        finally:
+            appender.close()
+            if index is not None:
+                index.close()
+
+    def _already_done(self, marker: dict[str, Any]) -> Stats:
+        """A shard with its done marker: counted as skipped; what a kill right after the marker left goes."""
+        drop_leftovers(self.files)
+        self.bar.advance(0, 0, 0, int(marker.get("rows", 0)))
+        return Stats(backend=self.run.spec.network.backend, skipped=int(marker.get("rows", 0)))
+
+    def _make_final(self, plan: _Rows, stats: Stats, done: bool) -> None:
+        """Every row done: the shard's final files; duplicates found by content are counted as such."""
+        files = self.files
+        rows = plan.final(latest_rows(files, done))
+        if rows is None:
+            stats.aborted = f"shard {files.name}: some rows were not done"
+            return
+        finish(files, rows, samples(files, False), self.run.spec.dataset.caption_column)
+        by_content = sum(1 for r in rows if r["status"] == "duplicate" and r["line"] not in plan.dups)
+        stats.ok, stats.duplicate = stats.ok - by_content, stats.duplicate + by_content
 
 
 def check_sharded(spec: RunSpec, source: str, plan: dict[str, Any] | None) -> None:
