@@ -93,15 +93,15 @@ def jobs_from_source(
         raise UsageError(
             "keep_columns and name_column need a csv, tsv, jsonl or parquet list, not plain text"
         )
-    shard = naming.shard
+    part = naming.part
     jobs = _READERS[fmt](source, naming, columns)
     if fmt == "txt" and input_format is None and (window is None or window.start == 0):
         jobs = _not_a_table(jobs, source)
     for job in jobs:
         if job is NOT_MINE or (
-            shard and job.error_kind == InvalidInput.kind and job.line % shard[1] != shard[0]
+            part and job.error_kind == InvalidInput.kind and job.line % part[1] != part[0]
         ):
-            continue  # another shard's row (--procs)
+            continue  # another part's row (--procs)
         yield job
 
 

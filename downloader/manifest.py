@@ -199,20 +199,20 @@ def earlier_outcomes(
     out: Path,
     *,
     failed: bool = False,
-    shard: tuple[int, int] | None = None,
+    part: tuple[int, int] | None = None,
     claims: PathClaims | None = None,
 ) -> DigestIndex:
     """Digests of the URLs an earlier run completed (latest row ok or skipped, and its file on disk), or
-    with ``failed`` of those whose latest row failed. The latest row for a URL wins. With ``shard``, only
-    that shard's. With ``claims``, each completed file's path is claimed for its URL. A large set spills
-    to disk under ``out``; the caller closes it."""
+    with ``failed`` of those whose latest row failed. The latest row for a URL wins. With ``part``, only
+    that ``--procs`` part's. With ``claims``, each completed file's path is claimed for its URL. A large
+    set spills to disk under ``out``; the caller closes it."""
     found = DigestIndex(out)
     for row in read_manifests(manifest):
         status = row.get("status")
         if status not in ("ok", "skipped", "failed"):
             continue
         d = _row_digest(row)
-        if d is None or (shard is not None and d % shard[1] != shard[0]):
+        if d is None or (part is not None and d % part[1] != part[0]):
             continue
         if failed:
             wanted = status == "failed"

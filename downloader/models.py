@@ -20,8 +20,11 @@ class Status(StrEnum):
     fetches it."""
 
 
-SHARD_SIZE = 10_000
-"""Files per folder with ``--layout shards``."""
+BUCKETS = "shards"
+"""The ``--layout`` value that files samples by input line into numbered folders, here called buckets
+(the user's word for the value, ``shards``, stays; a shard is a dataset's row range)."""
+BUCKET_SIZE = 10_000
+"""Files per bucket folder (``--layout shards``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +34,9 @@ class Naming:
 
     names: str = "hashed"
     layout: str = "flat"
-    shard: tuple[int, int] | None = None
-    """(k, n): keep only the rows of shard k of n (by URL digest, so duplicates share a shard); rows of
-    other shards are dropped before a path is made, which is most of a row's cost."""
+    part: tuple[int, int] | None = None
+    """(k, n): keep only the rows of ``--procs`` part k of n (by URL digest, so duplicates share a part);
+    rows of other parts are dropped before a path is made, which is most of a row's cost."""
 
 
 @dataclass(slots=True)

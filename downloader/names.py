@@ -11,7 +11,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from .errors import InvalidURL
 from .keys import digest64
-from .models import SHARD_SIZE, Naming
+from .models import BUCKET_SIZE, BUCKETS, Naming
 
 DEFAULT_NAMING = Naming()
 MAX_URL_LENGTH = 8192
@@ -230,8 +230,8 @@ def relative_path(
     the URL's basename; ``shards`` names files by input line, 10,000 a folder.
     """
     url_stem, ext = split_name(key, url_path)
-    if naming.layout == "shards":
-        return f"{line // SHARD_SIZE:05d}/{line:09d}{ext}"
+    if naming.layout == BUCKETS:
+        return f"{line // BUCKET_SIZE:05d}/{line:09d}{ext}"
     stem = url_stem if stem is None else stem
     if naming.names == "plain":
         name = safe_component(stem + ext, fallback="index")

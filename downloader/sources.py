@@ -12,11 +12,11 @@ from typing import Any
 
 from .errors import InvalidURL
 from .keys import claim_key, digest64
-from .models import Job, Naming
+from .models import BUCKETS, Job, Naming
 from .names import DEFAULT_NAMING, parse_url, relative_path
 
-NOT_MINE = Job(url="", line=0, error="another shard's row")
-"""What ``make_job`` returns for a row of another shard; readers drop it."""
+NOT_MINE = Job(url="", line=0, error="another part's row")
+"""What ``make_job`` returns for a row of another ``--procs`` part; readers drop it."""
 
 
 _TRAILING_COMMENT = re.compile(r"\s+#.*$", re.DOTALL)
@@ -43,21 +43,21 @@ def make_job(
     extra: dict[str, Any] | None = None,
 ) -> Job:
     """A ``Job`` for one input row; a bad URL becomes a job that carries its error instead."""
-    shard = naming.shard
+    part = naming.part
     try:
         key, host, url_path = parse_url(text)
     except InvalidURL as exc:
-        if shard is not None and line % shard[1] != shard[0]:
+        if part is not None and line % part[1] != part[0]:
             return NOT_MINE
         return Job(url=text, line=line, error=str(exc), error_kind=exc.kind, extra=extra)
     digest = digest64(key)
-    shared = naming.layout != "shards" and naming.names == "plain"  # hashed names carry the digest
-    if shard is not None and not shared and digest % shard[1] != shard[0]:
+    shared = naming.layout != BUCKETS and naming.names == "plain"  # hashed names carry the digest
+    if part is not None and not shared and digest % part[1] != part[0]:
         return NOT_MINE
     path = relative_path(key, naming, digest, line=line, stem=stem, url_path=url_path)
-    if shard is not None and shared and claim_key(path) % shard[1] != shard[0]:
+    if part is not None and shared and claim_key(path) % part[1] != part[0]:
         return NOT_MINE  # a name two URLs may share: both go to the process that decides who gets it
-    url_named = stem is None and naming.layout != "shards"
+    url_named = stem is None and naming.layout != BUCKETS
     # positional, in Job's field order (error, error_kind: None): a third cheaper than keywords
     return Job(text, line, key, digest, path, host, None, None, extra, url_named, shared)
 

@@ -458,14 +458,14 @@ class Performance:
     )
     procs: int | None = setting(
         None,
-        "Worker processes, each an event loop over a shard of the list; -c is split among them "
+        "Worker processes, each an event loop over a part of the list; -c is split among them "
         "[default: the usable CPUs, fewer for lists under 10,000 rows per process, 1 for stdin].",
         minimum=1,
         library=False,
     )
-    shard: tuple[int, int] | None = setting(
+    part: tuple[int, int] | None = setting(
         None,
-        "(k, n): this process downloads shard k of n of the list (set by --procs).",
+        "(k, n): this process downloads part k of n of the list (set by --procs).",
         cli=False,
         library=False,
     )
@@ -726,7 +726,7 @@ class RunSpec:
         return cls(**{attr: classes[attr](**vals) for attr, vals in values.items()})
 
     def replace(self, **options: Any) -> RunSpec:
-        """A copy with some flat settings changed (``spec.replace(concurrency=8, shard=(0, 2))``)."""
+        """A copy with some flat settings changed (``spec.replace(concurrency=8, part=(0, 2))``)."""
         owners = _owners()
         changes: dict[str, dict[str, Any]] = {}
         for name, value in options.items():
@@ -741,7 +741,7 @@ class RunSpec:
 
     @property
     def naming(self) -> Naming:
-        return Naming(self.output.names, self.output.layout, self.performance.shard)
+        return Naming(self.output.names, self.output.layout, self.performance.part)
 
     def transport(self) -> Transport:
         return Transport(

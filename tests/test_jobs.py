@@ -17,7 +17,7 @@ def test_a_shard_keeps_exactly_its_own_rows() -> None:
     rows = [(n, f"http://h/{n}.jpg") for n in range(1, 40)] + [(n, "not a url") for n in range(40, 52)]
     taken: list[int] = []
     for k in range(3):
-        naming = Naming(shard=(k, 3))
+        naming = Naming(part=(k, 3))
         for line, text in rows:
             job = make_job(line, text, naming)
             if job is NOT_MINE:
@@ -37,7 +37,7 @@ def test_a_shard_keeps_exactly_its_own_rows_with_plain_names(layout: str) -> Non
     rows = [(n, f"http://h/{n % 7}/x{n % 5}.jpg") for n in range(1, 60)]
     taken: list[int] = []
     for k in range(3):
-        naming = Naming("plain", layout, shard=(k, 3))
+        naming = Naming("plain", layout, part=(k, 3))
         for line, text in rows:
             job = make_job(line, text, naming)
             if job is NOT_MINE:

@@ -93,7 +93,7 @@ def test_earlier_outcomes_of_one_shard(tmp_path: Path) -> None:
     urls = [f"http://h/{i}.jpg" for i in range(40)]
     (tmp_path / "manifest.jsonl").write_text("\n".join(row(u) for u in urls), encoding="utf-8")
     for k in range(3):
-        done = earlier_outcomes(tmp_path / "manifest.jsonl", tmp_path, shard=(k, 3))
+        done = earlier_outcomes(tmp_path / "manifest.jsonl", tmp_path, part=(k, 3))
         assert {u for u in urls if digest(u) in done} == {u for u in urls if digest(u) % 3 == k}
         done.close()
 

@@ -24,7 +24,7 @@ Row = str | Mapping[str, Any]
 
 _NOT_TAKEN = frozenset(f.name for g in GROUPS for f in fields(g)) - library_options()
 """The command line's settings of list files and processes (``input_format``, ``loop``, ``procs``,
-``shard``): refused by name rather than silently ignored."""
+``part``): refused by name rather than silently ignored."""
 
 
 async def adownload(

@@ -1,8 +1,8 @@
-"""``--procs N``: N event loops in worker processes over a sharded list, one manifest, one bar, one summary.
+"""``--procs N``: N event loops in worker processes over parts of a list, one manifest, one bar, one summary.
 
-A shard is every row whose URL digest is k modulo N (invalid rows: whose line number is), so duplicates of
+A part is every row whose URL digest is k modulo N (invalid rows: whose line number is), so duplicates of
 a URL always meet in the same worker and no two workers ever write the same file. Each worker reads the
-list itself and drops other shards' rows before making a path (the costly part of a row), runs its own
+list itself and drops other parts' rows before making a path (the costly part of a row), runs its own
 engine with ``-c / N`` slots, and appends to its own part of the manifest (``manifest.part_name``);
 the parent merges those into ``manifest.jsonl`` afterwards (and before starting, should a crashed run
 have left any), sums the statistics, and draws the only progress bar from counts the workers send
@@ -109,8 +109,8 @@ class Tally:
 
 
 @dataclasses.dataclass(frozen=True)
-class Shard:
-    """What one worker needs: its number, its spec (with ``shard`` set) and the list to read."""
+class Part:
+    """What one worker needs: its number, its spec (with ``part`` set) and the list to read."""
 
     k: int
     spec: RunSpec
@@ -142,15 +142,15 @@ def worker_logging(logs: Logs) -> None:
     logger.setLevel(logging.INFO if log_file else level)
 
 
-def _worker(shard: Shard, progress: Queue[Advance], results: Queue[Stats]) -> None:
+def _worker(part: Part, progress: Queue[Advance], results: Queue[Stats]) -> None:
     """A worker process: its parent forwards Ctrl-C as SIGTERM, which stops it cleanly; a second one
     is the parent's to escalate (SIGKILL)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    worker_logging((shard.log_level, shard.log_file))
-    spec = shard.spec
-    engine = build_engine(spec, manifest=part_name(shard.k), stats_file=None)
-    jobs = list_jobs(spec, shard.source)
+    worker_logging((part.log_level, part.log_file))
+    spec = part.spec
+    engine = build_engine(spec, manifest=part_name(part.k), stats_file=None)
+    jobs = list_jobs(spec, part.source)
     try:
         running = arun(
             engine, jobs, progress=Tally(progress), on_interrupt=ignore_interrupt, signals=("SIGTERM",)
@@ -166,7 +166,7 @@ def ignore_interrupt(n: int) -> None:
     return None
 
 
-def run_sharded(
+def run_parts(
     spec: RunSpec, source: str, *, procs: int, bar: Reporter, on_interrupt: OnInterrupt | None = None
 ) -> Stats:
     """Download ``source`` with ``procs`` worker processes; returns the summed statistics."""
@@ -181,8 +181,8 @@ def run_sharded(
     workers: list[BaseProcess] = []
     level, log_file = parent_logging()
     for k, slots in enumerate(split(spec.limits.concurrency, procs)):
-        shard = Shard(k, spec.replace(concurrency=slots, shard=(k, procs)), source, level, log_file)
-        args = (shard, progress, results)
+        part = Part(k, spec.replace(concurrency=slots, part=(k, procs)), source, level, log_file)
+        args = (part, progress, results)
         workers.append(ctx.Process(target=_worker, args=args, name=f"downloader-{k}", daemon=True))
     started = time.monotonic()
     stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
@@ -208,8 +208,8 @@ def collect(
     *,
     expected: int | None,
 ) -> int:
-    """Feed the bar and sum the statistics that come back (one per worker, or one per shard: ``expected``
-    None) until ``expected`` came or every worker has ended; how many came."""
+    """Feed the bar and sum the statistics that come back (one per worker, or one per dataset shard:
+    ``expected`` None) until ``expected`` came or every worker has ended; how many came."""
     collected = 0
     while expected is None or collected < expected:
         _drain_progress(progress, bar)

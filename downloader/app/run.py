@@ -20,7 +20,7 @@ from ..sources import jobs_from_urls
 from ..spec import RunSpec
 from ..writers.files import prepare_out
 from .assemble import OnInterrupt, arun, build_engine, list_jobs
-from .procs import default_procs, run_sharded
+from .procs import default_procs, run_parts
 from .progress import Reporter, Silent
 
 # A dataset's machinery (its shards, the state database, Dask, the pool of processes) is imported by the
@@ -58,7 +58,7 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = (
     procs = choose_procs(spec, rows, source)
     if procs > 1:
         jobs.close()
-        return run_sharded(spec, source, procs=procs, bar=bar, on_interrupt=ui.on_interrupt)
+        return run_parts(spec, source, procs=procs, bar=bar, on_interrupt=ui.on_interrupt)
     engine = build_engine(spec)
     try:
         chained = itertools.chain([first] if first else [], jobs)

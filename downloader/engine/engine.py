@@ -23,7 +23,7 @@ from ..backends.base import Backend, PageReader
 from ..errors import Cancelled, DownloadError, RateLimited, Timeout, UsageError, WriteError
 from ..keys import DigestIndex, PathClaims
 from ..manifest import FLUSH_ROWS, MANIFEST, STATS, ManifestWriter, earlier_outcomes, write_stats
-from ..models import Deadline, Fetched, Job, Result, Stats, Status
+from ..models import BUCKETS, Deadline, Fetched, Job, Result, Stats, Status
 from ..names import with_digest
 from ..spec import RunSpec
 from ..writers.files import prepare_out
@@ -57,9 +57,9 @@ class Engine:
         stats_file: str | None = STATS,
     ) -> None:
         self.limits, self.retries, self.timeouts = spec.limits, spec.retries, spec.timeouts
-        self.out, self.overwrite, self.shard = spec.output.out, spec.output.overwrite, spec.performance.shard
+        self.out, self.overwrite, self.part = spec.output.out, spec.output.overwrite, spec.performance.part
         self._sharded, self._dedup = spec.dataset.sharded, spec.dataset.dedup != "none"
-        self._shared_names = spec.output.layout != "shards" and spec.output.names == "plain"
+        self._shared_names = spec.output.layout != BUCKETS and spec.output.names == "plain"
         self._claims: PathClaims | None = None
         self._clock_offset = 0.0
         self.backend = backend
@@ -137,7 +137,7 @@ class Engine:
         prepare_out(out)
         self._claims = PathClaims(out) if self._shared_names else None
         if not self.overwrite:
-            self._done = earlier_outcomes(out / MANIFEST, out, shard=self._earlier_share, claims=self._claims)
+            self._done = earlier_outcomes(out / MANIFEST, out, part=self._earlier_share, claims=self._claims)
         self._resuming = len(self._done) > 0
         self._seen = DigestIndex(out)
         self._manifest = ManifestWriter(out / self._manifest_name, 1 if self._sharded else FLUSH_ROWS)
@@ -148,7 +148,7 @@ class Engine:
     def _earlier_share(self) -> tuple[int, int] | None:
         """Which earlier rows this process needs: its ``--procs`` share, or every row with plain names,
         which are dealt to the workers by path, not by URL digest (``sources.make_job``)."""
-        return None if self._shared_names else self.shard
+        return None if self._shared_names else self.part
 
     def _write_stats(self, path: Path) -> None:
         try:
