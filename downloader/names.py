@@ -227,7 +227,7 @@ def relative_path(
 
     ``hashed`` names append a digest of the whole URL, so ``/a/x.jpg``, ``/b/x.jpg`` and ``x.jpg?s=2``
     never share a file, also on case-insensitive file systems. ``stem`` (from ``--name-column``) replaces
-    the URL's basename; ``shards`` names files by input line, 10,000 a folder.
+    the URL's basename; ``shards`` (``BUCKETS``) names files by input line, 10,000 a bucket folder.
     """
     url_stem, ext = split_name(key, url_path)
     if naming.layout == BUCKETS:

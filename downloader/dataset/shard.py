@@ -4,7 +4,7 @@ of resume and of ``--procs``.
 ``process_shard(run, k)`` is a plain function of the run's settings and a shard id, idempotent: a done
 shard is left alone (or, with ``--retry-failed`` and failed rows, rewritten); an unfinished one is run
 from its spool, its complete samples reused, not fetched again, and every other row of it fetched; then
-it is made final (``shards.finish``). One event loop runs over the shard's rows. Duplicates of a URL
+it is made final (``files.finish``). One event loop runs over the shard's rows. Duplicates of a URL
 are decided by the shard itself, in row order (the engine never sees them): so a shard's contents do not
 depend on timing, on other shards, or on how many processes run them.
 """

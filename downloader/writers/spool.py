@@ -1,6 +1,6 @@
 """The output of a dataset shard while it runs: each complete sample is appended to the shard's spool
 (a tar, ``writers.tar.TarAppender``) at commit, as ``KEY.EXT``. Nothing else is written per sample; the
-shard's final tar or Parquet is made from the spool when every row is done (``shards.finish``).
+shard's final tar or Parquet is made from the spool when every row is done (``dataset.files.finish``).
 
 A sample is buffered until commit (a shard's samples go to one file, so no two may interleave), and
 an aborted one leaves nothing. ``rel`` is the key with the URL's extension (``000000123.jpg``); the
