@@ -204,11 +204,12 @@ def guarded(func: F) -> F:
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(ExitCode.INTERRUPTED)
-        except Exception as exc:
+        except Exception as exc:  # nothing expected it: a bug, with a code of its own (not a full disk's)
             if debug:
                 raise
-            click.echo(f"error: {type(exc).__name__}: {exc} (--debug shows where)", err=True)
-            sys.exit(ExitCode.ABORTED)
+            name = type(exc).__name__
+            click.echo(f"internal error: {name}: {exc} (a bug: please report it with --debug)", err=True)
+            sys.exit(ExitCode.INTERNAL)
         finally:
             close_logging()
 
