@@ -18,7 +18,7 @@ from typing import Any
 from ..models import Stats
 from ..runfile import read, run_id
 from ..spec import NO_STATE, RunSpec
-from ..state import StateError, Status
+from ..state import RunStatus, StateError
 from ..state.local import default_url
 from .assemble import OnInterrupt
 from .progress import Reporter
@@ -54,7 +54,7 @@ def start_tracking(spec: RunSpec, source: str, rows: int, count: int) -> Trackin
     with StateThread(url) as db:
         db.call("setup")
         db.call("start_run", run, settings, count)
-        status: Status = db.call("status", run)
+        status: RunStatus = db.call("status", run)
     return Tracking(url, run, spec.cluster.lease, done=frozenset(status.done_shards))
 
 
