@@ -134,9 +134,8 @@ def free_port() -> int:
 
 async def scenario(name: str, serve: Serve, tls: ssl.SSLContext) -> tuple[str, dict[str, Any]]:
     """The URL and settings that provoke the row ``name`` of ``HEAD_ERRORS``."""
-    if (
-        name == "connect timeout"
-    ):  # reqwest's connect includes the TLS handshake: a server that never shakes hands
+    # reqwest's connect takes in the TLS handshake: a server that accepts and never shakes hands
+    if name == "connect timeout":
         return f"https://127.0.0.1:{await serve(silent)}/", {"connect_timeout": SHORT, "read_timeout": LONG}
     if name == "read timeout":
         return f"http://127.0.0.1:{await serve(silent)}/", {"connect_timeout": LONG, "read_timeout": SHORT}
@@ -144,9 +143,9 @@ async def scenario(name: str, serve: Serve, tls: ssl.SSLContext) -> tuple[str, d
         return f"http://{'a' * 64}.invalid/", {}
     if name == "refused":
         return f"http://127.0.0.1:{free_port()}/", {}
-    if name == "tunnel":
+    if name == "tunnel":  # the proxy is sent the name (CONNECT images.invalid:443), nothing resolves it here
         return "https://images.invalid/", {"proxy": f"http://127.0.0.1:{await serve(refusing_proxy)}"}
-    if name == "tls":
+    if name == "tls":  # the handshake fails on the certificate, before the handler runs
         return f"https://127.0.0.1:{await serve(silent, tls)}/", {}
     raise AssertionError(f"no scenario provokes {name!r}: add one")
 
