@@ -99,6 +99,15 @@ def test_a_bug_exits_4_apart_from_an_aborted_run(tmp_path: Path, monkeypatch: py
     assert len(set(ExitCode)) == len(ExitCode.__members__)  # no two meanings share a code
 
 
+def test_an_os_error_is_no_bug(tmp_path: Path) -> None:
+    """An OSError that reaches the command line is the machine's (here the page's folder is missing): exit
+    3 and one line, as for a full disk; never 4."""
+    (tmp_path / "manifest.jsonl").write_text('{"url": "http://127.0.0.1:9/a.jpg", "status": "ok"}\n')
+    res = CliRunner().invoke(main, ["report", str(tmp_path), "-o", str(tmp_path / "missing" / "r.html")])
+    assert res.exit_code == ExitCode.ABORTED, res.output
+    assert res.output.startswith("error: ") and "No such file" in res.output and "Traceback" not in res.output
+
+
 def test_help_has_examples() -> None:
     for cmd in (["--help"], ["fetch", "--help"], ["demo", "--help"]):
         res = invoke(*cmd)

@@ -196,11 +196,11 @@ def guarded(func: F) -> F:
             if debug:
                 raise
             raise click.UsageError(str(exc)) from None
-        except RunAborted as exc:
+        except (RunAborted, OSError) as exc:  # an OSError that escapes is the machine's, not a bug
             if debug:
                 raise
             click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            sys.exit(exc.exit_code if isinstance(exc, RunAborted) else ExitCode.ABORTED)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(ExitCode.INTERRUPTED)
