@@ -30,7 +30,7 @@
 
     UsageError (ValueError)                 the user asked for something impossible (exit 2)
     RunAborted                              the whole run stops (exit 3): output not writable, disk full
-    OSError, reaching the command line      the machine failed the run (exit 3): a folder missing, a disk
+    OSError, reaching the command line      the machine failed the run (exit 3): a folder gone, a bad disk
     any other exception                     a bug (exit 4)
 
 Exit codes live here, on the classes, so the CLI only reads them: ``ExitCode``.
