@@ -30,6 +30,8 @@
 
     UsageError (ValueError)                 the user asked for something impossible (exit 2)
     RunAborted                              the whole run stops (exit 3): output not writable, disk full
+    OSError, reaching the command line      the machine failed the run (exit 3): a folder gone, a bad disk
+    any other exception                     a bug (exit 4)
 
 Exit codes live here, on the classes, so the CLI only reads them: ``ExitCode``.
 
@@ -50,37 +52,10 @@ class ExitCode(IntEnum):
     """Some URLs failed."""
     USAGE = 2
     ABORTED = 3
+    """The run stopped: the output is not writable, the disk filled up, the state database went away."""
+    INTERNAL = 4
+    """A bug: an exception nothing expected (``--debug`` shows its traceback, to report)."""
     INTERRUPTED = 130
-
-
-KINDS = (
-    "invalid_url",
-    "invalid_input",
-    "dns",
-    "blocked",
-    "connect",
-    "tls",
-    "timeout",
-    "too_slow",
-    "truncated",
-    "http_4xx",
-    "http_5xx",
-    "rate_limited",
-    "redirect",
-    "too_large",
-    "not_image",
-    "corrupt_image",
-    "too_many_pixels",
-    "image_too_small",
-    "image_too_large",
-    "aspect_ratio",
-    "opted_out",
-    "host_down",
-    "write",
-    "cancelled",
-    "internal",
-)
-"""The closed set of failure kinds written to the manifest."""
 
 
 class DownloadError(Exception):
@@ -224,6 +199,16 @@ class WriteError(DownloadError):
 
 class Cancelled(DownloadError):
     kind = "cancelled"
+
+
+def _tree(cls: type[DownloadError]) -> list[type[DownloadError]]:
+    """``cls`` and the classes below it, parents before children, in the order they are defined here."""
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _tree(child))]
+
+
+KINDS: tuple[str, ...] = tuple(dict.fromkeys(cls.kind for cls in _tree(DownloadError)))
+"""The closed set of failure kinds written to the manifest, read off the classes above (``internal`` is the
+base's), so a kind is written once: a class added here brings its kind."""
 
 
 class UsageError(ValueError):

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from click.testing import CliRunner, Result
 
 from downloader.cli import main
+from downloader.errors import ExitCode
 from tests.conftest import hits, manifest_rows
 
 
@@ -77,6 +78,34 @@ def test_unwritable_output_aborts_with_3(tmp_path: Path, procs: str) -> None:
     args = ["fetch", str(lst), "-o", str(tmp_path / "file" / "out"), "--procs", procs]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 3 and "not writable" in res.output and "Traceback" not in res.output
+
+
+def test_a_bug_exits_4_apart_from_an_aborted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception nothing expected (here injected into reading the manifest) is a bug: exit 4, one line
+    asking for a report, the traceback only with --debug; never 3, which says the disk or output failed."""
+    import downloader.manifest
+
+    def broken(*args: object) -> object:
+        raise RuntimeError("injected fault")
+
+    (tmp_path / "manifest.jsonl").write_text('{"url": "http://127.0.0.1:9/a.jpg", "status": "ok"}\n')
+    monkeypatch.setattr(downloader.manifest, "failed_rows", broken)
+    res = CliRunner().invoke(main, ["failures", str(tmp_path)])
+    assert res.exit_code == ExitCode.INTERNAL, res.output
+    assert "internal error: RuntimeError: injected fault" in res.output and "report" in res.output
+    assert "Traceback" not in res.output
+    debug = CliRunner().invoke(main, ["failures", str(tmp_path), "--debug"])
+    assert isinstance(debug.exception, RuntimeError)
+    assert len(set(ExitCode)) == len(ExitCode.__members__)  # no two meanings share a code
+
+
+def test_an_os_error_is_no_bug(tmp_path: Path) -> None:
+    """An OSError that reaches the command line is the machine's (here the page's folder is missing): exit
+    3 and one line, as for a full disk; never 4."""
+    (tmp_path / "manifest.jsonl").write_text('{"url": "http://127.0.0.1:9/a.jpg", "status": "ok"}\n')
+    res = CliRunner().invoke(main, ["report", str(tmp_path), "-o", str(tmp_path / "missing" / "r.html")])
+    assert res.exit_code == ExitCode.ABORTED, res.output
+    assert res.output.startswith("error: ") and "No such file" in res.output and "Traceback" not in res.output
 
 
 def test_help_has_examples() -> None:

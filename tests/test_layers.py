@@ -32,7 +32,7 @@ FLOORS: list[tuple[str, list[str]]] = [
             "origin",
         ],
     ),
-    ("processing", ["checks", "robots", "addresses", "stages", "stages.geometry", "stages.images"]),
+    ("processing", ["checks", "robotstxt", "addresses", "stages", "stages.geometry", "stages.images"]),
     (
         "transfer",
         [

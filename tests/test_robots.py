@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from downloader.app.assemble import build_engine
 from downloader.errors import UsageError
-from downloader.robots import normalise, parse
+from downloader.robotstxt import normalise, parse
 from downloader.spec import RunSpec
 from tests.conftest import AiohttpServer, Run, hits
 from tests.faults import ROBOTS, make_app

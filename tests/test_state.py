@@ -9,7 +9,7 @@ import pytest
 
 from downloader.errors import UsageError
 from downloader.keys import archive_digest
-from downloader.state import Archived, State, StateError, Status, parse_url
+from downloader.state import Archived, RunStatus, State, StateError, parse_url
 from downloader.state.drivers import open_state
 from tests.dbs import server_url, state_url
 
@@ -194,6 +194,6 @@ def test_urls_are_taken_apart_and_passwords_hidden() -> None:
 
 
 def test_a_finished_runs_rate_ends_with_its_last_shard() -> None:
-    done = Status(RUN, shards=2, done=2, rows={"rows": 100}, started=0.0, updated=100.0, last_finish=10.0)
-    going = Status(RUN, shards=3, done=2, rows={"rows": 100}, started=0.0, updated=20.0, last_finish=10.0)
+    done = RunStatus(RUN, shards=2, done=2, rows={"rows": 100}, started=0.0, updated=100.0, last_finish=10.0)
+    going = RunStatus(RUN, shards=3, done=2, rows={"rows": 100}, started=0.0, updated=20.0, last_finish=10.0)
     assert (done.rate, done.eta, going.rate) == (10.0, 0.0, 5.0)

@@ -25,10 +25,11 @@ An optional extra (``pip install 'downloader[reqwest]'``).
 from __future__ import annotations
 
 import http
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import timedelta
+from functools import partial
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from .. import errors
 from ..spec import Transport
@@ -156,7 +157,7 @@ class ReqwestBackend(StreamingBackend):
         for n, (target, host) in enumerate(dials):
             request = self._request(target, home, host, through.fresh)
             try:
-                return request, await _enter(request, url, self.timeouts.read_timeout)
+                return request, await head_of(request, url, self.timeouts.read_timeout)
             except errors.ConnectError:
                 if n + 1 == len(dials):
                     raise
@@ -225,7 +226,7 @@ class Hop:
         self._ended = True
 
 
-async def _enter(request: StreamRequest, url: str, read_timeout: float) -> Response:
+async def head_of(request: StreamRequest, url: str, read_timeout: float) -> Response:
     """Send ``request`` to ``url`` and wait for its head, the client's errors translated."""
     try:
         return await request.__aenter__()
@@ -256,7 +257,8 @@ def _reason(status: int) -> str:
         return ""
 
 
-def _causes(exc: Exception) -> list[str]:
+def cause_chain(exc: Exception) -> list[str]:
+    """What pyreqwest says caused ``exc``, outermost first (reqwest's error, then hyper's and the OS's)."""
     details: Any = getattr(exc, "details", None)
     found = details.get("causes") if isinstance(details, dict) else None
     return [c["message"] for c in found or [] if isinstance(c, dict) and "message" in c]
@@ -264,35 +266,73 @@ def _causes(exc: Exception) -> list[str]:
 
 def _cause(exc: Exception) -> str:
     """The innermost cause: the sentence that says what happened (``Connection refused``...)."""
-    causes = _causes(exc)
+    causes = cause_chain(exc)
     return causes[-1] if causes else str(exc.args[0] if exc.args else exc)
 
 
+CONNECTING = "client error (Connect)"
+"""hyper's word, in reqwest's cause chain, for a failure of the connector (the name's lookup, the TCP
+connect, a proxy's tunnel, the TLS handshake); without it the connection was made and what failed came
+after."""
+
+
+class Rule(NamedTuple):
+    """A row of ``HEAD_ERRORS``: the class pyreqwest raises and the sentences its cause chain must hold
+    (each a substring of one cause, as reqwest and hyper word them today: an upgrade may reword them,
+    which tests/test_reqwest_errors.py catches); then our error and its sentence (``why`` the innermost
+    cause, ``t`` the read timeout); ``https`` if only an https URL can match."""
+
+    raised: type[PyreqwestError]
+    causes: tuple[str, ...]
+    error: Callable[[str], errors.DownloadError]
+    sentence: str
+    https: bool = False
+
+
+HEAD_ERRORS: dict[str, Rule] = {
+    # the first row that matches wins; the tests provoke each row once against the real library
+    "connect timeout": Rule(
+        ConnectTimeoutError, (CONNECTING,), partial(errors.Timeout, connecting=True), "connect timed out"
+    ),
+    # reqwest names every timeout before the head a connect timeout: without CONNECTING, the server was silent
+    "read timeout": Rule(ConnectTimeoutError, (), errors.Timeout, "no data for {t:g} s (read timeout)"),
+    "dns": Rule(ConnectError, (CONNECTING, "dns error"), errors.DNSError, "cannot resolve host: {why}"),
+    "refused": Rule(
+        ConnectError, (CONNECTING, "tcp connect error"), errors.ConnectError, "cannot connect: {why}"
+    ),
+    "tunnel": Rule(ConnectError, (CONNECTING, "tunnel"), errors.ConnectError, "cannot connect: {why}"),
+    # connecting to an https URL failed past the lookup, the TCP connect and any tunnel: the handshake
+    "tls": Rule(ConnectError, (CONNECTING,), errors.TLSError, "TLS failure: {why}", https=True),
+}
+"""pyreqwest's errors before the head that are told apart by their words, in the order they are tried."""
+
+
+def head_rule(exc: PyreqwestError, tls: bool) -> str | None:
+    """The name of the first row of ``HEAD_ERRORS`` that ``exc`` matches, if any."""
+    causes = cause_chain(exc)
+    for name, rule in HEAD_ERRORS.items():
+        if not isinstance(exc, rule.raised) or (rule.https and not tls):
+            continue
+        if all(any(text in cause for cause in causes) for text in rule.causes):
+            return name
+    return None
+
+
 def head_error(exc: PyreqwestError, read_timeout: float, tls: bool) -> errors.DownloadError:
-    """pyreqwest's errors before the head arrived, as ``downloader.errors``. reqwest names every timeout
-    before the body a connect timeout; the cause chain says whether connecting was what timed out."""
-    causes, why = _causes(exc), _cause(exc)
-    connecting = "client error (Connect)" in causes
-    if isinstance(exc, ConnectTimeoutError):
-        if connecting:
-            return errors.Timeout("connect timed out", connecting=True)
-        return errors.Timeout(f"no data for {read_timeout:g} s (read timeout)")
+    """pyreqwest's errors before the head arrived, as ``downloader.errors``: by class, then by the rows
+    of ``HEAD_ERRORS``; any other failure is one to connect."""
+    why = _cause(exc)
     if isinstance(exc, BuilderError):
         return errors.InvalidURL(f"invalid URL: {why}")
     if isinstance(exc, RequestPanicError):
         return errors.DownloadError(f"unexpected failure in the HTTP client: {why}")
-    if isinstance(exc, ConnectError) and connecting:
-        return _connect_error(causes, why, tls)
-    return errors.ConnectError(f"connection failed: {why}")
-
-
-def _connect_error(causes: list[str], why: str, tls: bool) -> errors.DownloadError:
-    """A failure while connecting: resolving the name, the TCP connect, or (https) the TLS handshake."""
-    if "dns error" in causes:
-        return errors.DNSError(f"cannot resolve host: {why}")
-    if not tls or "tcp connect error" in causes or any("tunnel" in c.lower() for c in causes):
+    name = head_rule(exc, tls)
+    if name is not None:
+        rule = HEAD_ERRORS[name]
+        return rule.error(rule.sentence.format(why=why, t=read_timeout))
+    if isinstance(exc, ConnectError) and CONNECTING in cause_chain(exc):  # plain http, none of the above
         return errors.ConnectError(f"cannot connect: {why}")
-    return errors.TLSError(f"TLS failure: {why}")
+    return errors.ConnectError(f"connection failed: {why}")
 
 
 def body_error(exc: PyreqwestError, read_timeout: float) -> errors.DownloadError:

@@ -196,19 +196,20 @@ def guarded(func: F) -> F:
             if debug:
                 raise
             raise click.UsageError(str(exc)) from None
-        except RunAborted as exc:
+        except (RunAborted, OSError) as exc:  # an OSError that escapes is the machine's, not a bug
             if debug:
                 raise
             click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            sys.exit(exc.exit_code if isinstance(exc, RunAborted) else ExitCode.ABORTED)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(ExitCode.INTERRUPTED)
-        except Exception as exc:
+        except Exception as exc:  # nothing expected it: a bug, with a code of its own (not a full disk's)
             if debug:
                 raise
-            click.echo(f"error: {type(exc).__name__}: {exc} (--debug shows where)", err=True)
-            sys.exit(ExitCode.ABORTED)
+            name = type(exc).__name__
+            click.echo(f"internal error: {name}: {exc} (a bug: please report it with --debug)", err=True)
+            sys.exit(ExitCode.INTERNAL)
         finally:
             close_logging()
 

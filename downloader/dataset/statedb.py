@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from ..app.assemble import StopFlag
-from ..state import Archived, State, StateError, Status
+from ..state import Archived, RunStatus, State, StateError
 from ..state.drivers import open_state
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class StateThread:
     def archived(self, digests: Sequence[bytes]) -> dict[bytes, Archived]:
         return self.run(self.db.archived(digests))
 
-    def status(self, run: str) -> Status:
+    def status(self, run: str) -> RunStatus:
         return self.run(self.db.status(run))
 
     def __enter__(self) -> Self:

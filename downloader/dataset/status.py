@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..runfile import read, run_id
-from ..state import Lease, Status
+from ..state import Lease, RunStatus
 from ..state.local import STATE_FILE, default_url
 from .files import ShardFiles, read_plan
 from .statedb import StateThread
@@ -31,7 +31,7 @@ def find_state(out: Path | None, url: str | None) -> str:
     return found
 
 
-def read_status(out: Path | None, url: str | None, run: str | None) -> Status:
+def read_status(out: Path | None, url: str | None, run: str | None) -> RunStatus:
     """The status of OUT's run (or ``run``, or the database's latest run)."""
     with StateThread(find_state(out, url)) as db:
         if run is None and out is not None:
@@ -69,7 +69,7 @@ def _lease_line(lease: Lease, now: float) -> str:
     return f"  {lease.shard:05d}  {lease.worker}{since}, {left} (attempt {lease.attempts})"
 
 
-def render(s: Status) -> str:
+def render(s: RunStatus) -> str:
     """The status in lines a person reads."""
     now, rows, total = s.updated or 0.0, s.rows.get("rows", 0), s.settings.get("rows")
     lines = [f"run {s.run}" + (f": {s.settings['out']}" if "out" in s.settings else "")]
@@ -98,14 +98,14 @@ def render(s: Status) -> str:
     return "\n".join(lines)
 
 
-def as_json(s: Status) -> dict[str, Any]:
+def as_json(s: RunStatus) -> dict[str, Any]:
     found = dataclasses.asdict(s)
     del found["done_shards"]
     found.update(left=s.left, rate=s.rate, eta=s.eta)
     return found
 
 
-def rebuild(out: Path, url: str | None) -> Status:
+def rebuild(out: Path, url: str | None) -> RunStatus:
     """Record OUT's run in the state database again from OUT itself: the run and its plan, each done
     shard (its counts, its rows in the archive); a shard the database thought done but OUT does not
     hold is opened again. Run it while no worker writes OUT."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ..backends.base import PageReader
 from ..errors import DownloadError, OptedOut, Timeout, http_error
 from ..models import Job
-from ..robots import Rules, parse
+from ..robotstxt import Rules, parse
 from ..spec import RunSpec
 from .hosts import Hosts
 

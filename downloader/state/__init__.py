@@ -65,7 +65,7 @@ class Lease:
 
 
 @dataclass(slots=True)
-class Status:
+class RunStatus:
     """What ``downloader status`` shows: shards done, running (by whom, since when), left; rows by
     status and failure kind; expired leases; the rate so far and what it makes of the rest."""
 
@@ -155,7 +155,7 @@ class State(Protocol):
     async def archived(self, digests: Sequence[bytes]) -> dict[bytes, Archived]:
         """The archive's entries for these URL digests (those it has)."""
 
-    async def status(self, run: str) -> Status: ...
+    async def status(self, run: str) -> RunStatus: ...
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
-from . import SCHEMA_VERSION, Archived, Lease, State, StateError, Status, Where, chunks
+from . import SCHEMA_VERSION, Archived, Lease, RunStatus, State, StateError, Where, chunks
 from .sql import DIALECTS, SETUP_LOCK, Dialect
 
 TIMEOUT = 60.0
@@ -180,7 +180,7 @@ class SqlState(State):
 
     _mark: ClassVar[str] = "?"
 
-    async def status(self, run: str) -> Status:
+    async def status(self, run: str) -> RunStatus:
         async with self._door("reading the status"):
             head = await self._rows(self.sql.run, (run,))
             shards = await self._rows(self.sql.shards, (run,))
@@ -206,9 +206,9 @@ def _said(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def summarise(run: str, head: Sequence[Any] | None, shards: Sequence[Sequence[Any]], now: float) -> Status:
+def summarise(run: str, head: Sequence[Any] | None, shards: Sequence[Sequence[Any]], now: float) -> RunStatus:
     """A run's status from its row and its shards' rows (``sql.shards``' columns) at the database's time."""
-    status = Status(run, shards=len(shards), updated=now)
+    status = RunStatus(run, shards=len(shards), updated=now)
     if head is not None:
         status.started, status.settings = float(head[1]), json.loads(head[2] or "{}")
     for k, done, worker, since, expires, attempts, finished, _rows, counts in shards:
