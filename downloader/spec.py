@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from .errors import UsageError
 from .models import Naming
@@ -31,6 +31,8 @@ DEFAULT_BACKEND = "reqwest" if importlib.util.find_spec("pyreqwest") else "aioht
 it); else aiohttp, which needs no extra, so the default always runs. Found without importing it."""
 NO_STATE = "none"
 """``--state none``: no state database at all."""
+T = TypeVar("T")
+
 OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
 """The X-Robots-Tag directives a site uses to keep its images out of datasets."""
 
@@ -146,7 +148,7 @@ class Setting:
     help: str
     short: str | None = None
     """A one-letter flag such as ``-o``."""
-    parse: Callable[[str], Any] | None = None
+    parse: Callable[[str], object] | None = None
     """Turns the option's text into the field's value (sizes, headers...)."""
     text_default: str | None = None
     """The default as a user types it, when ``parse`` is set."""
@@ -169,9 +171,41 @@ class Setting:
     """It decides paths or contents: the first run in OUT records it in ``run.json`` for the reruns."""
 
 
-def setting(default: Any, help: str, **meta: Any) -> Any:
-    """A field with a default and its ``Setting``; mutable defaults are not used, so no factory."""
-    return field(default=default, metadata={"setting": Setting(help, **meta)})
+def setting(
+    default: T,
+    help: str,
+    *,
+    short: str | None = None,
+    parse: Callable[[str], object] | None = None,
+    text_default: str | None = None,
+    minimum: float | None = None,
+    above_minimum: bool = False,
+    choices: tuple[str, ...] | None = None,
+    cli: bool = True,
+    flag: str | None = None,
+    multiple: bool = False,
+    library: bool = True,
+    envvar: str | None = None,
+    recorded: bool = False,
+) -> T:
+    """A field with a default and its ``Setting``; mutable defaults are not used, so no factory. The
+    default's type is the field's (``x: int = setting("a", ...)`` fails mypy): a default is checked."""
+    meta = Setting(
+        help,
+        short=short,
+        parse=parse,
+        text_default=text_default,
+        minimum=minimum,
+        above_minimum=above_minimum,
+        choices=choices,
+        cli=cli,
+        flag=flag,
+        multiple=multiple,
+        library=library,
+        envvar=envvar,
+        recorded=recorded,
+    )
+    return field(default=default, metadata={"setting": meta})
 
 
 def setting_of(f: dataclasses.Field[Any]) -> Setting:
