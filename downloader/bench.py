@@ -7,7 +7,7 @@ a measured run. With ``--image-executors`` the image strategies are a third axis
 image options (``--fetch-args``) and one ``--image-executor``; the CPU time then includes the image
 worker processes (the kernel adds a reaped child's to its parent's), while the peak memory stays that of
 the largest single process. Runs go round-robin (A B C A B C …) so a drift in machine load spreads over every
-combination instead of landing on one. This module returns data and strings; only ``cli.py`` prints.
+combination instead of landing on one. This module returns data and strings; only ``cli.bench`` prints.
 """
 
 from __future__ import annotations

@@ -19,11 +19,27 @@ import click
 
 from ..backends import backend_names
 from ..errors import ExitCode, RunAborted, UsageError
-from ..spec import GROUPS, Setting, setting_of
+from ..spec import (
+    GROUPS,
+    Content,
+    Images,
+    Limits,
+    Network,
+    Output,
+    Performance,
+    Retries,
+    Setting,
+    Timeouts,
+    setting_of,
+)
 from .sections import option
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+
+RUN_GROUPS = (Output, Network, Timeouts, Retries, Content, Images, Limits, Performance)
+"""The spec groups of every downloading command (``fetch`` adds the list's, the dataset's and the
+cluster's)."""
 
 SPEC_NAMES = frozenset(f.name for g in GROUPS for f in dataclasses.fields(g))
 """Every setting of the run spec; a command's other parameters (``-q``, ``LIST``) are its own."""
