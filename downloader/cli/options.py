@@ -11,9 +11,9 @@ import dataclasses
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
@@ -36,6 +36,8 @@ from .sections import option
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 
 RUN_GROUPS = (Output, Network, Timeouts, Retries, Content, Images, Limits, Performance)
 """The spec groups of every downloading command (``fetch`` adds the list's, the dataset's and the
@@ -196,15 +198,25 @@ def close_logging() -> None:
     root.handlers = []
 
 
-def guarded(func: F) -> F:
+def _setup_logging_from(params: Mapping[str, object]) -> None:
+    """``setup_logging`` from a command's display options, those it has (``report`` has only --debug)."""
+    log_file = params.get("log_file")
+    setup_logging(
+        quiet=bool(params.get("quiet")),
+        verbose=bool(params.get("verbose")),
+        debug=bool(params.get("debug")),
+        log_file=log_file if isinstance(log_file, Path) else None,
+    )
+
+
+def guarded(func: Callable[P, R]) -> Callable[P, R]:
     """Errors become one line and their exit code; ``--debug`` shows the traceback."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         debug = bool(kwargs.get("debug"))
-        names = ("quiet", "verbose", "debug", "log_file")
         try:
-            setup_logging(**{k: kwargs[k] for k in names if k in kwargs})
+            _setup_logging_from(kwargs)
             return func(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
@@ -228,4 +240,4 @@ def guarded(func: F) -> F:
         finally:
             close_logging()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
