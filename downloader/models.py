@@ -53,7 +53,7 @@ class Job:
     """host:port, for per-host scheduling."""
     error: str | None = None
     error_kind: str | None = None
-    extra: dict[str, Any] | None = None
+    extra: dict[str, object] | None = None
     url_named: bool = True
     may_collide: bool = False
     """Another URL may have the same path (``--names plain``, with or without ``--name-column``)."""
@@ -88,7 +88,7 @@ class Stored:
     path: str
     bytes: int | None = None
     sha256: str | None = None
-    meta: dict[str, Any] | None = None
+    meta: dict[str, object] | None = None
 
 
 @dataclass(slots=True)
@@ -101,7 +101,7 @@ class Fetched:
     content_type: str | None
     ttfb_s: float
     path: str
-    meta: dict[str, Any] | None = None
+    meta: dict[str, object] | None = None
 
 
 @dataclass(slots=True)
@@ -121,8 +121,8 @@ class Result:
     elapsed_s: float = 0.0
     ttfb_s: float | None = None
     error: str | None = None
-    extra: dict[str, Any] | None = None
-    meta: dict[str, Any] | None = None
+    extra: dict[str, object] | None = None
+    meta: dict[str, object] | None = None
     """What a stage learned of the stored sample; written after the manifest's own fields."""
 
     @property

@@ -93,7 +93,7 @@ class Outcome:
 
     body: bytes | None
     kind: str | None
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, object] = field(default_factory=dict)
 
 
 def transform(body: bytes, kind: str | None, opts: Images) -> Outcome:
