@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from .errors import UsageError
 from .models import Naming
@@ -208,12 +208,19 @@ def setting(
     return field(default=default, metadata={"setting": meta})
 
 
+class Group(Protocol):
+    """A group of the spec (``Output``, ``Limits``...): a dataclass of ``setting`` fields under a title."""
+
+    TITLE: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
+
 def setting_of(f: dataclasses.Field[Any]) -> Setting:
     found: Setting = f.metadata["setting"]
     return found
 
 
-def _check(group: Any) -> None:
+def _check(group: Group) -> None:
     """Enforce each field's ``minimum`` and ``choices`` for library callers (click does it for the CLI)."""
     for f in fields(group):
         s, value = setting_of(f), getattr(group, f.name)
@@ -701,7 +708,7 @@ class Cluster:
         return self.rank is not None and self.state not in (None, NO_STATE)
 
 
-GROUPS: tuple[type[Any], ...] = (
+GROUPS: tuple[type[Group], ...] = (
     Output,
     Input,
     Network,
@@ -757,7 +764,8 @@ class RunSpec:
             attr, group = owners[name]
             values.setdefault(attr, {})[name] = _coerce(group, name, value)
         classes = {gf.name: g for gf, g in _group_fields()}
-        return cls(**{attr: classes[attr](**vals) for attr, vals in values.items()})
+        groups: dict[str, Any] = {attr: classes[attr](**vals) for attr, vals in values.items()}
+        return cls(**groups)  # each group by its name: mypy cannot pair them with the fields
 
     def replace(self, **options: Any) -> RunSpec:
         """A copy with some flat settings changed (``spec.replace(concurrency=8, shard=(0, 2))``)."""
@@ -784,18 +792,18 @@ class RunSpec:
 
 
 @functools.cache
-def _owners() -> dict[str, tuple[str, type[Any]]]:
+def _owners() -> dict[str, tuple[str, type[Group]]]:
     """Each setting's group: the ``RunSpec`` attribute that holds it, and the group's class."""
     return {f.name: (gf.name, g) for gf, g in _group_fields() for f in fields(g)}
 
 
-def _group_fields() -> Iterator[tuple[dataclasses.Field[Any], type[Any]]]:
+def _group_fields() -> Iterator[tuple[dataclasses.Field[Any], type[Group]]]:
     by_name = {g.__name__: g for g in GROUPS}
     for gf in fields(RunSpec):
         yield gf, by_name[str(gf.type)]
 
 
-def _coerce(group: type[Any], name: str, value: Any) -> Any:
+def _coerce(group: type[Group], name: str, value: Any) -> Any:
     """A library caller's value in the field's own type: text parsed as the CLI would parse it."""
     (f,) = [f for f in fields(group) if f.name == name]
     s = setting_of(f)

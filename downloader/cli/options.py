@@ -21,6 +21,7 @@ from ..backends import backend_names
 from ..errors import ExitCode, RunAborted, UsageError
 from ..spec import (
     GROUPS,
+    Group,
     Content,
     Images,
     Limits,
@@ -47,8 +48,12 @@ SPEC_NAMES = frozenset(f.name for g in GROUPS for f in dataclasses.fields(g))
 """Every setting of the run spec; a command's other parameters (``-q``, ``LIST``) are its own."""
 
 
-def _parse(parser: Callable[[str], T]) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+def _parse(
+    parser: Callable[[str], T],
+) -> Callable[[click.Context, click.Parameter, str | tuple[str, ...] | None], T | tuple[T, ...] | None]:
+    def callback(
+        ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...] | None
+    ) -> T | tuple[T, ...] | None:
         if value is None:
             return None
         try:
@@ -61,7 +66,9 @@ def _parse(parser: Callable[[str], T]) -> Callable[[click.Context, click.Paramet
     return callback
 
 
-def _type(f: dataclasses.Field[Any], s: Setting) -> Any:
+def _type(
+    f: dataclasses.Field[Any], s: Setting
+) -> click.Choice[str] | click.IntRange | click.FloatRange | click.Path | None:
     """The click type of a field: a choice, a range for numbers, a path, or text."""
     if s.choices:
         return click.Choice(backend_names() if s.choices == ("@backends",) else s.choices)
@@ -76,7 +83,7 @@ def _type(f: dataclasses.Field[Any], s: Setting) -> Any:
     return None
 
 
-def make_option(f: dataclasses.Field[Any], s: Setting, **override: Any) -> Any:
+def make_option(f: dataclasses.Field[Any], s: Setting, **override: Any) -> Callable[[F], F]:
     """One click option for one spec field."""
     decls = [s.short] if s.short else []
     if s.multiple:  # one value per flag (-H, --dns-server), collected into the tuple
@@ -99,12 +106,12 @@ def make_option(f: dataclasses.Field[Any], s: Setting, **override: Any) -> Any:
 
 
 def spec_options(
-    *groups: type[Any], extra: list[Callable[[F], F]] | None = None, **overrides: dict[str, Any]
+    *groups: type[Group], extra: list[Callable[[F], F]] | None = None, **overrides: dict[str, Any]
 ) -> Callable[[F], F]:
     """Add the CLI settings of ``groups`` to a command, in a help section per group title, then the
     ``extra`` options (a command's own, each naming its section); ``overrides`` changes one setting's
     option."""
-    decorators = [
+    decorators: list[Callable[[F], F]] = [
         make_option(f, s, section=group.TITLE, **overrides.get(f.name, {}))
         for group in groups
         for f in dataclasses.fields(group)
