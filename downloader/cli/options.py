@@ -21,8 +21,8 @@ from ..backends import backend_names
 from ..errors import ExitCode, RunAborted, UsageError
 from ..spec import (
     GROUPS,
-    Group,
     Content,
+    Group,
     Images,
     Limits,
     Network,
