@@ -6,7 +6,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 
 class Status(StrEnum):
@@ -240,7 +239,7 @@ class Stats:
     def mb_per_s(self) -> float:
         return self.bytes / 1e6 / self.wall_s if self.wall_s > 0 else 0.0
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         q = self.latency.quantile
         return {
             "backend": self.backend,

@@ -752,14 +752,14 @@ class RunSpec:
     cluster: Cluster = field(default_factory=Cluster)
 
     @classmethod
-    def from_options(cls, **options: Any) -> RunSpec:
+    def from_options(cls, **options: object) -> RunSpec:
         """Build from flat keywords (``concurrency=32, timeout=30``), naming any unknown one. Text is
         accepted where the CLI takes text (``max_size="8MiB"``, ``headers={"Referer": ...}``)."""
         owners = _owners()
         unknown = sorted(set(options) - set(owners))
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(unknown)}")
-        values: dict[str, dict[str, Any]] = {}
+        values: dict[str, dict[str, object]] = {}
         for name, value in options.items():
             attr, group = owners[name]
             values.setdefault(attr, {})[name] = _coerce(group, name, value)
@@ -767,17 +767,17 @@ class RunSpec:
         groups: dict[str, Any] = {attr: classes[attr](**vals) for attr, vals in values.items()}
         return cls(**groups)  # each group by its name: mypy cannot pair them with the fields
 
-    def replace(self, **options: Any) -> RunSpec:
+    def replace(self, **options: object) -> RunSpec:
         """A copy with some flat settings changed (``spec.replace(concurrency=8, shard=(0, 2))``)."""
         owners = _owners()
-        changes: dict[str, dict[str, Any]] = {}
+        changes: dict[str, dict[str, object]] = {}
         for name, value in options.items():
             changes.setdefault(owners[name][0], {})[name] = value
         return dataclasses.replace(
             self, **{a: dataclasses.replace(getattr(self, a), **c) for a, c in changes.items()}
         )
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str) -> object:
         """One setting by its flat name (``spec.get("layout")``)."""
         return getattr(getattr(self, _owners()[name][0]), name)
 
@@ -803,7 +803,7 @@ def _group_fields() -> Iterator[tuple[dataclasses.Field[Any], type[Group]]]:
         yield gf, by_name[str(gf.type)]
 
 
-def _coerce(group: type[Group], name: str, value: Any) -> Any:
+def _coerce(group: type[Group], name: str, value: Any) -> object:
     """A library caller's value in the field's own type: text parsed as the CLI would parse it."""
     (f,) = [f for f in fields(group) if f.name == name]
     s = setting_of(f)
