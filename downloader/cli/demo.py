@@ -58,11 +58,12 @@ def demo(count: int, latency: float, **params: Any) -> None:
     from ..app.run import demo as run_demo
 
     settings = split_params(params)
+    kept = settings["out"] if isinstance(settings["out"], Path) else None  # -o: the summary names it
     with tempfile.TemporaryDirectory(prefix="downloader-demo-") as tmp:
-        settings["out"] = settings["out"] or Path(tmp)
+        settings["out"] = kept or Path(tmp)
         ui = make_ui(params["quiet"], params["progress"], params["progress_interval"])
         stats = run_demo(RunSpec.from_options(**settings), count, latency, ui)
-    finish(stats, params["quiet"], None if settings["out"] == Path(tmp) else settings["out"])
+    finish(stats, params["quiet"], kept)
 
 
 @click.command(cls=Command)

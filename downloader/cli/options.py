@@ -35,7 +35,7 @@ from ..spec import (
 )
 from .sections import option
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., object])
 T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
@@ -83,7 +83,7 @@ def _type(
     return None
 
 
-def make_option(f: dataclasses.Field[Any], s: Setting, **override: Any) -> Callable[[F], F]:
+def make_option(f: dataclasses.Field[Any], s: Setting, **override: object) -> Callable[[F], F]:
     """One click option for one spec field."""
     decls = [s.short] if s.short else []
     if s.multiple:  # one value per flag (-H, --dns-server), collected into the tuple
@@ -106,7 +106,7 @@ def make_option(f: dataclasses.Field[Any], s: Setting, **override: Any) -> Calla
 
 
 def spec_options(
-    *groups: type[Group], extra: list[Callable[[F], F]] | None = None, **overrides: dict[str, Any]
+    *groups: type[Group], extra: list[Callable[[F], F]] | None = None, **overrides: Mapping[str, object]
 ) -> Callable[[F], F]:
     """Add the CLI settings of ``groups`` to a command, in a help section per group title, then the
     ``extra`` options (a command's own, each naming its section); ``overrides`` changes one setting's
@@ -192,7 +192,7 @@ def explicit_settings() -> frozenset[str]:
     return frozenset(name for name in SPEC_NAMES if ctx.get_parameter_source(name) in given)
 
 
-def split_params(params: dict[str, Any]) -> dict[str, Any]:
+def split_params(params: dict[str, Any]) -> dict[str, object]:
     """Take the run spec's settings out of a command's parameters (the rest stay for the command)."""
     return {name: params.pop(name) for name in list(params) if name in SPEC_NAMES}
 
