@@ -57,29 +57,23 @@ class _Sample:
     def __init__(self, spool: Spool, rel: str) -> None:
         self._spool, self._rel, self._pieces = spool, rel, list[bytes]()
 
-    def _add(self, piece: bytes) -> None:
-        self._pieces.append(piece)
-
     def _store(self, kind: str | None) -> Stored:
         stored = self._spool.store(self._rel, kind, self._pieces)
         self._pieces = []
         return stored
-
-    def _drop(self) -> None:
-        self._pieces = []
 
 
 class _Writer(_Sample):
     """A worker thread's writer (``SyncSampleWriter``)."""
 
     def write(self, piece: bytes) -> None:
-        self._add(piece)
+        self._pieces.append(piece)
 
     def commit(self, kind: str | None) -> Stored:
         return self._store(kind)
 
     def abort(self) -> None:
-        self._drop()
+        self._pieces = []
 
 
 class _AsyncWriter(_Sample):
@@ -87,13 +81,13 @@ class _AsyncWriter(_Sample):
     than a thread hop."""
 
     async def write(self, piece: bytes) -> None:
-        self._add(piece)
+        self._pieces.append(piece)
 
     async def commit(self, kind: str | None) -> Stored:
         return self._store(kind)
 
     async def abort(self) -> None:
-        self._drop()
+        self._pieces = []
 
 
 class SpoolOutput:
