@@ -11,12 +11,8 @@ from __future__ import annotations
 import click
 
 from ..version import __version__
-from .bench import bench
-from .demo import demo, origin
-from .fetch import fetch
-from .report import failures, report
+from . import bench, demo, fetch, report, state  # the modules: a command's name is its module's
 from .sections import Group
-from .state import state, status
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -35,11 +31,11 @@ def main() -> None:
     """
 
 
-main.add_command(fetch)
-main.add_command(demo)
-main.add_command(failures)
-main.add_command(report)
-main.add_command(origin)
-main.add_command(bench)
-main.add_command(status)
-main.add_command(state)
+main.add_command(fetch.fetch)
+main.add_command(demo.demo)
+main.add_command(demo.origin)
+main.add_command(report.report)
+main.add_command(report.failures)
+main.add_command(bench.bench)
+main.add_command(state.status)
+main.add_command(state.state)
