@@ -7,7 +7,7 @@ a measured run. With ``--image-executors`` the image strategies are a third axis
 image options (``--fetch-args``) and one ``--image-executor``; the CPU time then includes the image
 worker processes (the kernel adds a reaped child's to its parent's), while the peak memory stays that of
 the largest single process. Runs go round-robin (A B C A B C …) so a drift in machine load spreads over every
-combination instead of landing on one. This module returns data and strings; only ``cli.py`` prints.
+combination instead of landing on one. This module returns data and strings; only ``cli.bench`` prints.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from .report.svg import line_chart
 
 if TYPE_CHECKING:
     from resource import struct_rusage
+
+    from matplotlib.axes import Axes
 
 log = logging.getLogger(__name__)
 
@@ -491,7 +493,7 @@ def format_run(index: int, total: int, run: Run) -> str:
     return head + f"{run.files_per_s:.0f} files/s, CPU {run.cpu_s:.2f} s, {run.peak_rss_mb:.0f} MB{tail}"
 
 
-def write_json(path: Path, runs: Sequence[Run], rows: Sequence[Row], settings: Mapping[str, Any]) -> None:
+def write_json(path: Path, runs: Sequence[Run], rows: Sequence[Row], settings: Mapping[str, object]) -> None:
     """Every raw run plus the medians, so a later look can recompute anything the table rounds away."""
     doc = {
         "settings": dict(settings),
@@ -501,7 +503,7 @@ def write_json(path: Path, runs: Sequence[Run], rows: Sequence[Row], settings: M
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
 
 
-def write_html(path: Path, rows: Sequence[Row], settings: Mapping[str, Any]) -> None:
+def write_html(path: Path, rows: Sequence[Row], settings: Mapping[str, object]) -> None:
     """The comparison as a page like ``downloader report``'s: files/s and p95 latency against ``-c``
     (log-2 axis), one line per backend, then the table of medians and the settings."""
     levels = sorted({r.concurrency for r in rows})
@@ -536,7 +538,7 @@ def _series(rows: Sequence[Row], field: str) -> list[tuple[str, list[tuple[float
     return list(lines.items())
 
 
-def _setting_rows(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+def _setting_rows(settings: Mapping[str, object]) -> list[tuple[str, str]]:
     return [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in settings.items()]
 
 
@@ -578,7 +580,7 @@ def plot(rows: Sequence[Row], path: Path, subtitle: str = "") -> None:
         plt.close(fig)
 
 
-def _decorate(ax: Any, concurrencies: list[int], subtitle: str, banded: bool) -> None:
+def _decorate(ax: Axes, concurrencies: list[int], subtitle: str, banded: bool) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xticks(concurrencies, [str(c) for c in concurrencies])
     ax.minorticks_off()

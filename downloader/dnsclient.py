@@ -17,6 +17,8 @@ from .errors import UsageError
 
 if TYPE_CHECKING:
     import dns.message
+    import dns.name
+    import dns.rdatatype
 
 Status = Literal["ok", "nxdomain", "nodata", "servfail", "timeout", "error"]
 NEGATIVE_TTL = 60.0
@@ -58,13 +60,15 @@ async def ask(host: str, server: tuple[str, int], wait: float) -> Reply:
     return _merge(a, aaaa)
 
 
-async def _query(name: object, rdtype: object, server: tuple[str, int], wait: float) -> Reply:
+async def _query(
+    name: dns.name.Name, rdtype: dns.rdatatype.RdataType, server: tuple[str, int], wait: float
+) -> Reply:
     """One question, read into a ``Reply`` (never raises for what the network or the server did)."""
     import dns.asyncquery
     import dns.exception
     import dns.message
 
-    query = dns.message.make_query(name, rdtype)  # type: ignore[arg-type]
+    query = dns.message.make_query(name, rdtype)
     try:
         response, _tcp = await dns.asyncquery.udp_with_fallback(query, server[0], wait, server[1])
     except dns.exception.Timeout:

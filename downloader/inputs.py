@@ -26,13 +26,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from .arrow import parquet
 from .errors import InvalidInput, InvalidURL, UsageError
 from .models import Job, Naming
 from .names import DEFAULT_NAMING
 from .sources import NOT_MINE, make_job, read_lines
+
+if TYPE_CHECKING:
+    from _csv import Reader
 
 T = TypeVar("T")
 FORMATS = ("txt", "csv", "tsv", "jsonl", "parquet")
@@ -46,7 +49,7 @@ MAX_COUNT_BYTES = 256 << 20
 """``count_rows`` counts newlines only in plain files up to this size; the bar does without a total above."""
 PARQUET_BATCH = 8192
 """Rows decoded at once from Parquet: large enough to amortise Arrow's per-batch cost, small in memory."""
-_PAGE_READS: dict[str, Any] = {"pre_buffer": False, "buffer_size": 1 << 20}
+_PAGE_READS: dict[str, object] = {"pre_buffer": False, "buffer_size": 1 << 20}
 """Read column chunks a megabyte at a time: pyarrow's default pre-buffers a row group's whole chunks, which
 for a list written as one row group means holding every URL in memory."""
 _MAX_RAW = 1000  # characters of an unparsable line kept as the manifest row's ``url``
@@ -115,7 +118,7 @@ def rows_in(source: str, *, input_format: str | None = None, url_column: str = "
 
 
 def jobs_from_rows(
-    rows: Iterable[str | Mapping[str, Any]],
+    rows: Iterable[str | Mapping[str, object]],
     naming: Naming = DEFAULT_NAMING,
     *,
     url_column: str = "url",
@@ -241,20 +244,20 @@ class _Columns:
         wanted = {self.url, *self.keep, *((self.name,) if self.name else ())}
         return [n for n in names if n in wanted]
 
-    def extra(self, row: Mapping[str, Any]) -> dict[str, Any] | None:
+    def extra(self, row: Mapping[str, object]) -> dict[str, object] | None:
         names = [k for k in row if k != self.url] if self.keep_all else list(self.keep)
         if self.name and not self.keep_all and self.name not in names:
             names.append(self.name)  # the name column is carried too, so --retry-failed names alike
         return {str(k): _jsonable(row.get(k)) for k in names} or None  # a dict row's keys may be anything
 
-    def stem(self, row: Mapping[str, Any]) -> str | None:
+    def stem(self, row: Mapping[str, object]) -> str | None:
         """The file name's stem from ``name_column``; a missing or empty value falls back to the URL's."""
         value = row.get(self.name) if self.name else None
         text = "" if value is None else str(_jsonable(value)).strip()
         return text or None
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     """``value`` as JSON the manifest can hold: dates as ISO text, bytes as UTF-8 text, NaN and infinity
     as null (they are not JSON), anything else unknown as its ``str``."""
     if value is None or isinstance(value, str | bool | int):
@@ -274,20 +277,20 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _invalid(line: int, problem: str, url: str = "", extra: dict[str, Any] | None = None) -> Job:
+def _invalid(line: int, problem: str, url: str = "", extra: dict[str, object] | None = None) -> Job:
     return Job(url=url, line=line, error=problem, error_kind=InvalidInput.kind, extra=extra)
 
 
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
 
 
-def _json_type(value: Any) -> str:
+def _json_type(value: object) -> str:
     return _JSON_TYPES.get(
         type(value), "a number" if isinstance(value, int | float) else type(value).__name__
     )
 
 
-def _url_problem(row: Mapping[str, Any], column: str) -> str | None:
+def _url_problem(row: Mapping[str, object], column: str) -> str | None:
     """Why a row has no usable URL, or None when it has one."""
     if column not in row:
         return f"has no {column!r} field"
@@ -299,15 +302,13 @@ def _url_problem(row: Mapping[str, Any], column: str) -> str | None:
     return None if value.strip() else f"has an empty {column!r}"
 
 
-def _row_job(line: int, where: str, row: Mapping[str, Any], columns: _Columns, naming: Naming) -> Job:
+def _row_job(line: int, where: str, row: Mapping[str, object], columns: _Columns, naming: Naming) -> Job:
     """The job for one parsed row (a dict of column to value); ``where`` names it for an error."""
     extra = columns.extra(row)
-    problem = _url_problem(row, columns.url)
-    if problem:
-        url = row.get(columns.url)
+    problem, url = _url_problem(row, columns.url), row.get(columns.url)
+    if problem or not isinstance(url, str):  # a URL without a problem is a string: said for mypy
         return _invalid(line, f"{where} {problem}", url if isinstance(url, str) else "", extra)
-    url = row[columns.url].strip()
-    return make_job(line, url, naming, stem=columns.stem(row), extra=extra)
+    return make_job(line, url.strip(), naming, stem=columns.stem(row), extra=extra)
 
 
 # -- text: opening, bounded lines ----------------------------------------------------------------------
@@ -384,7 +385,7 @@ def _csv_jobs(fmt: str, source: str, naming: Naming, columns: _Columns) -> Itera
                     yield _csv_row_job(line, row, header, columns, naming, sep=reader.dialect.delimiter)
 
 
-def _header(reader: Any, fmt: str) -> list[str]:
+def _header(reader: Reader, fmt: str) -> list[str]:
     """The first row that is not blank, names trimmed; ``[]`` for an empty list."""
     try:
         for row in reader:
@@ -395,7 +396,7 @@ def _header(reader: Any, fmt: str) -> list[str]:
     return []
 
 
-def _csv_rows(reader: Any, lines: _Lines, fmt: str) -> Iterator[tuple[int, list[str] | str]]:
+def _csv_rows(reader: Reader, lines: _Lines, fmt: str) -> Iterator[tuple[int, list[str] | str]]:
     """(line, fields) of each row, or (line, problem) for a row the parser rejects. ``line`` is the
     physical line where the row starts (the header is line 1): a quoted field spanning lines does not
     shift the numbers of the rows after it."""

@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .errors import UsageError
 
@@ -33,7 +33,7 @@ def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-def run_loop(coro: Coroutine[Any, Any, T], loop: str) -> T:
+def run_loop(coro: Coroutine[object, None, T], loop: str) -> T:
     """Run ``coro`` to its end on a new loop of the chosen kind, with the collector tuned."""
     wrapped = collector_tuned(coro)
     try:

@@ -6,7 +6,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 
 class Status(StrEnum):
@@ -56,7 +55,7 @@ class Job:
     """host:port, for per-host scheduling."""
     error: str | None = None
     error_kind: str | None = None
-    extra: dict[str, Any] | None = None
+    extra: dict[str, object] | None = None
     url_named: bool = True
     may_collide: bool = False
     """Another URL may have the same path (``--names plain``, with or without ``--name-column``)."""
@@ -91,7 +90,7 @@ class Stored:
     path: str
     bytes: int | None = None
     sha256: str | None = None
-    meta: dict[str, Any] | None = None
+    meta: dict[str, object] | None = None
 
 
 @dataclass(slots=True)
@@ -104,7 +103,7 @@ class Fetched:
     content_type: str | None
     ttfb_s: float
     path: str
-    meta: dict[str, Any] | None = None
+    meta: dict[str, object] | None = None
 
 
 @dataclass(slots=True)
@@ -124,8 +123,8 @@ class Result:
     elapsed_s: float = 0.0
     ttfb_s: float | None = None
     error: str | None = None
-    extra: dict[str, Any] | None = None
-    meta: dict[str, Any] | None = None
+    extra: dict[str, object] | None = None
+    meta: dict[str, object] | None = None
     """What a stage learned of the stored sample; written after the manifest's own fields."""
 
     @property
@@ -243,7 +242,7 @@ class Stats:
     def mb_per_s(self) -> float:
         return self.bytes / 1e6 / self.wall_s if self.wall_s > 0 else 0.0
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         q = self.latency.quantile
         return {
             "backend": self.backend,

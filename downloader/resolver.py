@@ -19,13 +19,17 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .addresses import is_listed_local, parse_ip
 from .dnsclient import Reply, ask, require
 from .spec import Network
+
+if TYPE_CHECKING:  # the gate is a floor up; it keeps its decisions here
+    from .backends.gate import Pass
 
 MIN_TTL = 1.0
 """An answer is kept at least this long, so a TTL of 0 costs one query per second, not one per URL."""
@@ -43,7 +47,7 @@ class Entry:
     retryable: bool = False
     listed_local: bool = False
     """The host is an address or ``localhost``: listed, it may reach private space (``addresses``)."""
-    passes: dict[bool, Any] = field(default_factory=dict)
+    passes: dict[bool, Pass] = field(default_factory=dict)
     """What the gate decided for this answer, by whether the chain may reach private space."""
 
 
@@ -132,7 +136,7 @@ class Resolver:
             return Entry((), now + max(reply.ttl, MIN_TTL), f"{what} ({source(reply)})")
         return Entry((), 0.0, self._temporary(reply, tries), retryable=True)
 
-    def _source(self, tries: int) -> Any:
+    def _source(self, tries: int) -> Callable[[Reply], str]:
         """Who answered, for a definite answer's sentence."""
         if not self.servers:
             return lambda r: f"the system resolver: {r.detail}"

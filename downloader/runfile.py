@@ -17,7 +17,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from .errors import UsageError
 from .spec import GROUPS, RunSpec, setting_of
@@ -31,11 +31,11 @@ def recorded_settings() -> list[str]:
     return [f.name for g in GROUPS for f in dataclasses.fields(g) if setting_of(f).recorded]
 
 
-def _values(spec: RunSpec) -> dict[str, Any]:
+def _values(spec: RunSpec) -> dict[str, object]:
     return {name: _jsonable(spec.get(name)) for name in recorded_settings()}
 
 
-def _jsonable(value: Any) -> Any:
+def _jsonable(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
@@ -43,7 +43,7 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _document(out: Path) -> dict[str, Any] | None:
+def _document(out: Path) -> _Document | None:
     """The whole file, or None when OUT has none yet."""
     try:
         text = (out / RUN_FILE).read_text(encoding="utf-8")
@@ -57,17 +57,17 @@ def _document(out: Path) -> dict[str, Any] | None:
         raise UsageError(
             f"{out / RUN_FILE} is damaged ({exc}); remove it to start that record anew"
         ) from None
-    found: dict[str, Any] = data
+    found: _Document = data
     return found
 
 
-def read(out: Path) -> dict[str, Any] | None:
+def read(out: Path) -> dict[str, object] | None:
     """The recorded settings, or None when OUT has no run file yet."""
     data = _document(out)
     return None if data is None else dict(data["settings"])
 
 
-def _temporary(out: Path, settings: dict[str, Any], run: str) -> Path:
+def _temporary(out: Path, settings: dict[str, object], run: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".{RUN_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
     doc = {"version": 1, "run": run, "settings": settings}
@@ -75,7 +75,7 @@ def _temporary(out: Path, settings: dict[str, Any], run: str) -> Path:
     return tmp
 
 
-def write(out: Path, settings: dict[str, Any]) -> None:
+def write(out: Path, settings: dict[str, object]) -> None:
     """Write ``run.json`` whole, under a temporary name first (a crash never leaves half of it); the
     run's id is kept."""
     data = _document(out)
@@ -83,7 +83,7 @@ def write(out: Path, settings: dict[str, Any]) -> None:
     os.replace(_temporary(out, settings, run), out / RUN_FILE)
 
 
-def create(out: Path, settings: dict[str, Any]) -> bool:
+def create(out: Path, settings: dict[str, object]) -> bool:
     """The first record of OUT, with a new run id, made only if no other worker made it first (a hard
     link never replaces a file); whether this one did."""
     tmp = _temporary(out, settings, _new_id())
@@ -97,6 +97,14 @@ def create(out: Path, settings: dict[str, Any]) -> bool:
     finally:
         tmp.unlink(missing_ok=True)
     return True
+
+
+class _Document(TypedDict):
+    """``run.json`` as read: its run's id (a file older than ids has none) and the recorded settings."""
+
+    version: NotRequired[int]
+    run: NotRequired[str]
+    settings: dict[str, object]
 
 
 def _new_id() -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from .errors import InvalidURL
 from .keys import claim_key, digest64
@@ -40,7 +39,7 @@ def make_job(
     naming: Naming = DEFAULT_NAMING,
     *,
     stem: str | None = None,
-    extra: dict[str, Any] | None = None,
+    extra: dict[str, object] | None = None,
 ) -> Job:
     """A ``Job`` for one input row; a bad URL becomes a job that carries its error instead."""
     part = naming.part

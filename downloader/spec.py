@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from .errors import UsageError
 from .models import Naming
@@ -31,6 +31,8 @@ DEFAULT_BACKEND = "reqwest" if importlib.util.find_spec("pyreqwest") else "aioht
 it); else aiohttp, which needs no extra, so the default always runs. Found without importing it."""
 NO_STATE = "none"
 """``--state none``: no state database at all."""
+T = TypeVar("T")
+
 OPT_OUT_DIRECTIVES = ("noai", "noimageai", "noindex", "noimageindex")
 """The X-Robots-Tag directives a site uses to keep its images out of datasets."""
 
@@ -146,7 +148,7 @@ class Setting:
     help: str
     short: str | None = None
     """A one-letter flag such as ``-o``."""
-    parse: Callable[[str], Any] | None = None
+    parse: Callable[[str], object] | None = None
     """Turns the option's text into the field's value (sizes, headers...)."""
     text_default: str | None = None
     """The default as a user types it, when ``parse`` is set."""
@@ -169,9 +171,48 @@ class Setting:
     """It decides paths or contents: the first run in OUT records it in ``run.json`` for the reruns."""
 
 
-def setting(default: Any, help: str, **meta: Any) -> Any:
-    """A field with a default and its ``Setting``; mutable defaults are not used, so no factory."""
-    return field(default=default, metadata={"setting": Setting(help, **meta)})
+def setting(
+    default: T,
+    help: str,
+    *,
+    short: str | None = None,
+    parse: Callable[[str], object] | None = None,
+    text_default: str | None = None,
+    minimum: float | None = None,
+    above_minimum: bool = False,
+    choices: tuple[str, ...] | None = None,
+    cli: bool = True,
+    flag: str | None = None,
+    multiple: bool = False,
+    library: bool = True,
+    envvar: str | None = None,
+    recorded: bool = False,
+) -> T:
+    """A field with a default and its ``Setting``; mutable defaults are not used, so no factory. The
+    default's type is the field's (``x: int = setting("a", ...)`` fails mypy): a default is checked."""
+    meta = Setting(
+        help,
+        short=short,
+        parse=parse,
+        text_default=text_default,
+        minimum=minimum,
+        above_minimum=above_minimum,
+        choices=choices,
+        cli=cli,
+        flag=flag,
+        multiple=multiple,
+        library=library,
+        envvar=envvar,
+        recorded=recorded,
+    )
+    return field(default=default, metadata={"setting": meta})
+
+
+class Group(Protocol):
+    """A group of the spec (``Output``, ``Limits``...): a dataclass of ``setting`` fields under a title."""
+
+    TITLE: ClassVar[str]
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
 
 def setting_of(f: dataclasses.Field[Any]) -> Setting:
@@ -179,7 +220,7 @@ def setting_of(f: dataclasses.Field[Any]) -> Setting:
     return found
 
 
-def _check(group: Any) -> None:
+def _check(group: Group) -> None:
     """Enforce each field's ``minimum`` and ``choices`` for library callers (click does it for the CLI)."""
     for f in fields(group):
         s, value = setting_of(f), getattr(group, f.name)
@@ -667,7 +708,7 @@ class Cluster:
         return self.rank is not None and self.state not in (None, NO_STATE)
 
 
-GROUPS: tuple[type[Any], ...] = (
+GROUPS: tuple[type[Group], ...] = (
     Output,
     Input,
     Network,
@@ -711,31 +752,32 @@ class RunSpec:
     cluster: Cluster = field(default_factory=Cluster)
 
     @classmethod
-    def from_options(cls, **options: Any) -> RunSpec:
+    def from_options(cls, **options: object) -> RunSpec:
         """Build from flat keywords (``concurrency=32, timeout=30``), naming any unknown one. Text is
         accepted where the CLI takes text (``max_size="8MiB"``, ``headers={"Referer": ...}``)."""
         owners = _owners()
         unknown = sorted(set(options) - set(owners))
         if unknown:
             raise TypeError(f"unknown option(s): {', '.join(unknown)}")
-        values: dict[str, dict[str, Any]] = {}
+        values: dict[str, dict[str, object]] = {}
         for name, value in options.items():
             attr, group = owners[name]
             values.setdefault(attr, {})[name] = _coerce(group, name, value)
         classes = {gf.name: g for gf, g in _group_fields()}
-        return cls(**{attr: classes[attr](**vals) for attr, vals in values.items()})
+        groups: dict[str, Any] = {attr: classes[attr](**vals) for attr, vals in values.items()}
+        return cls(**groups)  # each group by its name: mypy cannot pair them with the fields
 
-    def replace(self, **options: Any) -> RunSpec:
+    def replace(self, **options: object) -> RunSpec:
         """A copy with some flat settings changed (``spec.replace(concurrency=8, part=(0, 2))``)."""
         owners = _owners()
-        changes: dict[str, dict[str, Any]] = {}
+        changes: dict[str, dict[str, object]] = {}
         for name, value in options.items():
             changes.setdefault(owners[name][0], {})[name] = value
         return dataclasses.replace(
             self, **{a: dataclasses.replace(getattr(self, a), **c) for a, c in changes.items()}
         )
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str) -> object:
         """One setting by its flat name (``spec.get("layout")``)."""
         return getattr(getattr(self, _owners()[name][0]), name)
 
@@ -750,18 +792,18 @@ class RunSpec:
 
 
 @functools.cache
-def _owners() -> dict[str, tuple[str, type[Any]]]:
+def _owners() -> dict[str, tuple[str, type[Group]]]:
     """Each setting's group: the ``RunSpec`` attribute that holds it, and the group's class."""
     return {f.name: (gf.name, g) for gf, g in _group_fields() for f in fields(g)}
 
 
-def _group_fields() -> Iterator[tuple[dataclasses.Field[Any], type[Any]]]:
+def _group_fields() -> Iterator[tuple[dataclasses.Field[Any], type[Group]]]:
     by_name = {g.__name__: g for g in GROUPS}
     for gf in fields(RunSpec):
         yield gf, by_name[str(gf.type)]
 
 
-def _coerce(group: type[Any], name: str, value: Any) -> Any:
+def _coerce(group: type[Group], name: str, value: Any) -> object:
     """A library caller's value in the field's own type: text parsed as the CLI would parse it."""
     (f,) = [f for f in fields(group) if f.name == name]
     s = setting_of(f)

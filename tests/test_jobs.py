@@ -50,7 +50,7 @@ def test_a_shard_keeps_exactly_its_own_rows_with_plain_names(layout: str) -> Non
 
 
 def test_a_job_carries_its_row() -> None:
-    extra = {"label": "cat"}
+    extra: dict[str, object] = {"label": "cat"}
     job = make_job(7, "http://Host:8080/a/cat.jpg?s=1", Naming("plain", "host"), extra=extra)
     assert (job.url, job.line, job.key) == (
         "http://Host:8080/a/cat.jpg?s=1",

@@ -69,7 +69,21 @@ FLOORS: list[tuple[str, list[str]]] = [
     ),
     ("run", ["app.run", "app.api"]),
     ("side", ["report.collect", "report.svg", "report.page", "report", "bench"]),
-    ("commands", ["cli.sections", "cli.options", "cli.state", "cli", "__main__"]),
+    (
+        "commands",
+        [
+            "cli.sections",
+            "cli.options",
+            "cli.ui",
+            "cli.state",
+            "cli.fetch",
+            "cli.demo",
+            "cli.report",
+            "cli.bench",
+            "cli",
+            "__main__",
+        ],
+    ),
 ]
 LAYERS = {room: i for i, (_floor, rooms) in enumerate(FLOORS) for room in rooms}
 ORDER = {room: n for n, room in enumerate(r for _floor, rooms in FLOORS for r in rooms)}
@@ -79,7 +93,17 @@ OWNERS = {
     "requests": {"backends.sync"},
     "urllib3": {"backends.sync"},
     "aiofiles": {"writers.files"},
-    "click": {"cli", "cli.sections", "cli.options", "cli.state"},
+    "click": {
+        "cli",
+        "cli.sections",
+        "cli.options",
+        "cli.ui",
+        "cli.state",
+        "cli.fetch",
+        "cli.demo",
+        "cli.report",
+        "cli.bench",
+    },
     "uvloop": {"loop"},
     "tqdm": {"app.progress"},
     "matplotlib": {"bench"},

@@ -103,7 +103,7 @@ def test_the_structures_stay_bounded() -> None:
         top.add("big", "e", sub="k")
         top.add(f"h{i}")
     assert len(top.counts) <= 10 and top.most(1)[0][:2] == ("big", 100) and top.approximate
-    sample = Reservoir(7)
+    sample: Reservoir[int] = Reservoir(7)
     for i in range(1000):
         sample.add(i)
     assert len(sample.items) == 7 and sample.seen == 1000

@@ -20,13 +20,15 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, Self
+from typing import Self, TypeVar, overload
 
 from .. import errors
 from ..spec import Transport
 from ..writers import Output
 from .base import Body, Head, StreamingBackend, split_headers
 from .gate import Pass, host_port
+
+T = TypeVar("T")
 
 try:
     import pycurl
@@ -44,7 +46,11 @@ class Headers(dict[str, str]):
         super().__init__()
         self.repeated: dict[str, list[str]] = {}
 
-    def get(self, key: str, default: Any = None) -> Any:
+    @overload
+    def get(self, key: str, default: None = None) -> str | None: ...
+    @overload
+    def get(self, key: str, default: str | T) -> str | T: ...
+    def get(self, key: str, default: object = None) -> object:
         return super().get(key.lower(), default)
 
     def __getitem__(self, key: str) -> str:

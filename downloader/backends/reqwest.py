@@ -29,12 +29,14 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import timedelta
 from functools import partial
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import NamedTuple, Self, TypeVar, overload
 
 from .. import errors
 from ..spec import Transport
 from .base import PER_ORIGIN, Body, Head, Proxies, StreamingBackend
 from .gate import Pass, host_port
+
+T = TypeVar("T")
 
 try:
     from pyreqwest.client import Client, ClientBuilder
@@ -66,7 +68,11 @@ class Headers(Mapping[str, str]):
     def __init__(self, resp: Response) -> None:
         self._resp = resp
 
-    def get(self, key: str, default: Any = None) -> Any:
+    @overload
+    def get(self, key: str, default: None = None) -> str | None: ...
+    @overload
+    def get(self, key: str, default: str | T) -> str | T: ...
+    def get(self, key: str, default: object = None) -> object:
         value = header(self._resp, key)
         return default if value is None else value
 
@@ -259,7 +265,7 @@ def _reason(status: int) -> str:
 
 def cause_chain(exc: Exception) -> list[str]:
     """What pyreqwest says caused ``exc``, outermost first (reqwest's error, then hyper's and the OS's)."""
-    details: Any = getattr(exc, "details", None)
+    details: object = getattr(exc, "details", None)
     found = details.get("causes") if isinstance(details, dict) else None
     return [c["message"] for c in found or [] if isinstance(c, dict) and "message" in c]
 

@@ -30,7 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 import requests
 import urllib3
@@ -45,6 +45,8 @@ from .base import DRAIN, Body, Head, Page, Proxies, StreamingBackend, Transfer, 
 from .gate import Gate, Pass, next_hop
 
 if TYPE_CHECKING:
+    from urllib.request import Request
+
     from urllib3._base_connection import BaseHTTPConnection
 
 _PINNED: ContextVar[Pass | None] = ContextVar("downloader_pinned_sync", default=None)
@@ -57,10 +59,10 @@ CANCEL_GRACE_S = 5.0
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
     """Keep no cookies, as the other backends do (aiohttp's ``DummyCookieJar``, libcurl by default)."""
 
-    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Request) -> bool:
         return False
 
-    def return_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: Request) -> bool:
         return False
 
 

@@ -11,26 +11,49 @@ import dataclasses
 import functools
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
 from ..backends import backend_names
 from ..errors import ExitCode, RunAborted, UsageError
-from ..spec import GROUPS, Setting, setting_of
+from ..spec import (
+    GROUPS,
+    Content,
+    Group,
+    Images,
+    Limits,
+    Network,
+    Output,
+    Performance,
+    Retries,
+    Setting,
+    Timeouts,
+    setting_of,
+)
 from .sections import option
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., object])
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
+
+RUN_GROUPS = (Output, Network, Timeouts, Retries, Content, Images, Limits, Performance)
+"""The spec groups of every downloading command (``fetch`` adds the list's, the dataset's and the
+cluster's)."""
 
 SPEC_NAMES = frozenset(f.name for g in GROUPS for f in dataclasses.fields(g))
 """Every setting of the run spec; a command's other parameters (``-q``, ``LIST``) are its own."""
 
 
-def _parse(parser: Callable[[str], T]) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+def _parse(
+    parser: Callable[[str], T],
+) -> Callable[[click.Context, click.Parameter, str | tuple[str, ...] | None], T | tuple[T, ...] | None]:
+    def callback(
+        ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...] | None
+    ) -> T | tuple[T, ...] | None:
         if value is None:
             return None
         try:
@@ -43,7 +66,9 @@ def _parse(parser: Callable[[str], T]) -> Callable[[click.Context, click.Paramet
     return callback
 
 
-def _type(f: dataclasses.Field[Any], s: Setting) -> Any:
+def _type(
+    f: dataclasses.Field[Any], s: Setting
+) -> click.Choice[str] | click.IntRange | click.FloatRange | click.Path | None:
     """The click type of a field: a choice, a range for numbers, a path, or text."""
     if s.choices:
         return click.Choice(backend_names() if s.choices == ("@backends",) else s.choices)
@@ -58,7 +83,7 @@ def _type(f: dataclasses.Field[Any], s: Setting) -> Any:
     return None
 
 
-def make_option(f: dataclasses.Field[Any], s: Setting, **override: Any) -> Any:
+def make_option(f: dataclasses.Field[Any], s: Setting, **override: object) -> Callable[[F], F]:
     """One click option for one spec field."""
     decls = [s.short] if s.short else []
     if s.multiple:  # one value per flag (-H, --dns-server), collected into the tuple
@@ -81,12 +106,12 @@ def make_option(f: dataclasses.Field[Any], s: Setting, **override: Any) -> Any:
 
 
 def spec_options(
-    *groups: type[Any], extra: list[Callable[[F], F]] | None = None, **overrides: dict[str, Any]
+    *groups: type[Group], extra: list[Callable[[F], F]] | None = None, **overrides: Mapping[str, object]
 ) -> Callable[[F], F]:
     """Add the CLI settings of ``groups`` to a command, in a help section per group title, then the
     ``extra`` options (a command's own, each naming its section); ``overrides`` changes one setting's
     option."""
-    decorators = [
+    decorators: list[Callable[[F], F]] = [
         make_option(f, s, section=group.TITLE, **overrides.get(f.name, {}))
         for group in groups
         for f in dataclasses.fields(group)
@@ -167,7 +192,7 @@ def explicit_settings() -> frozenset[str]:
     return frozenset(name for name in SPEC_NAMES if ctx.get_parameter_source(name) in given)
 
 
-def split_params(params: dict[str, Any]) -> dict[str, Any]:
+def split_params(params: dict[str, Any]) -> dict[str, object]:
     """Take the run spec's settings out of a command's parameters (the rest stay for the command)."""
     return {name: params.pop(name) for name in list(params) if name in SPEC_NAMES}
 
@@ -180,15 +205,25 @@ def close_logging() -> None:
     root.handlers = []
 
 
-def guarded(func: F) -> F:
+def _setup_logging_from(params: Mapping[str, object]) -> None:
+    """``setup_logging`` from a command's display options, those it has (``report`` has only --debug)."""
+    log_file = params.get("log_file")
+    setup_logging(
+        quiet=bool(params.get("quiet")),
+        verbose=bool(params.get("verbose")),
+        debug=bool(params.get("debug")),
+        log_file=log_file if isinstance(log_file, Path) else None,
+    )
+
+
+def guarded(func: Callable[P, R]) -> Callable[P, R]:
     """Errors become one line and their exit code; ``--debug`` shows the traceback."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         debug = bool(kwargs.get("debug"))
-        names = ("quiet", "verbose", "debug", "log_file")
         try:
-            setup_logging(**{k: kwargs[k] for k in names if k in kwargs})
+            _setup_logging_from(kwargs)
             return func(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
@@ -213,4 +248,4 @@ def guarded(func: F) -> F:
         finally:
             close_logging()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

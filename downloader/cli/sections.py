@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+F = TypeVar("F", bound=Callable[..., object])
 
 COL_MAX = 30
 """A longer first column (the option's flags) moves its help to the next line, as in click."""
@@ -27,7 +27,7 @@ class Option(click.Option):
         self.section = section
 
 
-def option(*decls: str, section: str | None = None, **attrs: Any) -> Callable[[F], F]:
+def option(*decls: str, section: str | None = None, **attrs: object) -> Callable[[F], F]:
     """``click.option``, listed under ``section`` in ``--help``."""
     return click.option(*decls, cls=Option, section=section, **attrs)
 

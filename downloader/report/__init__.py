@@ -14,8 +14,8 @@ import base64
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from .. import runfile
 from ..dataset.files import run_manifests
@@ -47,7 +47,7 @@ def build(out: Path, dest: Path | None = None) -> Path:
     return dest
 
 
-def _settings(out: Path) -> dict[str, Any] | str:
+def _settings(out: Path) -> dict[str, object] | str:
     """run.json's settings, or a sentence on why there are none."""
     try:
         found = runfile.read(out)
@@ -56,7 +56,7 @@ def _settings(out: Path) -> dict[str, Any] | str:
     return "no run.json in this folder" if found is None else found
 
 
-def _stats(out: Path, manifests: list[Path]) -> dict[str, Any] | None:
+def _stats(out: Path, manifests: list[Path]) -> dict[str, object] | None:
     """The run's final statistics once it has ended (they are newer than every file of rows):
     ``stats.json``, or the static workers' ``stats.rank-I.json`` added up."""
     files = [out / STATS] if (out / STATS).is_file() else sorted(out.glob("stats.rank-*.json"))
@@ -73,7 +73,9 @@ def _stats(out: Path, manifests: list[Path]) -> dict[str, Any] | None:
     return {**found[0], "ok": ok, "wall_s": max(float(d.get("wall_s") or 0) for d in found)}
 
 
-def render(out: Path, c: Collected, settings: dict[str, Any] | str, stats: dict[str, Any] | None) -> str:
+def render(
+    out: Path, c: Collected, settings: dict[str, object] | str, stats: dict[str, object] | None
+) -> str:
     """The page, section by section."""
     head = [page.para(f"{out} · {c.rows:,} manifest rows · made {time.strftime('%Y-%m-%d %H:%M:%S')}", True)]
     if stats is None:
@@ -96,7 +98,7 @@ def render(out: Path, c: Collected, settings: dict[str, Any] | str, stats: dict[
     return page.document("downloader report", sections)
 
 
-def _summary(c: Collected, stats: dict[str, Any] | None) -> str:
+def _summary(c: Collected, stats: dict[str, object] | None) -> str:
     s, wall = c.statuses, c.wall_s
     failed = ", ".join(f"{k} {n:,}" for k, n in sorted(c.kinds.items(), key=lambda kv: -kv[1])) or "none"
 
@@ -205,7 +207,7 @@ def _contact_sheet(out: Path, c: Collected) -> str:
     return page.section("Contact sheet", page.para(text, True), page.sheet(thumbs), id_="sheet")
 
 
-def _thumb(path: Path, thumbnail: Any) -> str | None:
+def _thumb(path: Path, thumbnail: Callable[[bytes, int], bytes]) -> str | None:
     """A data URI of a small JPEG of the file, or None when it is gone, too large or not an image."""
     try:
         if path.stat().st_size > THUMB_MAX_BYTES:
@@ -216,7 +218,7 @@ def _thumb(path: Path, thumbnail: Any) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(small).decode("ascii")
 
 
-def _settings_section(settings: dict[str, Any] | str) -> str:
+def _settings_section(settings: dict[str, object] | str) -> str:
     if isinstance(settings, str):
         return page.section("Settings", page.para(settings, True), id_="settings")
     rows = [(k, json.dumps(v, ensure_ascii=False)) for k, v in settings.items()]

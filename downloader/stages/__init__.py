@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from ..models import Stored
 from ..writers import Output, SampleWriter, SyncSampleWriter
@@ -23,7 +23,7 @@ class Sample:
 
     body: bytes
     kind: str | None
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, object] = field(default_factory=dict)
 
 
 class Stage(Protocol):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -93,7 +94,7 @@ class Outcome:
 
     body: bytes | None
     kind: str | None
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, object] = field(default_factory=dict)
 
 
 def transform(body: bytes, kind: str | None, opts: Images) -> Outcome:
@@ -142,7 +143,7 @@ def _transform(img: Image, body: bytes, kind: str | None, opts: Images) -> Outco
         return Outcome(None, kind, {"width": w, "height": h, "format": source})
     out_w, out_h = final_size(w, h, g)
     encoded = _render(img, g, turn, target, opts)
-    meta: dict[str, Any] = {"width": out_w, "height": out_h, "format": target}
+    meta: dict[str, object] = {"width": out_w, "height": out_h, "format": target}
     if (out_w, out_h) != (w, h):
         meta |= {"original_width": w, "original_height": h}
     return Outcome(encoded, SAVE_AS[target][1], meta)
@@ -227,7 +228,7 @@ def _encode(img: Image, target: str, quality: int) -> bytes:
     elif target == "webp" and img.mode in ("L", "LA"):
         img = img.convert("RGBA" if img.mode == "LA" else "RGB")
     buf = BytesIO()
-    options: dict[str, Any] = {"quality": quality} if target in ("jpg", "webp") else {}
+    options: dict[str, object] = {"quality": quality} if target in ("jpg", "webp") else {}
     img.save(buf, format=SAVE_AS[target][0], **options)
     return buf.getvalue()
 
@@ -305,7 +306,7 @@ class ImageStage:
                 self._replace(pool)
                 raise CorruptImage("the image worker died decoding it (a crash or out of memory)") from None
 
-    def _result(self, pool: Executor, result: Any) -> Outcome:
+    def _result(self, pool: Executor, result: Callable[[], Outcome]) -> Outcome:
         try:
             outcome: Outcome = result()
         except BrokenProcessPool:

@@ -21,12 +21,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Protocol, Self, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from ..errors import RunAborted, UsageError
 
 SCHEMA_VERSION = 1
+T = TypeVar("T")
 CHUNK = 1000
 """Rows per round trip for batched calls (``archive``, ``archived``, a plan's shards)."""
 SCHEMES = {"sqlite": "sqlite", "mysql": "mysql", "mariadb": "mysql", "postgresql": "postgresql"}
@@ -79,7 +80,7 @@ class RunStatus:
     started: float | None = None
     updated: float | None = None
     """The database's clock when the status was read."""
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, object] = field(default_factory=dict)
     last_finish: float | None = None
     done_shards: set[int] = field(default_factory=set, repr=False)
     """Which shards are done (not shown: a run may have many thousands)."""
@@ -122,7 +123,7 @@ class State(Protocol):
     async def setup(self) -> None:
         """Create the schema when missing (versioned); harmless to call again, from many workers at once."""
 
-    async def start_run(self, run: str, settings: dict[str, Any], shards: int) -> None:
+    async def start_run(self, run: str, settings: dict[str, object], shards: int) -> None:
         """Record the run and its plan (shards 0..shards-1, unclaimed); an existing run is left as is,
         except that a grown list adds shards."""
 
@@ -158,7 +159,7 @@ class State(Protocol):
     async def status(self, run: str) -> RunStatus: ...
 
 
-def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 

@@ -38,14 +38,14 @@ class SqlState(State):
     async def _close(self) -> None:
         raise NotImplementedError
 
-    async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
+    async def _exec(self, sql: str, args: Sequence[object] = ()) -> int:
         """Run one statement; the rows it matched."""
         raise NotImplementedError
 
-    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async def _rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
-    async def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    async def _many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         """One statement over many rows, in one round trip where the driver can."""
         raise NotImplementedError
 
@@ -111,7 +111,7 @@ class SqlState(State):
                 f"downloader's ({SCHEMA_VERSION}): upgrade downloader"
             )
 
-    async def start_run(self, run: str, settings: dict[str, Any], shards: int) -> None:
+    async def start_run(self, run: str, settings: dict[str, object], shards: int) -> None:
         async with self._door("recording the run"):
             had = await self._rows(self.sql.run, (run,))
         if had and int(had[0][0]) >= shards:
@@ -197,7 +197,7 @@ def unique(entries: Sequence[Archived]) -> list[Archived]:
     return list(by.values())
 
 
-def entry_row(e: Archived) -> tuple[Any, ...]:
+def entry_row(e: Archived) -> tuple[object, ...]:
     return (e.digest, e.url, e.status, e.sha256, e.where, e.run)
 
 

@@ -61,16 +61,16 @@ class MysqlState(SqlState):
             self._conn.close()
             self._conn = None
 
-    async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
+    async def _exec(self, sql: str, args: Sequence[object] = ()) -> int:
         async with self._conn.cursor() as cur:
             return int(await cur.execute(sql, tuple(args) or None))
 
-    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async def _rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         async with self._conn.cursor() as cur:
             await cur.execute(sql, tuple(args) or None)
             return list(await cur.fetchall())
 
-    async def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    async def _many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         async with self._conn.cursor() as cur:
             await cur.executemany(sql, [tuple(r) for r in rows])
 

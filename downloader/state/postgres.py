@@ -48,15 +48,15 @@ class PostgresState(SqlState):
             conn, self._conn = self._conn, None
             await conn.close(timeout=CONNECT_S)
 
-    async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
+    async def _exec(self, sql: str, args: Sequence[object] = ()) -> int:
         said = await self._conn.execute(sql, *args)
         last = str(said).rsplit(" ", 1)[-1]
         return int(last) if last.isdigit() else 0
 
-    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async def _rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in await self._conn.fetch(sql, *args)]
 
-    async def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    async def _many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         await self._conn.executemany(sql, [tuple(r) for r in rows])
 
     async def _begin(self, immediate: bool = False) -> None:

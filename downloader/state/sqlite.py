@@ -15,11 +15,12 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, TypeVarTuple
 
 from .base import SqlState
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 BUSY_S = 30.0
 """How long a writer waits for another's lock before the database counts as failed."""
 
@@ -30,7 +31,7 @@ class SqliteState(SqlState):
     _db: sqlite3.Connection | None = None
     _pool: ThreadPoolExecutor | None = None
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _call(self, fn: Callable[[*Ts], T], *args: *Ts) -> T:
         assert self._pool is not None, "not opened"
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
@@ -54,15 +55,15 @@ class SqliteState(SqlState):
         self._pool.shutdown(wait=True)
         self._pool = self._db = None
 
-    def _run(self, sql: str, args: Sequence[Any]) -> int:
+    def _run(self, sql: str, args: Sequence[object]) -> int:
         assert self._db is not None
         return self._db.execute(sql, tuple(args)).rowcount
 
-    def _fetch(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def _fetch(self, sql: str, args: Sequence[object]) -> list[tuple[Any, ...]]:
         assert self._db is not None
         return self._db.execute(sql, tuple(args)).fetchall()
 
-    def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    def _run_many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         assert self._db is not None
         in_tx = self._db.in_transaction
         if not in_tx:
@@ -76,13 +77,13 @@ class SqliteState(SqlState):
         if not in_tx:
             self._db.commit()
 
-    async def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
+    async def _exec(self, sql: str, args: Sequence[object] = ()) -> int:
         return await self._call(self._run, sql, args)
 
-    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async def _rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         return await self._call(self._fetch, sql, args)
 
-    async def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    async def _many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         await self._call(self._run_many, sql, rows)
 
     async def _begin(self, immediate: bool = False) -> None:

@@ -14,7 +14,7 @@ import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar
 
 import aiofiles
 import aiofiles.os
@@ -192,7 +192,7 @@ class Landing(asyncio.Future[None]):
     once the write has landed, what ``asyncio.shield`` did at the cost of a second future and two
     callbacks per file."""
 
-    def cancel(self, msg: Any = None) -> bool:
+    def cancel(self, msg: object = None) -> bool:
         return False
 
 

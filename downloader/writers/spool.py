@@ -51,34 +51,42 @@ def _sha(body: bytes) -> bytes:
     return hashlib.sha256(body).digest()
 
 
-class _Writer:
+class _Sample:
+    """One sample's pieces, held until commit; the part both writers share (one sync, one async)."""
+
     def __init__(self, spool: Spool, rel: str) -> None:
         self._spool, self._rel, self._pieces = spool, rel, list[bytes]()
+
+    def _store(self, kind: str | None) -> Stored:
+        stored = self._spool.store(self._rel, kind, self._pieces)
+        self._pieces = []
+        return stored
+
+
+class _Writer(_Sample):
+    """A worker thread's writer (``SyncSampleWriter``)."""
 
     def write(self, piece: bytes) -> None:
         self._pieces.append(piece)
 
     def commit(self, kind: str | None) -> Stored:
-        stored = self._spool.store(self._rel, kind, self._pieces)
-        self._pieces = []
-        return stored
+        return self._store(kind)
 
     def abort(self) -> None:
         self._pieces = []
 
 
-class _AsyncWriter(_Writer):
-    """The loop's writer: the append is a buffered write to the page cache, cheaper than a thread hop."""
+class _AsyncWriter(_Sample):
+    """The loop's writer (``SampleWriter``): the append is a buffered write to the page cache, cheaper
+    than a thread hop."""
 
-    async def write(self, piece: bytes) -> None:  # type: ignore[override]
+    async def write(self, piece: bytes) -> None:
         self._pieces.append(piece)
 
-    async def commit(self, kind: str | None) -> Stored:  # type: ignore[override]
-        stored = self._spool.store(self._rel, kind, self._pieces)
-        self._pieces = []
-        return stored
+    async def commit(self, kind: str | None) -> Stored:
+        return self._store(kind)
 
-    async def abort(self) -> None:  # type: ignore[override]
+    async def abort(self) -> None:
         self._pieces = []
 
 
