@@ -65,7 +65,7 @@ class Attempts:
             await self._robots.close()
 
     def close(self) -> None:
-        self._lost = _output_kept
+        self._lost = _output_kept  # let go of the engine: no cycle outlives the run
         if self._timers is not None:
             self._timers.close()
 

@@ -51,7 +51,7 @@ class Engine:
         self.limits = spec.limits
         self.out = spec.output.out
         self.backend = backend
-        self.on_done = list(on_done)
+        self.on_done = list(on_done)  # shared with ``_results``: the bar inserted before the run is heard
         self.stats = Stats(backend=backend.name, concurrency=self.limits.concurrency)
         self._hosts = Hosts(
             self.limits.concurrency,
@@ -179,7 +179,7 @@ class Engine:
     def _start(self, job: Job) -> None:
         """A task for the job: its slot is taken now and given back in ``_done_cb``."""
         task = asyncio.get_running_loop().create_task(self._attempts.fetch(job))
-        self._tasks[task] = job
+        self._tasks[task] = job  # the slot is taken here: ``next_job`` counts ``_tasks``
         task.add_done_callback(self._done_cb)
 
     def stop(self, reason: str | None = None) -> None:
@@ -208,7 +208,7 @@ class Engine:
         job = self._tasks.pop(task)
         self._hosts.finished(job.host)
         self._finish(self._outcome(task, job))
-        self._pump()
+        self._pump()  # in this loop turn, not the next: no feeder task to wake
 
     def _outcome(self, task: asyncio.Task[Result], job: Job) -> Result:
         """The row of an ended task: its own, or what its cancellation or internal error means."""

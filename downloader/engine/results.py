@@ -104,7 +104,7 @@ class Results:
     def close(self, out: Path) -> None:
         """Cancel the callbacks still running (only when the run itself failed or was cancelled), close the
         manifest (its error aborts the run, if nothing else did) and write ``stats.json``."""
-        self._wake = _no_wake
+        self._wake = _no_wake  # before cancelling: a callback ended now pumps no finished run
         for pending in self.pending:
             pending.cancel()
         assert self._manifest is not None
