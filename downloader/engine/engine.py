@@ -95,14 +95,14 @@ class Engine:
         return self.stats
 
     def _open(self, out: Path) -> None:
-        """What a run holds: the loop's timers (uvloop keeps a clock of its own, in step with
-        ``time.monotonic`` to the millisecond: the offset is taken once, here), the output, the ledger
-        (the earlier run's outcomes, the duplicate index), the manifest."""
-        loop = asyncio.get_running_loop()
-        self._attempts.open(Timers(loop, loop.time() - time.monotonic()), self._output_lost)
-        prepare_out(out)
+        """What a run holds: the output, the ledger (the earlier run's outcomes, the duplicate index), the
+        manifest, and the loop's timers (uvloop keeps a clock of its own, in step with ``time.monotonic``
+        to the millisecond: the offset is taken once, here)."""
+        prepare_out(out)  # before any hook is lent to a helper: an output that fails leaves no cycle
         self._ledger.open(out)
         self._results.open(out, self._pump)
+        loop = asyncio.get_running_loop()
+        self._attempts.open(Timers(loop, loop.time() - time.monotonic()), self._output_lost)
 
     async def _feed(self, jobs: Iterator[Job]) -> None:
         """Start jobs until the input is exhausted and none is queued, or the run stops."""
