@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -12,7 +13,7 @@ import pytest
 
 from downloader import adownload, download
 from downloader.app.assemble import build_engine
-from downloader.models import Deadline, Fetched, Job
+from downloader.models import Deadline, Fetched, Job, Result
 from downloader.sources import jobs_from_urls
 from downloader.spec import RunSpec
 from tests.conftest import manifest_rows
@@ -110,3 +111,25 @@ def test_sync_download_outside_a_loop(tmp_path: Path) -> None:
 def test_unknown_option_is_named(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="concurency"):
         download([], tmp_path, concurency=3)
+
+
+@pytest.mark.parametrize("names", ["hashed", "plain"])
+async def test_a_finished_run_is_freed_without_the_collector(tmp_path: Path, names: str) -> None:
+    """No reference cycle outlives a run: its engine, ledger and indexes go as the last reference does,
+    not at the collector's next full pass (a process running many shards would hold each one's)."""
+    ended: list[str] = []
+
+    async def slow(result: Result) -> None:
+        await asyncio.sleep(0)
+        ended.append(result.url)
+
+    backend = GatedBackend()
+    backend.gate = asyncio.Semaphore(100)
+    spec = RunSpec.from_options(out=tmp_path, names=names)
+    engine = build_engine(spec, backend=backend, on_done=[slow])
+    urls = [f"http://127.0.0.1:9/{i % 7}/{i}.jpg" for i in range(20)]
+    stats = await engine.run(jobs_from_urls(urls, spec.naming))
+    assert stats.ok == 20 and len(ended) == 20
+    gone = weakref.ref(engine)
+    del engine
+    assert gone() is None

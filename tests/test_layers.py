@@ -47,7 +47,20 @@ FLOORS: list[tuple[str, list[str]]] = [
             "backends.reqwest",
         ],
     ),
-    ("engine", ["engine", "engine.hosts", "engine.robots", "engine.timers", "engine.engine"]),
+    (
+        "engine",
+        [
+            "engine",
+            "engine.rows",
+            "engine.hosts",
+            "engine.robots",
+            "engine.timers",
+            "engine.ledger",
+            "engine.results",
+            "engine.attempts",
+            "engine.engine",
+        ],
+    ),
     ("loop", ["loop"]),
     ("application", ["app", "app.progress", "app.summary", "app.assemble", "app.procs"]),
     (

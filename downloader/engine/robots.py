@@ -45,7 +45,9 @@ class RobotsCache:
     """One ``Policy`` per origin (scheme, host and port), fetched by the first URL that needs it."""
 
     def __init__(self, spec: RunSpec, reader: PageReader, hosts: Hosts) -> None:
-        self.reader, self.hosts, self.agent = reader, hosts, spec.network.agent
+        self.reader = reader
+        self.hosts = hosts
+        self.agent = spec.network.agent
         self.limit = spec.timeouts.timeout or spec.timeouts.deadline
         self.backoff = spec.retries.backoff
         self._known: dict[str, Policy | asyncio.Task[Policy]] = {}

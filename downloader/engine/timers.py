@@ -29,7 +29,10 @@ class Limit:
     __slots__ = ("_timers", "at", "cancelling", "end", "expired", "live", "task")
 
     def __init__(self, timers: Timers, task: asyncio.Task[object], at: float, end: float) -> None:
-        self._timers, self.task, self.at, self.end = timers, task, at, end
+        self._timers = timers
+        self.task = task
+        self.at = at
+        self.end = end
         self.cancelling = task.cancelling()
         self.expired = False
         self.live = True
@@ -61,7 +64,8 @@ class Timers:
     a finished run's engine and its indexes alive until the collector's next full pass)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, offset: float) -> None:
-        self.loop, self.offset = loop, offset
+        self.loop = loop
+        self.offset = offset
         self._heap: list[tuple[float, int, Limit]] = []
         self._seq = 0
         self._wake_at = math.inf
@@ -97,8 +101,10 @@ class Timers:
         self.dead = 0
 
     def _fire(self) -> None:
-        self._handle, self._wake_at = None, math.inf
-        heap, now = self._heap, self.loop.time() + CLOCK_SLACK
+        self._handle = None
+        self._wake_at = math.inf
+        heap = self._heap
+        now = self.loop.time() + CLOCK_SLACK
         while heap and heap[0][0] <= now:
             at, _, entry = heapq.heappop(heap)
             if not entry.live or at != entry.at:
