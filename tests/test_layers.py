@@ -30,6 +30,10 @@ FLOORS: list[tuple[str, list[str]]] = [
             "state.postgres",
             "state.drivers",
             "state.local",
+            "stores.base",
+            "stores.local",
+            "stores.s3",
+            "stores",
             "origin",
         ],
     ),
@@ -99,6 +103,11 @@ OWNERS = {
     "dns": {"dnsclient"},
     "dask": {"app.dask"},
     "distributed": {"app.dask"},
+    "aiobotocore": {"stores.s3"},
+    "botocore": {"stores.s3"},
+    "obstore": set(),
+    "s3fs": set(),
+    "fsspec": set(),
 }
 
 

@@ -10,6 +10,8 @@ from typing import Protocol, Self
 
 from ..errors import UsageError
 
+Keys = list[str]
+
 
 class Store(Protocol):
     """A folder or a bucket prefix. ``put_file`` is the publish step: the object appears at ``key`` whole,

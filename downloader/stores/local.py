@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Self
 
 from ..errors import StoreError
-from .base import check_key
+from .base import Keys, check_key
 
 PART = ".part"
 
@@ -95,7 +95,7 @@ class LocalStore:
     async def list(self, prefix: str = "") -> list[str]:
         return await asyncio.to_thread(self._list, prefix)
 
-    def _list(self, prefix: str) -> list[str]:
+    def _list(self, prefix: str) -> Keys:
         if not self.root.is_dir():
             return []
         found = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())

@@ -24,6 +24,9 @@ from .base import check_key, join
 
 MB = 1 << 20
 MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
+Parts = list[dict[str, Any]]
+Pairs = list[tuple[str, str]]
+"""(key, upload id) of unfinished uploads."""
 FATAL = ("NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403")
 
 
@@ -50,7 +53,9 @@ def _read_at(fd: int, offset: int, size: int, end: int) -> bytes:
     want = min(size, end - offset)
     data = os.pread(fd, want, offset)
     if len(data) != want:
-        raise OSError(f"the file shrank while it was uploaded (part at {offset}: {len(data)} of {want} bytes)")
+        raise OSError(
+            f"the file shrank while it was uploaded (part at {offset}: {len(data)} of {want} bytes)"
+        )
     return data
 
 
@@ -74,7 +79,11 @@ class S3Store:
             raise UsageError("s3:// needs the s3 extra: pip install 'downloader[s3]'") from exc
         self.url = url
         self.bucket, self.prefix = _split(url)
-        self.multipart_above, self.part_size, self.parts_in_flight = multipart_above, part_size, parts_in_flight
+        self.multipart_above, self.part_size, self.parts_in_flight = (
+            multipart_above,
+            part_size,
+            parts_in_flight,
+        )
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
 
@@ -96,14 +105,14 @@ class S3Store:
     async def put_file(self, local: Path, key: str, *, consume: bool = False) -> None:
         name = join(self.prefix, check_key(key))
         with _door(f"could not upload {local} to {self._where(key)}"):
-            size = local.stat().st_size
+            size = await asyncio.to_thread(os.path.getsize, local)
             if size <= self.multipart_above:
                 body = await asyncio.to_thread(local.read_bytes)
                 await (await self._s3()).put_object(Bucket=self.bucket, Key=name, Body=body)
             else:
                 await self._multipart(local, name, size)
             if consume:
-                local.unlink()
+                await asyncio.to_thread(local.unlink)
 
     async def _multipart(self, local: Path, name: str, size: int) -> None:
         """Parts of the file, then complete; on any failure or cancel the upload is aborted before the
@@ -114,12 +123,14 @@ class S3Store:
         try:
             parts = await self._parts(local, name, upload, size)
             done = {"Parts": parts}
-            await s3.complete_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload, MultipartUpload=done)
+            await s3.complete_multipart_upload(
+                Bucket=self.bucket, Key=name, UploadId=upload, MultipartUpload=done
+            )
         except BaseException:
             await _unstoppable(self._abort(name, upload))
             raise
 
-    async def _parts(self, local: Path, name: str, upload: str, size: int) -> list[dict[str, Any]]:
+    async def _parts(self, local: Path, name: str, upload: str, size: int) -> Parts:
         """Every part, ``parts_in_flight`` at a time; the first failure cancels the others."""
         s3, gate = await self._s3(), asyncio.Semaphore(self.parts_in_flight)
 
@@ -149,7 +160,9 @@ class S3Store:
     async def exists(self, key: str) -> bool:
         try:
             with _door(f"could not look at {self._where(key)}"):
-                await (await self._s3()).head_object(Bucket=self.bucket, Key=join(self.prefix, check_key(key)))
+                await (await self._s3()).head_object(
+                    Bucket=self.bucket, Key=join(self.prefix, check_key(key))
+                )
         except StoreError as err:
             if err.missing:
                 return False
@@ -158,7 +171,9 @@ class S3Store:
 
     async def get_bytes(self, key: str) -> bytes:
         with _door(f"could not read {self._where(key)}"):
-            got = await (await self._s3()).get_object(Bucket=self.bucket, Key=join(self.prefix, check_key(key)))
+            got = await (await self._s3()).get_object(
+                Bucket=self.bucket, Key=join(self.prefix, check_key(key))
+            )
             async with got["Body"] as body:
                 data: bytes = await body.read()
         return data
@@ -167,7 +182,9 @@ class S3Store:
         """Stream the object into ``local`` through a temporary name beside it."""
         tmp = local.with_name(f".{local.name}.{os.getpid()}.part")
         with _door(f"could not copy {self._where(key)} to {local}"):
-            got = await (await self._s3()).get_object(Bucket=self.bucket, Key=join(self.prefix, check_key(key)))
+            got = await (await self._s3()).get_object(
+                Bucket=self.bucket, Key=join(self.prefix, check_key(key))
+            )
             try:
                 with tmp.open("wb") as out:
                     async with got["Body"] as body:
@@ -195,7 +212,7 @@ class S3Store:
 
     async def abort_uploads(self, prefix: str = "") -> int:
         """Abort the incomplete multipart uploads under ``prefix`` (S3 lists them: ListMultipartUploads)."""
-        left: list[tuple[str, str]] = []
+        left: Pairs = []
         with _door(f"could not list the unfinished uploads under {self._where(prefix)}"):
             async for page in self._pages("list_multipart_uploads", prefix):
                 left += [(u["Key"], u["UploadId"]) for u in page.get("Uploads", [])]
