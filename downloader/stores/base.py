@@ -4,13 +4,17 @@ root (``00000.tar``, ``_shards/00000.done.json``); what a call cannot do raises 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar
 
 from ..errors import UsageError
 
 Keys = list[str]
+T = TypeVar("T")
 
 
 class Store(Protocol):
@@ -66,3 +70,14 @@ def check_key(key: str) -> str:
 def join(prefix: str, key: str) -> str:
     """``key`` under the store's root ``prefix`` (which is empty or ends in ``/``)."""
     return f"{prefix}{key}"
+
+
+async def unstoppable(work: Awaitable[T]) -> T:
+    """Await ``work`` to its end even if this task is cancelled meanwhile; the caller re-raises the
+    cancel after. For the clean-up of a publish: an abort cut short would leave an upload open, a copy
+    cut short its temporary file."""
+    task = asyncio.ensure_future(work)
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(task)
+    return task.result()

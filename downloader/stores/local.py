@@ -7,16 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from ..errors import StoreError
-from .base import Keys, check_key
+from .base import Keys, check_key, unstoppable
 
 PART = ".part"
+BLOCK = 1 << 20
 
 
 def _temp(final: Path) -> Path:
@@ -46,8 +47,18 @@ def _door(what: str) -> Iterator[None]:
         raise StoreError(f"{what}: {exc.strerror or exc}", fatal=fatal) from exc
 
 
-def _place(local: Path, final: Path, consume: bool) -> None:
-    """``local`` at ``final`` at once; a copy goes through a temporary name, removed if the copy fails."""
+def _copy(local: Path, tmp: Path, stop: threading.Event) -> None:
+    """``local`` into ``tmp`` a block at a time, giving up when ``stop`` is set (the caller cancelled)."""
+    with local.open("rb") as src, tmp.open("wb") as dst:
+        while block := src.read(BLOCK):
+            if stop.is_set():
+                raise StoreError(f"the copy of {local} was cancelled")
+            dst.write(block)
+
+
+def _place(local: Path, final: Path, consume: bool, stop: threading.Event) -> None:
+    """``local`` at ``final`` at once; a copy goes through a temporary name, removed if the copy fails
+    or is cancelled."""
     final.parent.mkdir(parents=True, exist_ok=True)
     if consume:
         with contextlib.suppress(OSError):  # another file system: copy below instead
@@ -55,13 +66,29 @@ def _place(local: Path, final: Path, consume: bool) -> None:
             return
     tmp = _temp(final)
     try:
-        shutil.copyfile(local, tmp)
+        _copy(local, tmp, stop)
+        if stop.is_set():
+            raise StoreError(f"the copy of {local} was cancelled")
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if consume:
         local.unlink()
+
+
+async def _in_thread(local: Path, final: Path, consume: bool) -> None:
+    """``_place`` on a worker thread; a cancel stops the copy and waits until its temporary file is gone,
+    so nothing appears at ``final`` after the cancel."""
+    stop = threading.Event()
+    work = asyncio.ensure_future(asyncio.to_thread(_place, local, final, consume, stop))
+    try:
+        await asyncio.shield(work)
+    except asyncio.CancelledError:
+        stop.set()
+        with contextlib.suppress(Exception):  # the cancel is the news, not how the copy ended
+            await unstoppable(work)
+        raise
 
 
 class LocalStore:
@@ -77,7 +104,7 @@ class LocalStore:
     async def put_file(self, local: Path, key: str, *, consume: bool = False) -> None:
         final = self._path(key)
         with _door(f"could not publish {local} as {final}"):
-            await asyncio.to_thread(_place, local, final, consume)
+            await _in_thread(local, final, consume)
 
     async def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -90,7 +117,7 @@ class LocalStore:
     async def get_file(self, key: str, local: Path) -> None:
         path = self._path(key)
         with _door(f"could not copy {path} to {local}"):
-            await asyncio.to_thread(_place, path, local, False)
+            await _in_thread(path, local, False)
 
     async def list(self, prefix: str = "") -> list[str]:
         return await asyncio.to_thread(self._list, prefix)

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from ..errors import StoreError, UsageError
-from .base import check_key, join
+from .base import check_key, join, unstoppable
 
 MB = 1 << 20
 MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
@@ -127,7 +127,7 @@ class S3Store:
                 Bucket=self.bucket, Key=name, UploadId=upload, MultipartUpload=done
             )
         except BaseException:
-            await _unstoppable(self._abort(name, upload))
+            await unstoppable(self._abort(name, upload))
             raise
 
     async def _parts(self, local: Path, name: str, upload: str, size: int) -> Parts:
@@ -231,12 +231,3 @@ class S3Store:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
-
-
-async def _unstoppable(work: Any) -> None:
-    """Await ``work`` to its end even if this task is cancelled meanwhile (the cancel is kept by the
-    caller's ``raise``): an abort cut short would leave the upload open."""
-    task = asyncio.ensure_future(work)
-    while not task.done():
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(task)
