@@ -14,6 +14,7 @@ import random
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ class SeaweedS3:
             *(f"-filer.port={filer}", "-s3", f"-s3.port={s3}", f"-s3.config={self.folder / 's3.json'}"),
             # the Iceberg and Lance side servers would take fixed ports another server may hold
             *("-s3.port.iceberg=0", "-s3.port.lance=0", "-master.volumeSizeLimitMB=256", "-volume.max=0"),
+            "-s3.autoCreateBucket=false",  # as S3 does: a PUT to a missing bucket fails (NoSuchBucket)
+            "-volume.preStopSeconds=0",
         ]
 
     def start(self, timeout: float = 60.0) -> None:
@@ -135,16 +138,22 @@ class SeaweedS3:
         return False
 
     def stop(self) -> None:
-        """End the server by its pid: TERM, then KILL if it lingers."""
+        """End the server by its pid: TERM, then KILL, as its volume server would wait 10 s for clients
+        to notice (its data is scratch); then the Unix sockets it leaves in the temporary folder."""
         if self.proc is None:
             return
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            self.proc.wait(2)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+        for port in self.ports:
+            for left in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port + GRPC_OFFSET}.sock"):
+                left.unlink(missing_ok=True)
+            for left in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{port}.sock"):
+                left.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

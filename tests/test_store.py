@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -205,6 +204,7 @@ async def test_abort_uploads_clears_what_a_killed_writer_left(
 def leave_unfinished(store: Store, server: SeaweedS3 | None, key: str) -> None:
     """What a writer killed mid-publish leaves: an upload begun with a part sent, or a temporary file."""
     if isinstance(store, S3Store):
+        assert server is not None
         s3, name = raw_client(server), f"{store.prefix}{key}"
         upload = s3.create_multipart_upload(Bucket=store.bucket, Key=name)["UploadId"]
         s3.upload_part(Bucket=store.bucket, Key=name, UploadId=upload, PartNumber=1, Body=b"x" * MB)
@@ -235,14 +235,16 @@ async def test_a_kill_mid_upload_then_abort_uploads_leaves_nothing(
     blob(tmp_path / "big.tar", 60 * MB)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     code = textwrap.dedent(KILLED)
-    writer = subprocess.Popen([sys.executable, "-c", code, s3_url, str(tmp_path / "big.tar")], env=env)
-    async with open_store(s3_url) as store:
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, s3_url, str(tmp_path / "big.tar"), env=env
+    )
+    async with S3Store(s3_url) as store:
         try:
             await wait_mid_upload(store, seaweed_server)
         finally:
             os.kill(writer.pid, signal.SIGKILL)
-            writer.wait()
-        assert open_uploads(store, seaweed_server) == ["00000.tar".join([store.prefix, ""])]
+            await writer.wait()
+        assert open_uploads(store, seaweed_server) == [f"{store.prefix}00000.tar"]
         assert await store.abort_uploads() == 1
         assert await store.list() == [] and open_uploads(store, seaweed_server) == []
 
