@@ -1,4 +1,5 @@
-"""Which object-store library publishes shards: obstore (Rust, async) against s3fs (fsspec over aiobotocore),
+"""Which object-store library publishes shards: obstore (Rust, async) against s3fs (fsspec over aiobotocore)
+and our own S3 store (``downloader.stores.s3``: aiobotocore, multipart by hand),
 each uploading the same shard-sized files to a real S3 server (SeaweedFS on loopback, started here) with the
 same part size and parts in flight. Reports MB/s and the client's CPU seconds per shard (the process's user +
 system time from ``resource.getrusage``, which counts obstore's Rust threads too), and the server's.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import sys
@@ -56,6 +58,16 @@ async def with_s3fs(files: list[Path], prefix: str) -> None:
         await session.close()
 
 
+async def with_store(files: list[Path], prefix: str) -> None:
+    """What the dataset code will call: ``downloader.stores``' S3 store (aiobotocore, our multipart)."""
+    from downloader.stores.s3 import S3Store
+
+    async with S3Store(f"s3://{BUCKET}/{prefix}", part_size=PART, parts_in_flight=PARTS_IN_FLIGHT) as store:
+        store.multipart_above = PART
+        for path in files:
+            await store.put_file(path, path.name)
+
+
 def cpu() -> float:
     use = resource.getrusage(resource.RUSAGE_SELF)
     return use.ru_utime + use.ru_stime
@@ -75,6 +87,33 @@ def measure(upload: Upload, files: list[Path], prefix: str, pid: int) -> tuple[f
     return size / wall, (cpu() - cpu0) / len(files), (server_cpu(pid) - server0) / len(files)
 
 
+def unfinished(prefix: str) -> int:
+    """Incomplete multipart uploads under ``prefix``, as S3 lists them (a plain botocore client)."""
+    import botocore.session
+
+    s3 = botocore.session.get_session().create_client("s3", region_name="us-east-1")
+    return len(s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", []))
+
+
+async def cancelled(upload: Upload, big: Path, prefix: str) -> tuple[int, int]:
+    """Cancel ``upload`` of ``big`` once its multipart upload has begun: (unfinished uploads left, objects
+    at the key) a second later."""
+    task = asyncio.ensure_future(upload([big], prefix))
+    for _ in range(1500):  # 30 s at most
+        if await asyncio.to_thread(unfinished, prefix):
+            break
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(1)
+    import botocore.session
+
+    s3 = botocore.session.get_session().create_client("s3", region_name="us-east-1")
+    objects = s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("KeyCount", 0)
+    return await asyncio.to_thread(unfinished, prefix), int(objects)
+
+
 def make_files(folder: Path, n: int, size: int) -> list[Path]:
     """``n`` files of ``size`` random bytes (random, so nothing on the way can compress them)."""
     block = os.urandom(min(size, 4 * MB))
@@ -88,7 +127,7 @@ def make_files(folder: Path, n: int, size: int) -> list[Path]:
     return files
 
 
-LIBRARIES: dict[str, Upload] = {"obstore": with_obstore, "s3fs": with_s3fs}
+LIBRARIES: dict[str, Upload] = {"obstore": with_obstore, "s3fs": with_s3fs, "stores.s3": with_store}
 
 
 def main() -> None:
@@ -120,6 +159,11 @@ def main() -> None:
                 for name, upload in LIBRARIES.items():
                     rate, mine, theirs = measure(upload, files, f"{name}-{r}", srv.proc.pid)
                     print(f"| {label} | {name} | {rate:.0f} | {mine:.3f} | {theirs:.3f} |", flush=True)
+        print("\n| library | unfinished uploads after a cancel mid-upload | objects at the key |")
+        print("|---|---:|---:|")
+        for name, upload in LIBRARIES.items():
+            left, objects = asyncio.run(cancelled(upload, sets[f"{args.big} x 64 MB"][0], f"cancel-{name}"))
+            print(f"| {name} | {left} | {objects} |", flush=True)
 
 
 if __name__ == "__main__":
