@@ -33,6 +33,7 @@ FLOORS: list[tuple[str, list[str]]] = [
             "stores.base",
             "stores.local",
             "stores.s3",
+            "stores.blocking",
             "stores",
             "origin",
         ],

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +20,7 @@ import pytest
 
 from downloader.errors import StoreError, UsageError
 from downloader.inputs import jobs_from_source
-from downloader.stores import LocalStore, Store, fetched, open_store
+from downloader.stores import LocalStore, Store, blocking, fetched, open_store
 from downloader.stores.s3 import S3Store
 from tests.conftest import unavailable
 from tests.s3server import BUCKET, SeaweedS3, seaweed, weed_program
@@ -298,3 +299,38 @@ def test_urls_and_keys_are_checked(tmp_path: Path) -> None:
     for bad in ("", "/abs", "../up", "a//b", "a/./b"):
         with pytest.raises(UsageError, match="not a store key"):
             asyncio.run(store.exists(bad))
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_blocking_calls_from_synchronous_code(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = str(tmp_path / "store") if kind == "local" else request.getfixturevalue("s3_url")
+    data = blob(tmp_path / "one.tar", 2000)
+    with blocking(url) as store:
+        store.put_file(tmp_path / "one.tar", "_shards/00000.jsonl")
+        assert store.exists("_shards/00000.jsonl") and store.list() == ["_shards/00000.jsonl"]
+        assert store.get_bytes("_shards/00000.jsonl") == data
+        store.delete("_shards/00000.jsonl")
+        assert store.list() == [] and store.abort_uploads() == 0
+        with pytest.raises(StoreError):
+            store.get_bytes("_shards/00000.jsonl")
+
+
+def test_an_interrupt_mid_upload_aborts_it(s3_url: str, tmp_path: Path, seaweed_server: SeaweedS3) -> None:
+    """Ctrl-C while a synchronous caller waits: the upload is aborted before the interrupt goes on."""
+    blob(tmp_path / "big.tar", 40 * MB)
+    with blocking(s3_url) as store:
+        small_parts(store.store)
+
+        def interrupt_once_begun() -> None:
+            for _ in range(1000):  # only once begun: an interrupt outside pytest.raises stops the session
+                if open_uploads(store.store, seaweed_server):
+                    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+                    return
+                time.sleep(0.02)
+
+        threading.Thread(target=interrupt_once_begun, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            store.put_file(tmp_path / "big.tar", "00000.tar")
+        assert store.list() == [] and open_uploads(store.store, seaweed_server) == []

@@ -1,7 +1,8 @@
 """Where a dataset's final files are published, chosen by the output's URL: a folder (a path or
 ``file://``) or a bucket prefix on any S3 service (``s3://bucket/prefix``; Google Cloud Storage and
 others through their S3-compatible endpoint, ``AWS_ENDPOINT_URL``). One protocol (``Store``), two
-implementations, so the dataset code has one publish path.
+implementations, so the dataset code has one publish path; ``blocking`` gives the same calls to
+synchronous code.
 
 And the other way: ``fetched`` makes a list kept in a bucket (``s3://bucket/list.txt``, or a glob of
 Parquet parts) a local path that ``inputs`` reads like any other list."""
@@ -16,9 +17,19 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import StoreError, UsageError
 from .base import Store
+from .blocking import BlockingStore
 from .local import LocalStore
 
-__all__ = ["LocalStore", "Store", "StoreError", "fetched", "is_remote", "open_store"]
+__all__ = [
+    "BlockingStore",
+    "LocalStore",
+    "Store",
+    "StoreError",
+    "blocking",
+    "fetched",
+    "is_remote",
+    "open_store",
+]
 SCHEMES = ("s3://",)
 
 
@@ -43,6 +54,11 @@ def open_store(url: str) -> Store:
             "S3-compatible endpoint (Google Cloud Storage, R2, MinIO, SeaweedFS), or a folder"
         )
     return LocalStore(Path(url.removeprefix("file://")))
+
+
+def blocking(url: str) -> BlockingStore:
+    """The store at ``url`` for synchronous code (``with blocking(url) as store: store.put_file(...)``)."""
+    return BlockingStore(lambda: open_store(url))
 
 
 @contextlib.asynccontextmanager
