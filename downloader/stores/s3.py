@@ -23,6 +23,7 @@ from ..errors import StoreError, UsageError
 from .base import check_key, join, unstoppable
 
 MB = 1 << 20
+MAX_PARTS = 10_000
 MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
 Parts = list[dict[str, Any]]
 Pairs = list[tuple[str, str]]
@@ -93,7 +94,8 @@ class S3Store:
             from aiobotocore.session import get_session
 
             config = AioConfig(retries={"mode": "standard", "max_attempts": 5}, read_timeout=120)
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+            # botocore reads AWS_DEFAULT_REGION and the config files, not AWS_REGION (what other tools set)
+            region = os.environ.get("AWS_REGION") or None
             make = get_session().create_client("s3", region_name=region, config=config)
             with _door(f"could not open {self.url}"):
                 self._client = await self._stack.enter_async_context(make)
@@ -131,12 +133,14 @@ class S3Store:
             raise
 
     async def _parts(self, local: Path, name: str, upload: str, size: int) -> Parts:
-        """Every part, ``parts_in_flight`` at a time; the first failure cancels the others."""
+        """Every part, ``parts_in_flight`` at a time; the first failure cancels the others. Parts grow past
+        ``part_size`` for a file that would need more than S3's 10,000."""
         s3, gate = await self._s3(), asyncio.Semaphore(self.parts_in_flight)
+        step = max(self.part_size, -(-size // MAX_PARTS))
 
         async def one(number: int, offset: int) -> dict[str, Any]:
             async with gate:
-                body = await asyncio.to_thread(_read_at, fd, offset, self.part_size, size)
+                body = await asyncio.to_thread(_read_at, fd, offset, step, size)
                 sent = await s3.upload_part(
                     Bucket=self.bucket, Key=name, UploadId=upload, PartNumber=number, Body=body
                 )
@@ -145,7 +149,7 @@ class S3Store:
         fd = os.open(local, os.O_RDONLY)
         try:
             async with asyncio.TaskGroup() as group:
-                offsets = range(0, size, self.part_size)
+                offsets = range(0, size, step)
                 tasks = [group.create_task(one(n, off)) for n, off in enumerate(offsets, 1)]
         except BaseExceptionGroup as failed:  # the first part's failure is the news, mapped at the door
             raise failed.exceptions[0] from None
