@@ -250,26 +250,25 @@ async def test_a_kill_mid_upload_then_abort_uploads_leaves_nothing(
         assert await store.list() == [] and open_uploads(store, seaweed_server) == []
 
 
-async def test_a_list_in_a_bucket_is_read_as_a_local_file(s3_url: str, tmp_path: Path) -> None:
+def test_a_list_in_a_bucket_is_read_as_a_local_file(s3_url: str, tmp_path: Path) -> None:
     (tmp_path / "urls.txt").write_text("http://127.0.0.1:9/a.jpg\nhttp://127.0.0.1:9/b.jpg\n")
     (tmp_path / "p.parquet").write_bytes(b"PAR1")
-    async with open_store(s3_url) as store:
-        await store.put_file(tmp_path / "urls.txt", "lists/urls.txt")
+    with blocking(s3_url) as store:
+        store.put_file(tmp_path / "urls.txt", "lists/urls.txt")
         for name in ("part-0.parquet", "part-1.parquet", "other.txt"):
-            await store.put_file(tmp_path / "p.parquet", f"lists/{name}")
-    async with fetched(f"{s3_url}/lists/urls.txt") as path:
+            store.put_file(tmp_path / "p.parquet", f"lists/{name}")
+    with fetched(f"{s3_url}/lists/urls.txt") as path:
         assert path.name == "urls.txt"
         assert [job.url for job in jobs_from_source(str(path))] == [
             "http://127.0.0.1:9/a.jpg",
             "http://127.0.0.1:9/b.jpg",
         ]
     assert not path.exists()
-    async with fetched(f"{s3_url}/lists/part-*.parquet") as folder:
+    with fetched(f"{s3_url}/lists/part-*.parquet") as folder:
         assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet", "part-1.parquet"]
-    with pytest.raises(StoreError, match="matches"):
-        async with fetched(f"{s3_url}/lists/*.csv"):
-            pass
-    async with fetched(str(tmp_path / "urls.txt")) as local:
+    with pytest.raises(StoreError, match="matches"), fetched(f"{s3_url}/lists/*.csv"):
+        pass
+    with fetched(str(tmp_path / "urls.txt")) as local:
         assert local == tmp_path / "urls.txt"
 
 

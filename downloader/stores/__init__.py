@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from ..errors import StoreError, UsageError
@@ -61,22 +61,22 @@ def blocking(url: str) -> BlockingStore:
     return BlockingStore(lambda: open_store(url))
 
 
-@contextlib.asynccontextmanager
-async def fetched(url: str) -> AsyncIterator[Path]:
-    """A local path to read the list at ``url`` from: itself for a local path; for ``s3://b/list.txt`` a
-    temporary copy (its name kept, so the format is told by its suffix); for a glob
-    (``s3://b/parts/*.parquet``) a temporary folder holding every match. Removed on the way out."""
+@contextlib.contextmanager
+def fetched(url: str) -> Iterator[Path]:
+    """A local path to read the list at ``url`` from, for synchronous code before a run (``inputs``
+    reads paths): itself for a local path; for ``s3://b/list.txt`` a temporary copy (its name kept, so
+    the format is told by its suffix); for a glob (``s3://b/parts/*.parquet``) a temporary folder holding
+    every match. Removed on the way out."""
     if not is_remote(url):
         yield Path(url)
         return
     folder, _, name = url.rpartition("/")
-    async with open_store(folder) as store:
+    with blocking(folder) as store, tempfile.TemporaryDirectory(prefix="downloader-list-") as scratch:
         keys = [name]
         if any(c in name for c in "*?["):
-            keys = [k for k in await store.list() if "/" not in k and fnmatch.fnmatchcase(k, name)]
+            keys = [k for k in store.list() if "/" not in k and fnmatch.fnmatchcase(k, name)]
             if not keys:
                 raise StoreError(f"nothing in {folder}/ matches {name}", missing=True)
-        with tempfile.TemporaryDirectory(prefix="downloader-list-") as scratch:
-            for key in keys:
-                await store.get_file(key, Path(scratch) / PurePosixPath(key).name)
-            yield Path(scratch) if keys != [name] else Path(scratch) / name
+        for key in keys:
+            store.get_file(key, Path(scratch) / PurePosixPath(key).name)
+        yield Path(scratch) if keys != [name] else Path(scratch) / name
