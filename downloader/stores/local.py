@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,8 @@ from ..errors import StoreError
 from .base import Keys, check_key, unstoppable
 
 PART = ".part"
+STOPS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+"""Errors after which every further write would fail too: the run stops."""
 BLOCK = 1 << 20
 
 
@@ -43,7 +46,7 @@ def _door(what: str) -> Iterator[None]:
     except FileNotFoundError as exc:
         raise StoreError(f"{what}: no such file ({exc.filename})", missing=True) from exc
     except OSError as exc:
-        fatal = exc.errno in (28, 30, 13, 122)  # ENOSPC, EROFS, EACCES, EDQUOT: every write would fail
+        fatal = exc.errno in STOPS
         raise StoreError(f"{what}: {exc.strerror or exc}", fatal=fatal) from exc
 
 
