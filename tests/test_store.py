@@ -20,7 +20,7 @@ import pytest
 
 from downloader.errors import StoreError, UsageError
 from downloader.inputs import jobs_from_source
-from downloader.stores import LocalStore, Store, blocking, fetched, open_store
+from downloader.stores import LocalStore, Store, blocking, fetched, open_store, publish
 from downloader.stores.s3 import S3Store
 from tests.conftest import unavailable
 from tests.s3server import BUCKET, SeaweedS3, seaweed, weed_program
@@ -333,3 +333,24 @@ def test_an_interrupt_mid_upload_aborts_it(s3_url: str, tmp_path: Path, seaweed_
         with pytest.raises(KeyboardInterrupt):
             store.put_file(tmp_path / "big.tar", "00000.tar")
         assert store.list() == [] and open_uploads(store.store, seaweed_server) == []
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_publish_fills_then_puts_at_once(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The dataset's publish step on either store: the file is filled aside, then appears whole; a fill
+    that fails publishes nothing and leaves nothing."""
+    url = str(tmp_path / "out") if kind == "local" else request.getfixturevalue("s3_url")
+    scratch = tmp_path / "out" / "_shards"  # beside the final files, as a shard's spool is
+    scratch.mkdir(parents=True)
+
+    def broken(path: str) -> None:
+        Path(path).write_bytes(b"half")
+        raise OSError("the disk went away")
+
+    with blocking(url) as store:
+        publish(store, "_shards/00000.done.json", lambda path: Path(path).write_text("{}"), scratch)
+        with pytest.raises(OSError, match="went away"):
+            publish(store, "00000.tar", broken, scratch)
+        assert store.get_bytes("_shards/00000.done.json") == b"{}"
+        assert store.list() == ["_shards/00000.done.json"] and store.abort_uploads() == 0
+    assert [p.name for p in scratch.iterdir()] == (["00000.done.json"] if kind == "local" else [])

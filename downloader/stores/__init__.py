@@ -1,8 +1,8 @@
 """Where a dataset's final files are published, chosen by the output's URL: a folder (a path or
 ``file://``) or a bucket prefix on any S3 service (``s3://bucket/prefix``; Google Cloud Storage and
 others through their S3-compatible endpoint, ``AWS_ENDPOINT_URL``). One protocol (``Store``), two
-implementations, so the dataset code has one publish path; ``blocking`` gives the same calls to
-synchronous code.
+implementations, so the dataset code has one publish path (``publish``); ``blocking`` gives the same
+calls to synchronous code.
 
 And the other way: ``fetched`` makes a list kept in a bucket (``s3://bucket/list.txt``, or a glob of
 Parquet parts) a local path that ``inputs`` reads like any other list."""
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from ..errors import StoreError, UsageError
@@ -29,6 +30,7 @@ __all__ = [
     "fetched",
     "is_remote",
     "open_store",
+    "publish",
 ]
 SCHEMES = ("s3://",)
 
@@ -54,6 +56,18 @@ def open_store(url: str) -> Store:
             "S3-compatible endpoint (Google Cloud Storage, R2, MinIO, SeaweedFS), or a folder"
         )
     return LocalStore(Path(url.removeprefix("file://")))
+
+
+def publish(store: BlockingStore, key: str, fill: Callable[[str], object], scratch: Path) -> None:
+    """``shards.publish`` on any store: ``fill`` writes the file whole under a temporary name in
+    ``scratch`` (a local folder; for a folder store on the same file system, the rename is the publish
+    and nothing is copied), which then goes to ``key`` at once. Nothing is left in ``scratch``."""
+    tmp = scratch / f".{PurePosixPath(key).name}.{os.getpid()}.part"
+    try:
+        fill(str(tmp))
+        store.put_file(tmp, key, consume=True)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def blocking(url: str) -> BlockingStore:
