@@ -23,9 +23,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 # the test tools on top: pytest, hypothesis, mypy, ruff, the type stubs, matplotlib for bench --plot, Pillow
-# (images, and the report's contact sheet), Dask (--dask)
+# (images, and the report's contact sheet), Dask (--dask), aiobotocore (s3:// output) and SeaweedFS (its tests)
 $(DEV): $(STAMP)
-	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,reqwest,parquet,dns,images,report,dask,mysql,postgres,dev]'
+	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,reqwest,parquet,dns,images,report,dask,mysql,postgres,s3,dev]'
 	@touch $(DEV)
 
 install: $(STAMP) ## create .venv and install the tool with the fast, curl, reqwest, parquet and dns extras (no test tools)

@@ -25,6 +25,7 @@
      ├── OptedOut           opted_out       the site said no (X-Robots-Tag); its body is never read
      ├── HostDown           host_down       the host failed to connect too often in a row
      ├── WriteError         write           the file could not be written
+     │    └── StoreError    write           an object store (or the folder standing for one) refused a call
      ├── Cancelled          cancelled       the run was interrupted
      └── (base)             internal        a bug: an exception no backend mapped
 
@@ -195,6 +196,19 @@ class WriteError(DownloadError):
     kind = "write"
     fatal: bool = False
     """Every further write would fail too (disk full, read-only): the run stops."""
+
+
+class StoreError(WriteError):
+    """An object store, or the folder standing for one, failed a call (``downloader.stores``): the
+    library's exception is mapped here at the door, with a sentence that names the object."""
+
+    missing: bool = False
+    """The object is not there (a read of a key never written): not worth retrying."""
+
+    def __init__(self, message: str, *, fatal: bool = False, missing: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+        self.missing = missing
 
 
 class Cancelled(DownloadError):

@@ -8,7 +8,7 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -29,11 +29,15 @@ def require(program: str) -> str:
     environment, not a reason to pass quietly)."""
     found = shutil.which(program)
     if found is None:
-        reason = f"{program} is not installed"
-        if os.environ.get(REQUIRE_SYSTEM) == "1":
-            pytest.fail(f"{reason} and {REQUIRE_SYSTEM}=1")
-        pytest.skip(reason)
+        unavailable(f"{program} is not installed")
     return found
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test with ``reason``, or fail it under ``DOWNLOADER_REQUIRE_SYSTEM=1``."""
+    if os.environ.get(REQUIRE_SYSTEM) == "1":
+        pytest.fail(f"{reason} and {REQUIRE_SYSTEM}=1")
+    pytest.skip(reason)
 
 
 @pytest.fixture(params=backend_names())

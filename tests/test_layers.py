@@ -29,6 +29,11 @@ FLOORS: list[tuple[str, list[str]]] = [
             "state.postgres",
             "state.drivers",
             "state.local",
+            "stores.base",
+            "stores.local",
+            "stores.s3",
+            "stores.blocking",
+            "stores",
             "origin",
         ],
     ),
@@ -135,6 +140,11 @@ OWNERS = {
     "dns": {"dnsclient"},
     "dask": {"dataset.runners.dask"},
     "distributed": {"dataset.runners.dask"},
+    "aiobotocore": {"stores.s3"},
+    "botocore": {"stores.s3"},
+    "obstore": set(),
+    "s3fs": set(),
+    "fsspec": set(),
 }
 
 
