@@ -503,7 +503,10 @@ class Images:
         recorded=True,
     )
     resize_only_if_bigger: bool = setting(
-        False, "Only shrink: a smaller image keeps its size.", recorded=True
+        False,
+        "Only shrink: an image whose side the mode sets to N (shorter for keep_ratio and center_crop, "
+        "longer for the others) is within N stays as it is, neither cropped nor padded (as img2dataset).",
+        recorded=True,
     )
     encode_format: Literal["jpg", "png", "webp"] | None = setting(
         None,
