@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from .errors import UsageError
+from .locations import local_path
 from .models import Naming
 from .version import __version__
 
@@ -217,8 +218,7 @@ class Output:
     overwrite: bool = setting(False, "Download again what an earlier run completed.")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.out, Path):
-            object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "out", local_path(self.out, "output"))  # never a folder called "s3:"
         _check(self)
 
 

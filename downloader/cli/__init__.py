@@ -17,6 +17,7 @@ import click
 
 from ..backends import backend_names
 from ..errors import ExitCode
+from ..locations import local_path
 from ..spec import (
     Cluster,
     Content,
@@ -153,6 +154,8 @@ def fetch(list_file: str | None, *, retry_failed: bool, **params: Any) -> None:
     else:
         if list_file is None:
             raise click.UsageError("Missing argument 'LIST' (a file of URLs, or - for stdin).")
+        if list_file != "-":
+            list_file = str(local_path(list_file, "list"))  # a URL is refused, file:// read locally
         if list_file != "-" and not os.path.isfile(list_file):
             raise click.UsageError(f"no such list file: {list_file}")
         stats = fetch_list(spec, list_file, ui, explicit_settings())

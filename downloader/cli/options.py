@@ -19,6 +19,7 @@ import click
 
 from ..backends import backend_names
 from ..errors import ExitCode, RunAborted, UsageError
+from ..locations import URL_LIKE
 from ..spec import GROUPS, Setting, setting_of
 from .sections import option
 
@@ -54,8 +55,18 @@ def _type(f: dataclasses.Field[Any], s: Setting) -> Any:
     if base == "float":
         return click.FloatRange(min=lowest, min_open=s.above_minimum)
     if base == "Path":
-        return click.Path(file_okay=False, path_type=Path)
+        return _Folder(file_okay=False, path_type=Path)
     return None
+
+
+class _Folder(click.Path):
+    """A folder option whose URL-looking value reaches the spec as typed (``pathlib`` would fold
+    ``s3://b`` into ``s3:/b``), where ``locations.local_path`` accepts or refuses it."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and URL_LIKE.match(value):
+            return value
+        return super().convert(value, param, ctx)
 
 
 def make_option(f: dataclasses.Field[Any], s: Setting, **override: Any) -> Any:
