@@ -69,7 +69,7 @@ FLOORS: list[tuple[str, list[str]]] = [
             "app.api",
         ],
     ),
-    ("side", ["report.collect", "report.svg", "report.page", "report", "bench"]),
+    ("side", ["report.collect", "report.svg", "report.page", "report", "bench", "demo"]),
     ("commands", ["cli.sections", "cli.options", "cli.state", "cli", "__main__"]),
 ]
 LAYERS = {room: i for i, (_floor, rooms) in enumerate(FLOORS) for room in rooms}

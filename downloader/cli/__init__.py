@@ -79,8 +79,8 @@ def make_ui(quiet: bool, progress: str = "auto", progress_interval: float = 10.0
     return Ui(progress=reporter, on_interrupt=on_interrupt, announce=announce)
 
 
-def finish(stats: Stats, quiet: bool, out: Path | None = None) -> None:
-    """The summary (with the first failures and how to list them all), then the exit code."""
+def finish(stats: Stats, quiet: bool, out: Path | None = None, epilogue: str = "") -> None:
+    """The summary (with the first failures and how to list them all), ``epilogue``, then the exit code."""
     import logging
     import shlex
 
@@ -88,7 +88,7 @@ def finish(stats: Stats, quiet: bool, out: Path | None = None) -> None:
 
     text = summary(stats, None if out is None else shlex.quote(str(out)))
     if not quiet:
-        click.echo(text)
+        click.echo(text + (f"\n{epilogue}" if epilogue else ""))
     elif stats.aborted:  # quiet shows errors only: an aborted run is one
         click.echo(f"error: run aborted: {stats.aborted}", err=True)
     logging.getLogger(SUMMARY_LOG).info("%s", text)
@@ -102,7 +102,7 @@ def main() -> None:
 
     \b
     Examples:
-      downloader demo                                   # a local origin, a few hundred images
+      downloader demo                                   # a WebDataset of resized images, its report
       downloader fetch urls.txt -o out/                 # one URL per line
       cat urls.txt | downloader fetch - -o out/ -c 128 --backend threads
       downloader fetch urls.parquet -o ds/ --output-format webdataset --dask local:2
@@ -165,7 +165,7 @@ def fetch(list_file: str | None, *, retry_failed: bool, **params: Any) -> None:
 DEMO_OUT = {
     "default": None,
     "show_default": False,
-    "help": "Output folder [default: a temporary folder, removed afterwards].",
+    "help": "Output folder [default: a temporary folder, kept for the dataset, removed after --files].",
 }
 DEMO_OWN = [
     option(
@@ -185,28 +185,42 @@ DEMO_OWN = [
         show_default=True,
         help="Simulated server latency per response, in seconds.",
     ),
+    option(
+        "--files",
+        section="Demo",
+        is_flag=True,
+        help="Plain files and throughput only: no dataset, no image stage, no report.",
+    ),
 ]
 
 
 @main.command()
 @spec_options(*RUN_GROUPS, extra=[*DEMO_OWN, *DISPLAY], out=DEMO_OUT)
 @guarded
-def demo(count: int, latency: float, **params: Any) -> None:
-    """Download COUNT images from an embedded local origin and report throughput.
+def demo(count: int, latency: float, files: bool, **params: Any) -> None:
+    """Build a small WebDataset of COUNT resized images from an embedded local origin, and its report.
 
     The origin serves the images in fixtures/ on 127.0.0.1 (a random port) with a little latency, so no
-    internet is needed. Without -o the files go to a temporary folder that is removed afterwards.
+    internet is needed. The dataset (64x64 jpg, 100 a shard; any image or output option you give wins)
+    and OUT/report.html stay in OUT, a new temporary folder without -o; the last lines say where. With
+    --files: plain files into a temporary folder removed afterwards, and the throughput.
 
     \b
     Examples:
       downloader demo
-      downloader demo -n 2000 -c 128 --backend threads --latency 0.05
+      downloader demo --files -n 2000 -c 128 --backend threads --latency 0.05
     """
     import tempfile
 
     from ..app.run import demo as run_demo
 
     settings = split_params(params)
+    if not files:
+        from ..demo import dataset_demo
+
+        ui = make_ui(params["quiet"], params["progress"], params["progress_interval"])
+        made = dataset_demo(settings, explicit_settings(), count, latency, ui)
+        finish(made.stats, params["quiet"], made.out, made.closing())
     with tempfile.TemporaryDirectory(prefix="downloader-demo-") as tmp:
         settings["out"] = settings["out"] or Path(tmp)
         ui = make_ui(params["quiet"], params["progress"], params["progress_interval"])
