@@ -124,7 +124,11 @@ def test_demo_builds_a_webdataset_of_resized_images_and_its_report(tmp_path: Pat
     assert "120 ok, 0 failed" in res.output
     last = res.output.strip().splitlines()[-3:]
     assert last[0].startswith(f"dataset: {out} (2 WebDataset shards: 00000.tar … 00001.tar)")
-    assert last[1].startswith(f"report:  {out / 'report.html'}") and (out / "report.html").is_file()
+    assert last[1].startswith(f"report:  {out / 'report.html'}")
+    sheet = (out / "report.html").read_text()
+    assert (
+        "48 of 120 stored images" in sheet and sheet.count("data:image/jpeg;base64,") == 48
+    )  # from the tars
     assert "downloader fetch urls.txt -o dataset/ --output-format webdataset" in last[2]
     sizes = set()
     for shard in sorted(out.glob("*.tar")):
