@@ -15,10 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from downloader import download
+from downloader.app.run import Ui, fetch_list
 from downloader.cli import main
 from downloader.errors import UsageError
 from downloader.locations import local_path
-from downloader.spec import Output
+from downloader.spec import Output, RunSpec
 from tests.conftest import manifest_rows
 
 
@@ -54,6 +55,8 @@ def test_library_callers_get_the_same_refusal(tmp_path: Path, monkeypatch: pytes
         download([], out="s3://bucket/prefix")
     with pytest.raises(UsageError, match="gs://"):
         Output(out=Path("gs://bucket/x"))  # pathlib folds it to gs:/bucket/x: still refused
+    with pytest.raises(UsageError, match="s3:// is not supported for a list file"):
+        fetch_list(RunSpec(output=Output(out=tmp_path / "out")), "s3://bucket/l.txt", Ui())
     assert colon_folders(tmp_path) == []
 
 
