@@ -220,7 +220,8 @@ def demo(count: int, latency: float, files: bool, **params: Any) -> None:
 
         ui = make_ui(params["quiet"], params["progress"], params["progress_interval"])
         made = dataset_demo(settings, explicit_settings(), count, latency, ui)
-        finish(made.stats, params["quiet"], made.out, made.closing())
+        finish(made.stats, params["quiet"], made.out, made.closing())  # exits
+        return
     with tempfile.TemporaryDirectory(prefix="downloader-demo-") as tmp:
         settings["out"] = settings["out"] or Path(tmp)
         ui = make_ui(params["quiet"], params["progress"], params["progress_interval"])
