@@ -15,9 +15,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# the tool and the extras a user wants: uvloop, pycurl, pyreqwest (the default backend), pyarrow, dnspython
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[fast,curl,reqwest,parquet,dns]'
+# the tool and the extras a user wants: uvloop, pycurl, pyreqwest (the default backend), pyarrow, dnspython,
+# Pillow (the image stage: resizing for datasets, and the report's contact sheet)
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[fast,curl,reqwest,parquet,dns,images]'
 	@# bytecode for the editable package too, so start-up does not compile it where PYTHONDONTWRITEBYTECODE is set
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q downloader
 	@touch $(STAMP)
@@ -28,9 +29,9 @@ $(DEV): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[fast,plot,curl,reqwest,parquet,dns,images,report,dask,mysql,postgres,s3,dev]'
 	@touch $(DEV)
 
-install: $(STAMP) ## create .venv and install the tool with the fast, curl, reqwest, parquet and dns extras (no test tools)
+install: $(STAMP) ## create .venv and install the tool with the fast, curl, reqwest, parquet, dns and images extras (no test tools)
 
-demo: $(STAMP) ## download a few hundred images from the embedded local origin and report throughput
+demo: $(STAMP) ## a WebDataset of 300 resized images from the embedded local origin, and its report page
 	$(BIN)/downloader demo
 
 lint: $(DEV) ## ruff
@@ -45,7 +46,7 @@ pytest: $(DEV) ## the test suite
 
 test: lint typecheck pytest ## the whole gate: ruff, mypy --strict, pytest
 
-bench: $(STAMP) ## compare the backends on the embedded origin
+bench: $(STAMP) ## compare the backends on the embedded origin (under a minute; the full sweep: downloader bench --demo --full)
 	$(BIN)/downloader bench --demo
 
 mutation: $(STAMP) ## mutation testing of the core modules with mutmut (slow; docs/mutation.md)

@@ -139,6 +139,19 @@ def parse_concurrencies(text: str) -> tuple[int, ...]:
     return values
 
 
+QUICK = ("32", 1)
+"""The default sweep (concurrencies, repeats): each backend once at one concurrency, so the bench answers
+in well under a minute on two cores; enough to rank the backends, not to draw curves."""
+FULL = ("8,32,128", 3)
+"""``--full``: three concurrencies, three repeats each (45 runs with five backends, several minutes)."""
+
+
+def sweep(full: bool, concurrencies: str | None, repeat: int | None) -> tuple[str, int]:
+    """The concurrencies and repeats to run: those given, else ``--full``'s or the quick default's."""
+    text, times = FULL if full else QUICK
+    return (concurrencies or text, repeat or times)
+
+
 IMAGE_EXECUTORS = ("process", "thread", "inline")
 _BENCH_SETS = frozenset(("-o", "--out", "-c", "--concurrency", "--backend", "--image-executor", "-q"))
 """Options each run gets from the bench itself, refused in ``--fetch-args``."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from .errors import UsageError
+from .locations import local_path
 from .models import Naming
 from .version import __version__
 
@@ -258,8 +259,7 @@ class Output:
     overwrite: bool = setting(False, "Download again what an earlier run completed.")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.out, Path):
-            object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "out", local_path(self.out, "output"))  # never a folder called "s3:"
         _check(self)
 
 
@@ -544,7 +544,10 @@ class Images:
         recorded=True,
     )
     resize_only_if_bigger: bool = setting(
-        False, "Only shrink: a smaller image keeps its size.", recorded=True
+        False,
+        "Only shrink: an image whose side the mode sets to N (shorter for keep_ratio and center_crop, "
+        "longer for the others) is within N stays as it is, neither cropped nor padded (as img2dataset).",
+        recorded=True,
     )
     encode_format: Literal["jpg", "png", "webp"] | None = setting(
         None,

@@ -25,6 +25,7 @@ from downloader.bench import (
     plan,
     run_one,
     summarise,
+    sweep,
 )
 from downloader.cli import main
 
@@ -53,6 +54,17 @@ def test_plan_puts_the_repeat_loop_outermost() -> None:
     assert [(t.repeat, t.backend, t.concurrency) for t in trials] == [
         (r, b, c) for r in (1, 2) for c in (8, 32) for b in ("a", "b")
     ]
+
+
+def test_the_default_sweep_is_quick_and_full_is_the_whole_one() -> None:
+    """By default each backend runs once at one concurrency (five runs, well under a minute); --full
+    restores 8,32,128 × 3 repeats; what the user gives wins either way."""
+    assert sweep(False, None, None) == ("32", 1)
+    assert sweep(True, None, None) == ("8,32,128", 3)
+    assert sweep(True, "4", None) == ("4", 3) and sweep(False, None, 5) == ("32", 5)
+    assert (
+        len(plan(parse_backends("aiohttp,threads"), parse_concurrencies(sweep(True, None, None)[0]), 3)) == 18
+    )
 
 
 def test_option_lists_parse_and_reject() -> None:

@@ -8,11 +8,13 @@ import gzip
 import json
 import signal
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner, Result
+from PIL import Image
 
 from downloader.cli import main
 from downloader.errors import ExitCode
@@ -138,10 +140,34 @@ def test_help_lists_the_options_by_section_in_one_column() -> None:
     assert invoke("status", "--help").output.count("Options:") == 1
 
 
-def test_demo_runs_against_the_embedded_origin() -> None:
-    res = invoke("demo", "-n", "40", "-c", "8", "--latency", "0.001")
+def test_demo_files_runs_against_the_embedded_origin() -> None:
+    res = invoke("demo", "--files", "-n", "40", "-c", "8", "--latency", "0.001")
     assert res.exit_code == 0, res.output
     assert "40 ok, 0 failed" in res.output
+
+
+def test_demo_builds_a_webdataset_of_resized_images_and_its_report(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    res = invoke("demo", "-n", "120", "-c", "8", "--latency", "0.001", "-o", str(out))
+    assert res.exit_code == 0, res.output
+    assert "120 ok, 0 failed" in res.output
+    last = res.output.strip().splitlines()[-3:]
+    assert last[0].startswith(f"dataset: {out} (2 WebDataset shards: 00000.tar … 00001.tar)")
+    assert last[1].startswith(f"report:  {out / 'report.html'}")
+    sheet = (out / "report.html").read_text()
+    assert (
+        "48 of 120 stored images" in sheet and sheet.count("data:image/jpeg;base64,") == 48
+    )  # from the tars
+    assert "downloader fetch urls.txt -o dataset/ --output-format webdataset" in last[2]
+    sizes = set()
+    for shard in sorted(out.glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for member in tar.getmembers():
+                if member.name.endswith(".jpg"):
+                    body = tar.extractfile(member)
+                    assert body is not None
+                    sizes.add(Image.open(body).size)
+    assert sizes == {(64, 64)}
 
 
 async def interrupted_run(lst: Path, out: Path, *args: str) -> tuple[int | None, bytes, bytes]:

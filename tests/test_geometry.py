@@ -34,14 +34,22 @@ EXPECTED = {  # (mode, width, height) -> output size for N = 256
     ("border", 1000, 100): (256, 256),
     ("no", 400, 300): (400, 300),
 }
-SHRINK_ONLY = {  # the same with --resize-only-if-bigger
+SHRINK_ONLY = {  # the same with --resize-only-if-bigger, as img2dataset gives it: an image whose
+    # reference side (shorter for keep_ratio and center_crop, longer for the others) is within N is left
+    # as it is, neither cropped nor padded; a larger one gets the whole mode
     ("keep_ratio", 400, 300): (341, 256),
     ("keep_ratio", 64, 48): (64, 48),
     ("keep_ratio", 1000, 100): (1000, 100),  # the shorter side is already within N
     ("keep_ratio_largest", 1000, 100): (256, 26),
-    ("center_crop", 64, 48): (48, 48),
-    ("center_crop", 1000, 100): (100, 100),
-    ("border", 64, 48): (256, 256),
+    ("keep_ratio_largest", 64, 48): (64, 48),
+    ("center_crop", 64, 48): (64, 48),
+    ("center_crop", 1000, 100): (1000, 100),
+    ("center_crop", 256, 256): (256, 256),
+    ("center_crop", 400, 300): (256, 256),
+    ("border", 64, 48): (64, 48),
+    ("border", 256, 100): (256, 100),  # the longer side is N already: no border
+    ("border", 300, 400): (256, 256),
+    ("border", 1000, 100): (256, 256),
 }
 
 
@@ -53,6 +61,13 @@ def test_each_mode_gives_the_documented_size(mode: str, w: int, h: int) -> None:
 @pytest.mark.parametrize(("mode", "w", "h"), list(SHRINK_ONLY))
 def test_only_if_bigger_never_enlarges(mode: str, w: int, h: int) -> None:
     assert final_size(w, h, plan(w, h, 256, mode, only_if_bigger=True)) == SHRINK_ONLY[(mode, w, h)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("w", "h"), [(64, 48), (200, 120), (100, 1)])
+def test_only_if_bigger_leaves_a_small_image_untouched(mode: str, w: int, h: int) -> None:
+    """Within N in every mode: no scale, no crop, no border (img2dataset skips the whole resize)."""
+    assert not plan(w, h, 256, mode, only_if_bigger=True).changes
 
 
 def test_border_centres_and_crop_keeps_the_middle() -> None:

@@ -119,6 +119,26 @@ async def test_skip_reencode_keeps_the_original_bytes(origin: TestServer, fetch:
     assert (again.out / again.row(u)["path"]).read_bytes() != original  # without it: re-encoded
 
 
+@pytest.mark.parametrize("mode", ["center_crop", "border"])
+async def test_only_if_bigger_neither_crops_nor_pads_a_small_image(
+    origin: TestServer, fetch: Fetch, mode: str
+) -> None:
+    """img2dataset's rule: an image within N in the mode's reference side keeps its shape; a larger
+    one is scaled and then cropped or padded to N×N."""
+    by_name = urls(origin, ["palette.png", "progressive.jpg"])
+    run = await fetch(
+        list(by_name.values()),
+        image_size=200,
+        resize_mode=mode,
+        resize_only_if_bigger=True,
+        encode_format="png",
+    )
+    small, large = run.row(by_name["palette.png"]), run.row(by_name["progressive.jpg"])
+    assert (small["width"], small["height"]) == (120, 80) and stored(run, small).size == (120, 80)
+    assert (large["width"], large["height"]) == (200, 200) and stored(run, large).size == (200, 200)
+    assert (large["original_width"], large["original_height"]) == (320, 240)
+
+
 async def test_filters_fail_with_the_measured_value(origin: TestServer, fetch: Fetch) -> None:
     by_name = urls(origin, ["one.png", "panorama.jpg", "progressive.jpg", "image.webp"])
     run = await fetch(list(by_name.values()), min_image_size=8, max_image_area=50_000, max_aspect_ratio=5)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ..dataset.runners.ranks import check_cluster, my_shards, rows_of, stats_name
 from ..errors import UsageError
 from ..inputs import count_rows, rows_in
+from ..locations import local_path
 from ..loop import run_loop
 from ..manifest import MANIFEST, jobs_from_manifest, write_stats
 from ..models import Stats
@@ -44,6 +45,8 @@ class Ui:
 def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = ()) -> Stats:
     """Download every row of ``source`` (a path, or ``-`` for stdin) into the spec's OUT. ``explicit``:
     the settings the user gave, which must agree with what OUT's ``run.json`` records."""
+    if source != "-":
+        source = str(local_path(source, "list"))  # a URL is refused here, never opened as a path
     check_cluster(spec)
     spec = settle(spec, frozenset(explicit))
     if spec.dataset.sharded:

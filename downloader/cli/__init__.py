@@ -22,7 +22,7 @@ def main() -> None:
 
     \b
     Examples:
-      downloader demo                                   # a local origin, a few hundred images
+      downloader demo                                   # a WebDataset of resized images, its report
       downloader fetch urls.txt -o out/                 # one URL per line
       cat urls.txt | downloader fetch - -o out/ -c 128 --backend threads
       downloader fetch urls.parquet -o ds/ --output-format webdataset --dask local:2

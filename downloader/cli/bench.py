@@ -55,9 +55,8 @@ if TYPE_CHECKING:  # the bench loads only when the command runs: --help and fetc
     "-c",
     "--concurrency",
     "concurrencies",
-    default="8,32,128",
-    show_default=True,
-    help="Comma-separated concurrencies to try.",
+    default=None,
+    help="Comma-separated concurrencies to try [default: 32; with --full: 8,32,128].",
 )
 @click.option(
     "--image-executors",
@@ -75,9 +74,13 @@ if TYPE_CHECKING:  # the bench loads only when the command runs: --help and fetc
 @click.option(
     "--repeat",
     type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    help="Runs per combination; the table shows medians.",
+    default=None,
+    help="Runs per combination; the table shows medians [default: 1; with --full: 3].",
+)
+@click.option(
+    "--full",
+    is_flag=True,
+    help="The whole sweep: -c 8,32,128 and --repeat 3 (45 runs over five backends; minutes, not seconds).",
 )
 @click.option(
     "--json",
@@ -116,28 +119,30 @@ def bench(**options: Any) -> None:
 
     \b
     Examples:
-      downloader bench --demo
+      downloader bench --demo                          # each backend once at -c 32
+      downloader bench --demo --full                   # -c 8,32,128, three repeats
       downloader bench --demo -n 500 --backends aiohttp,threads -c 16,64 --repeat 1
       downloader bench urls.txt --repeat 5 --json bench.json --plot bench.png --html bench.html
       downloader bench --demo -n 200 --backends aiohttp -c 32 --image-executors process,thread,inline \\
           --fetch-args "--image-size 256 --resize-mode border --encode-format jpg"
     """
-    from ..bench import parse_backends, parse_concurrencies, plan
+    from ..bench import parse_backends, parse_concurrencies, plan, sweep
 
     a = BenchArgs(**options)
     if (a.list_file is None) != a.demo:
         raise click.UsageError("give either a LIST or --demo")
     _check_plot(a.plot_path)
-    names, levels = parse_backends(a.backends), parse_concurrencies(a.concurrencies)
+    concurrencies, repeat = sweep(a.full, a.concurrencies, a.repeat)
+    names, levels = parse_backends(a.backends), parse_concurrencies(concurrencies)
     extra, kinds = _bench_images(a.executors, a.fetch_args)
-    trials = plan(names, levels, a.repeat, kinds)
+    trials = plan(names, levels, repeat, kinds)
     where = _announce(len(trials), a.demo, a.count, a.latency, a.list_file)
     runs = _bench_runs(a, trials, extra)
     settings: dict[str, object] = {
         "list": where,
         "backends": names,
         "concurrencies": levels,
-        "repeat": a.repeat,
+        "repeat": repeat,
     }
     images = {"image_executors": kinds, "fetch_args": list(extra)} if a.executors or extra else {}
     _bench_outputs(runs, settings | images, a)
@@ -153,10 +158,11 @@ class BenchArgs:
     count: int
     latency: float
     backends: str
-    concurrencies: str
+    concurrencies: str | None
     executors: str | None
     fetch_args: str
-    repeat: int
+    repeat: int | None
+    full: bool
     json_path: Path | None
     plot_path: Path | None
     html_path: Path | None

@@ -9,14 +9,14 @@ from typing import Any
 import click
 
 from ..spec import RunSpec
-from .options import DISPLAY, RUN_GROUPS, guarded, spec_options, split_params
+from .options import DISPLAY, RUN_GROUPS, explicit_settings, guarded, spec_options, split_params
 from .sections import Command, option
 from .ui import finish, make_ui
 
 DEMO_OUT = {
     "default": None,
     "show_default": False,
-    "help": "Output folder [default: a temporary folder, removed afterwards].",
+    "help": "Output folder [default: a temporary folder, kept for the dataset, removed after --files].",
 }
 DEMO_OWN = [
     option(
@@ -36,28 +36,43 @@ DEMO_OWN = [
         show_default=True,
         help="Simulated server latency per response, in seconds.",
     ),
+    option(
+        "--files",
+        section="Demo",
+        is_flag=True,
+        help="Plain files and throughput only: no dataset, no image stage, no report.",
+    ),
 ]
 
 
 @click.command(cls=Command)
 @spec_options(*RUN_GROUPS, extra=[*DEMO_OWN, *DISPLAY], out=DEMO_OUT)
 @guarded
-def demo(count: int, latency: float, **params: Any) -> None:
-    """Download COUNT images from an embedded local origin and report throughput.
+def demo(count: int, latency: float, files: bool, **params: Any) -> None:
+    """Build a small WebDataset of COUNT resized images from an embedded local origin, and its report.
 
     The origin serves the images in fixtures/ on 127.0.0.1 (a random port) with a little latency, so no
-    internet is needed. Without -o the files go to a temporary folder that is removed afterwards.
+    internet is needed. The dataset (64x64 jpg, 100 a shard; any image or output option you give wins)
+    and OUT/report.html stay in OUT, a new temporary folder without -o; the last lines say where. With
+    --files: plain files into a temporary folder removed afterwards, and the throughput.
 
     \b
     Examples:
       downloader demo
-      downloader demo -n 2000 -c 128 --backend threads --latency 0.05
+      downloader demo --files -n 2000 -c 128 --backend threads --latency 0.05
     """
     import tempfile
 
     from ..app.run import demo as run_demo
 
     settings = split_params(params)
+    if not files:
+        from ..demo import dataset_demo
+
+        ui = make_ui(params["quiet"], params["progress"], params["progress_interval"])
+        made = dataset_demo(settings, explicit_settings(), count, latency, ui)
+        finish(made.stats, params["quiet"], made.out, made.closing())  # exits
+        return
     kept = settings["out"] if isinstance(settings["out"], Path) else None  # -o: the summary names it
     with tempfile.TemporaryDirectory(prefix="downloader-demo-") as tmp:
         settings["out"] = kept or Path(tmp)

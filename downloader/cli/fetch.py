@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..locations import local_path
 from ..spec import Cluster, Dataset, Input, RunSpec
 from .options import DISPLAY, RUN_GROUPS, explicit_settings, guarded, spec_options, split_params
 from .sections import Command, option
@@ -52,6 +53,8 @@ def fetch(list_file: str | None, *, retry_failed: bool, **params: Any) -> None:
     else:
         if list_file is None:
             raise click.UsageError("Missing argument 'LIST' (a file of URLs, or - for stdin).")
+        if list_file != "-":
+            list_file = str(local_path(list_file, "list"))  # a URL is refused, file:// read locally
         if list_file != "-" and not os.path.isfile(list_file):
             raise click.UsageError(f"no such list file: {list_file}")
         stats = fetch_list(spec, list_file, ui, explicit_settings())

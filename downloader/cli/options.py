@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ import click
 
 from ..backends import backend_names
 from ..errors import ExitCode, RunAborted, UsageError
+from ..locations import URL_LIKE
 from ..spec import (
     GROUPS,
     Content,
@@ -79,8 +81,20 @@ def _type(
     if base == "float":
         return click.FloatRange(min=lowest, min_open=s.above_minimum)
     if base == "Path":
-        return click.Path(file_okay=False, path_type=Path)
+        return _Folder(file_okay=False, path_type=Path)
     return None
+
+
+class _Folder(click.Path):
+    """A folder option whose URL-looking value reaches the spec as typed (``pathlib`` would fold
+    ``s3://b`` into ``s3:/b``), where ``locations.local_path`` accepts or refuses it."""
+
+    def convert(
+        self, value: str | os.PathLike[str], param: click.Parameter | None, ctx: click.Context | None
+    ) -> str | bytes | os.PathLike[str]:
+        if isinstance(value, str) and URL_LIKE.match(value):
+            return value
+        return super().convert(value, param, ctx)
 
 
 def make_option(f: dataclasses.Field[Any], s: Setting, **override: object) -> Callable[[F], F]:

@@ -52,8 +52,8 @@ def make_ui(quiet: bool, progress: ProgressMode = "auto", progress_interval: flo
     return Ui(progress=reporter, on_interrupt=on_interrupt, announce=announce)
 
 
-def finish(stats: Stats, quiet: bool, out: Path | None = None) -> None:
-    """The summary (with the first failures and how to list them all), then the exit code."""
+def finish(stats: Stats, quiet: bool, out: Path | None = None, epilogue: str = "") -> None:
+    """The summary (with the first failures and how to list them all), ``epilogue``, then the exit code."""
     import logging
     import shlex
 
@@ -61,7 +61,7 @@ def finish(stats: Stats, quiet: bool, out: Path | None = None) -> None:
 
     text = summary(stats, None if out is None else shlex.quote(str(out)))
     if not quiet:
-        click.echo(text)
+        click.echo(text + (f"\n{epilogue}" if epilogue else ""))
     elif stats.aborted:  # quiet shows errors only: an aborted run is one
         click.echo(f"error: run aborted: {stats.aborted}", err=True)
     logging.getLogger(SUMMARY_LOG).info("%s", text)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import runfile
@@ -202,17 +203,49 @@ def _contact_sheet(out: Path, c: Collected) -> str:
 
     if not images.available():
         return page.section("Contact sheet", page.note(SHEET_HINT), id_="sheet")
-    thumbs = [(p, uri) for p in items if (uri := _thumb(out / p, images.thumbnail)) is not None]
+    bodies = dict(_bodies(out, items))
+    thumbs = [(p, uri) for p in items if p in bodies and (uri := _thumb(bodies[p], images.thumbnail))]
     text = f"{len(thumbs)} of {c.sample.seen:,} stored images, sampled at random."
     return page.section("Contact sheet", page.para(text, True), page.sheet(thumbs), id_="sheet")
 
 
-def _thumb(path: Path, thumbnail: Callable[[bytes, int], bytes]) -> str | None:
-    """A data URI of a small JPEG of the file, or None when it is gone, too large or not an image."""
+def _bodies(out: Path, paths: list[str]) -> Iterator[tuple[str, bytes]]:
+    """The bytes of each sampled path: a file in OUT, or a member of a WebDataset shard
+    (``00000.tar/000000123.jpg``), each tar read once; what is gone or too large is left out."""
+    in_tars: dict[str, dict[str, str]] = {}
+    for p in paths:
+        shard, sep, member = p.partition("/")
+        if sep and shard.endswith(".tar"):
+            in_tars.setdefault(shard, {})[member] = p
+            continue
+        try:
+            if (out / p).stat().st_size <= THUMB_MAX_BYTES:
+                yield p, (out / p).read_bytes()
+        except OSError:
+            continue
+    for shard, wanted in in_tars.items():
+        yield from _members(out / shard, wanted)
+
+
+def _members(tar_path: Path, wanted: dict[str, str]) -> Iterator[tuple[str, bytes]]:
+    """The ``wanted`` members (name → sampled path) of one tar, in one pass over its headers."""
     try:
-        if path.stat().st_size > THUMB_MAX_BYTES:
-            return None
-        small: bytes = thumbnail(path.read_bytes(), THUMB_BOX)
+        with tarfile.open(tar_path) as tar:
+            for member in tar:
+                p = wanted.pop(member.name, None)
+                body = tar.extractfile(member) if p is not None and member.size <= THUMB_MAX_BYTES else None
+                if p is not None and body is not None:
+                    yield p, body.read()
+                if not wanted:
+                    return
+    except (OSError, tarfile.TarError):  # a shard gone or damaged since its rows were written
+        return
+
+
+def _thumb(body: bytes, thumbnail: Callable[[bytes, int], bytes]) -> str | None:
+    """A data URI of a small JPEG of ``body``, or None when it is not an image the library reads."""
+    try:
+        small: bytes = thumbnail(body, THUMB_BOX)
     except Exception:  # any file the library cannot read is left off the sheet
         return None
     return "data:image/jpeg;base64," + base64.b64encode(small).decode("ascii")

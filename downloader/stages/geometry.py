@@ -3,8 +3,10 @@ output size is decided, and tested, in one place.
 
 The modes follow img2dataset's: ``keep_ratio`` makes the shorter side N, ``keep_ratio_largest`` the
 longer; ``center_crop`` makes the shorter side N and keeps the centred N×N; ``border`` makes the longer
-side N and pads to N×N. With ``only_if_bigger`` an image already within N keeps its size (a crop or a
-border still applies, to at most N×N).
+side N and pads to N×N. With ``only_if_bigger`` an image whose reference side (the one the mode sets
+to N: the shorter for ``keep_ratio`` and ``center_crop``, the longer for ``keep_ratio_largest`` and
+``border``) is already within N is left as it is, neither cropped nor padded, as img2dataset leaves it;
+a larger one gets the mode's full treatment (scaled, then cropped or padded to N×N).
 """
 
 from __future__ import annotations
@@ -26,11 +28,9 @@ class Geometry:
         return self.scaled is not None or self.crop is not None or self.canvas is not None
 
 
-def _scaled(width: int, height: int, side: int, by_longer: bool, only_if_bigger: bool) -> tuple[int, int]:
+def _scaled(width: int, height: int, side: int, by_longer: bool) -> tuple[int, int]:
     """The size with the shorter (or longer) side ``side`` and the ratio kept, each side at least 1."""
     ref = max(width, height) if by_longer else min(width, height)
-    if only_if_bigger and ref <= side:
-        return (width, height)
     if width == ref:  # the reference side lands exactly on ``side``; the other is rounded
         return (side, max(1, round(height * side / width)))
     return (max(1, round(width * side / height)), side)
@@ -41,7 +41,9 @@ def plan(width: int, height: int, size: int, mode: str, only_if_bigger: bool = F
     if size <= 0 or mode == "no":
         return Geometry()
     by_longer = mode in ("keep_ratio_largest", "border")
-    w, h = _scaled(width, height, size, by_longer, only_if_bigger)
+    if only_if_bigger and (max(width, height) if by_longer else min(width, height)) <= size:
+        return Geometry()  # within N already: no scale, and no crop or border either
+    w, h = _scaled(width, height, size, by_longer)
     scaled = None if (w, h) == (width, height) else (w, h)
     if mode == "center_crop":
         side = min(size, w, h)
