@@ -27,13 +27,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from downloader.arrow import write_table
 from downloader.checks import sniff
+from downloader.manifest import COLUMNS
 from downloader.shards import key
 from downloader.sources import make_job
 from downloader.writers.spool import key_of, member_name
-from tests.conftest import AiohttpServer
+from tests.conftest import AiohttpServer, hits
 from tests.faults import IMAGES, JPEG, PNG
-from tests.test_datasets import fetch, write_csv
+from tests.test_datasets import complete_rows, fetch, kill_when, spooled, write_csv
 
 WEBP = (IMAGES / "image.webp").read_bytes()
 GIF = (IMAGES / "animated.gif").read_bytes()
@@ -282,3 +284,39 @@ def test_a_member_is_key_dot_ext_whatever_the_url(
         assert stem and dot and "." not in found and found.islower(), name
         assert f".{found}" in (KINDS if kind else {".bin"})
     assert member_name(key(line), kind) == key(line) + (kind or ".bin")
+
+
+async def test_a_spool_an_earlier_version_named_is_resumed(origin: TestServer, tmp_path: Path) -> None:
+    """An OUT left by a version that named the spool ``00000.spool.tar``: its samples are not fetched
+    again, and no ``*.tar`` but the shard's is left."""
+    urls = [str(origin.make_url(f"/slow/{40 * (i % 3)}/{i}")) for i in range(12)]
+    lst = write_csv(tmp_path / "list.csv", [(u, f"c{i}") for i, u in enumerate(urls)])
+    out = tmp_path / "out"
+    args = ("--output-format", "webdataset", "--shard-size", "12", "-c", "3")
+    await kill_when(lst, out, spooled(out, 3), *args)
+    (spool,) = (out / "_shards").glob("*.spool")
+    spool.rename(spool.with_name("00000.spool.tar"))
+    complete = {u: hits(origin, "/" + u.split("/", 3)[3]) for u in complete_rows(out)}
+    assert complete
+    res = await fetch(lst, out, *args)
+    assert res.exit_code == 0, res.output
+    assert {u: hits(origin, "/" + u.split("/", 3)[3]) for u in complete} == complete
+    assert [str(p.relative_to(out)) for p in out.rglob("*.tar")] == ["00000.tar"]
+    with tarfile.open(out / "00000.tar") as tf:
+        assert sorted(n for n in tf.getnames() if n.endswith(".jpg")) == [
+            f"{key(n + 2)}.jpg" for n in range(12)
+        ]
+
+
+def test_a_column_no_row_of_a_shard_fills_keeps_its_type(tmp_path: Path) -> None:
+    """Columns empty in one shard (the manifest's, as ``error`` where nothing failed, and one carried from
+    the list) have there the types the shards that fill them give them, never ``null``."""
+    rows = [{"url": "u", "line": n, "status": "ok", "error": None, "caption": None} for n in range(3)]
+    empty, filled = str(tmp_path / "empty.parquet"), str(tmp_path / "filled.parquet")
+    write_table(empty, rows, COLUMNS)
+    write_table(filled, [{**r, "status": "failed", "error": "x", "caption": "y"} for r in rows], COLUMNS)
+    schema = pq.read_schema(empty)
+    assert schema == pq.read_schema(filled) and schema.names == [*COLUMNS, "caption"]
+    assert all(str(t) in ("string", "int64", "double") for t in schema.types)
+    table = pq.read_table([empty, filled])
+    assert table.column("caption").to_pylist() == [None] * 3 + ["y"] * 3
