@@ -29,7 +29,7 @@ from typing import Any
 
 from .arrow import read_batches, write_table
 from .manifest import COLUMNS, MANIFEST, PART_GLOB, encode_row, read_manifest
-from .writers.spool import key_of
+from .writers.spool import key_of, member_name
 from .writers.tar import MemberReader, TarAppender, scan, write_tar
 
 if sys.platform != "win32":
@@ -229,8 +229,8 @@ def samples(files: ShardFiles, done: bool) -> Found:
     if done:
         reopen(files)
     found: Found = {}
-    for name, where in scan(str(files.spool), repair=True).items():
-        found[key_of(name)] = (name, where)
+    for name, where in scan(str(files.spool), repair=True).items():  # KEY.EXT, or an earlier KEY.HASH.EXT
+        found[key_of(name)] = (member_name(name, os.path.splitext(name)[1]), where)
     return found
 
 
@@ -261,6 +261,7 @@ def finish(
     caption: str | None,
 ) -> dict[str, int]:
     """Make the shard final from its rows (in input order, one per row) and its spooled samples."""
+    rows = [_located(row, found, files.final.name) for row in rows]
     if files.fmt == "webdataset":  # a Parquet shard is its own metadata, images beside
         publish(files.meta, lambda tmp: write_table(tmp, rows, COLUMNS))
     publish(files.rows, lambda tmp: _write_rows(tmp, rows))
@@ -295,6 +296,12 @@ def _write_rows(path: str, rows: Sequence[dict[str, Any]]) -> None:
     with open(path, "wb") as fh:
         for row in rows:
             fh.write(encode_row(row) + b"\n")
+
+
+def _located(row: dict[str, Any], found: Found, shard: str) -> dict[str, Any]:
+    """An ok row's path names the member its sample is stored as (one an earlier version spooled too)."""
+    sample = found.get(row["key"]) if row["status"] == "ok" else None
+    return row if sample is None else {**row, "path": f"{shard}/{sample[0]}"}
 
 
 def _blob(row: dict[str, Any], found: Found, reader: MemberReader) -> bytes | None:

@@ -9,6 +9,7 @@ import contextlib
 import gc
 import importlib
 import io
+import json
 import re
 import tarfile
 import warnings
@@ -33,6 +34,7 @@ from downloader.manifest import COLUMNS
 from downloader.shards import key
 from downloader.sources import make_job
 from downloader.writers.spool import key_of, member_name
+from downloader.writers.tar import MemberReader, TarAppender, scan
 from tests.conftest import AiohttpServer, hits
 from tests.faults import IMAGES, JPEG, PNG
 from tests.test_datasets import complete_rows, fetch, kill_when, spooled, write_csv
@@ -286,16 +288,32 @@ def test_a_member_is_key_dot_ext_whatever_the_url(
     assert member_name(key(line), kind) == key(line) + (kind or ".bin")
 
 
-async def test_a_spool_an_earlier_version_named_is_resumed(origin: TestServer, tmp_path: Path) -> None:
-    """An OUT left by a version that named the spool ``00000.spool.tar``: its samples are not fetched
-    again, and no ``*.tar`` but the shard's is left."""
+def as_an_earlier_version_left_it(out: Path) -> None:
+    """The spool renamed ``00000.spool.tar``, its members and their rows' paths ``KEY.HASH.jpg``, as
+    the URL's name once made them."""
+    (spool,) = (out / "_shards").glob("*.spool")
+    old, reader = TarAppender(str(spool.with_name("00000.spool.tar"))), MemberReader()
+    for name, where in scan(str(spool)).items():
+        old.append(name.replace(".", ".abcdefghijklm."), reader.read(where))
+    old.close()
+    reader.close()
+    spool.unlink()
+    part = out / "_shards" / "00000.part.jsonl"
+    rows = [json.loads(line) for line in part.read_text().splitlines() if line.endswith("}")]
+    for row in rows:
+        row["path"] = row["path"] and row["path"].replace(".jpg", ".abcdefghijklm.jpg")
+    part.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+async def test_a_spool_an_earlier_version_left_is_resumed(origin: TestServer, tmp_path: Path) -> None:
+    """An OUT left by a version that named the spool ``00000.spool.tar`` and its members after the URL:
+    its samples are not fetched again, and the shard's members and rows have today's names."""
     urls = [str(origin.make_url(f"/slow/{40 * (i % 3)}/{i}")) for i in range(12)]
     lst = write_csv(tmp_path / "list.csv", [(u, f"c{i}") for i, u in enumerate(urls)])
     out = tmp_path / "out"
     args = ("--output-format", "webdataset", "--shard-size", "12", "-c", "3")
     await kill_when(lst, out, spooled(out, 3), *args)
-    (spool,) = (out / "_shards").glob("*.spool")
-    spool.rename(spool.with_name("00000.spool.tar"))
+    as_an_earlier_version_left_it(out)
     complete = {u: hits(origin, "/" + u.split("/", 3)[3]) for u in complete_rows(out)}
     assert complete
     res = await fetch(lst, out, *args)
@@ -303,9 +321,10 @@ async def test_a_spool_an_earlier_version_named_is_resumed(origin: TestServer, t
     assert {u: hits(origin, "/" + u.split("/", 3)[3]) for u in complete} == complete
     assert [str(p.relative_to(out)) for p in out.rglob("*.tar")] == ["00000.tar"]
     with tarfile.open(out / "00000.tar") as tf:
-        assert sorted(n for n in tf.getnames() if n.endswith(".jpg")) == [
-            f"{key(n + 2)}.jpg" for n in range(12)
-        ]
+        names = [n for n in tf.getnames() if n.endswith(".jpg")]
+    assert names == [f"{key(n + 2)}.jpg" for n in range(12)]
+    rows = [json.loads(line) for line in (out / "_shards" / "00000.jsonl").read_text().splitlines()]
+    assert [r["path"] for r in rows] == [f"00000.tar/{name}" for name in names]
 
 
 def test_a_column_no_row_of_a_shard_fills_keeps_its_type(tmp_path: Path) -> None:
