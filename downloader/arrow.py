@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .errors import UsageError
@@ -31,25 +31,20 @@ def parquet() -> Any:
 def write_table(
     path: str,
     rows: Sequence[dict[str, Any]],
-    text_columns: frozenset[str],
+    columns: Mapping[str, str],
     blobs: Callable[[dict[str, Any]], bytes | None] | None = None,
 ) -> None:
     """``rows`` as one Parquet file at ``path``, written whole under a temporary name, then renamed.
-    With ``blobs``, each row's bytes go in an ``image`` column beside its fields, read a row group at a
-    time. The schema is inferred from all the rows at once (so a column that is null in one group has
-    the type the others give it); when a column's values disagree in type (a carried input column that
-    is a number in one row and text in another), the columns outside ``text_columns`` are stored as JSON
-    text, so one odd row cannot fail a shard."""
+    With ``blobs``, each row's bytes go in an ``image`` column beside its fields (null where a row has
+    none), read a row group at a time. The schema is fixed, so every shard of a dataset has the same one
+    and they read as one dataset: ``columns`` (name → Arrow type alias) first, whatever the rows hold,
+    then the other (carried) columns, typed from all the rows at once (``_carried``)."""
     pq = parquet()
     import pyarrow as pa
 
-    names = list(dict.fromkeys(k for row in rows for k in row))
-    shape: Callable[[dict[str, Any]], dict[str, Any]] = functools.partial(_as_is, names=names)
-    try:
-        schema = pa.Table.from_pylist([shape(row) for row in rows]).schema
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        shape = functools.partial(_as_text, names=names, keep=text_columns)
-        schema = pa.Table.from_pylist([shape(row) for row in rows]).schema
+    carried = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in columns]
+    fields, shape = _carried(rows, carried)
+    schema = pa.schema([pa.field(k, pa.type_for_alias(t)) for k, t in columns.items()] + fields)
     if blobs is not None:
         schema = schema.append(pa.field(BLOB, pa.binary()))
     tmp = f"{path}.{os.getpid()}.part"
@@ -63,12 +58,29 @@ def write_table(
     os.replace(tmp, path)
 
 
-def _as_is(row: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    return {k: row.get(k) for k in names}
+Shape = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def _as_text(row: dict[str, Any], names: list[str], keep: frozenset[str]) -> dict[str, Any]:
-    return {k: row.get(k) if k in keep or row.get(k) is None else json.dumps(row[k]) for k in names}
+def _carried(rows: Sequence[dict[str, Any]], names: list[str]) -> tuple[list[Any], Shape]:
+    """The carried columns' fields, and how a row is shaped for them. A column no row fills is text
+    (not ``null``, a type no other shard's column would cast to); when a column's values disagree in
+    type (a number in one row, text in another), the carried columns are stored as JSON text, so one
+    odd row cannot fail a shard. Hazard: a carried column typed from its values may still differ from
+    shard to shard (numbers in one, text in the next); the manifest's own columns never do."""
+    import pyarrow as pa
+
+    shape: Shape = dict
+    try:
+        inferred = pa.Table.from_pylist([{k: row.get(k) for k in names} for row in rows]).schema
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        shape = functools.partial(_as_text, names=names)
+        inferred = pa.schema([pa.field(k, pa.string()) for k in names])
+    text = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in inferred]
+    return text, shape
+
+
+def _as_text(row: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    return {**row, **{k: json.dumps(row[k]) for k in names if row.get(k) is not None}}
 
 
 def read_batches(path: str, columns: list[str]) -> Iterator[list[dict[str, Any]]]:

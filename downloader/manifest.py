@@ -66,6 +66,14 @@ def row_of(result: Result, t: float | None = None) -> dict[str, object]:
 
 MANIFEST_FIELDS = frozenset(row_of(Result("", 0, Status.OK)))
 """The manifest's own columns; anything else in a row was carried from the input."""
+_SIZES = ("width", "height", "original_width", "original_height")
+_TYPES = dict.fromkeys(("line", "http_status", "bytes", "attempts", *_SIZES), "int64")
+_TYPES |= dict.fromkeys(("elapsed_s", "ttfb_s", "t"), "double")
+_GAINED = ("key", "duplicate_of", "note", *_SIZES, "format")
+COLUMNS = {k: _TYPES.get(k, "string") for k in (*row_of(Result("", 0, Status.OK)), *_GAINED)}
+"""A row's columns in a dataset's Parquet, each of one Arrow type whatever a shard holds (a column no row
+of a shard fills would be typed ``null`` there, and the shards would not read as one dataset): the
+manifest's own, a shard's key, and what a row may gain (duplicates, notes, the image stage's sizes)."""
 
 
 def encode_row(row: dict[str, object]) -> bytes:

@@ -176,7 +176,7 @@ async def test_a_worker_killed_mid_shard_and_the_run_still_completes_once(
     async with asyncio.timeout(30):
         while not spooled(out, 3)():
             await asyncio.sleep(0.005)
-    spools = sorted((out / "_shards").glob("*.spool.tar"))
+    spools = sorted((out / "_shards").glob("*.spool"))
     holder = lock_holder(spools[0].with_name(spools[0].name.split(".")[0] + ".lock"))
     assert holder is not None and holder in {p.pid for p in psutil.Process(scheduler[1].pid).children()}
     os.kill(holder, signal.SIGKILL)

@@ -102,7 +102,7 @@ async def test_webdataset_shards_hold_each_ok_row_with_its_row_and_caption(
         assert row["path"] == f"{s['__url__'].rsplit('/', 1)[1]}/{s['__key__']}.{ext}"
     meta = pq.read_table(out / "_shards" / "00001.parquet").to_pylist()
     assert [r["key"] for r in meta] == [r["key"] for r in rows[4:8]]  # failures included
-    assert not list(out.glob(".*")) and not list((out / "_shards").glob("*.spool.tar"))
+    assert not list(out.glob(".*")) and not list((out / "_shards").glob("*.spool"))
     assert json.loads((out / "_shards" / "00001.done.json").read_text())["rows"] == 4
 
 
@@ -233,7 +233,7 @@ async def kill_when(lst: Path, out: Path, ready: Callable[[], bool], *args: str)
 
 def spooled(out: Path, n: int) -> Callable[[], bool]:
     def ready() -> bool:
-        return sum(len(scan(str(p))) for p in (out / "_shards").glob("*.spool.tar")) >= n
+        return sum(len(scan(str(p))) for p in (out / "_shards").glob("*.spool")) >= n
 
     return ready
 

@@ -89,7 +89,7 @@ def assert_one_complete_output(out: Path, rows: int) -> None:
     keys = [s["__key__"] for s in tar_samples(out)]
     assert keys == [r["key"] for r in found if r["status"] == "ok"]
     assert not list(out.glob(".0*")) and not list((out / "_shards").glob("*part*"))
-    assert not list((out / "_shards").glob("*.spool.tar"))
+    assert not list((out / "_shards").glob("*.spool"))
 
 
 @pytest.mark.parametrize("world", [2, 3])

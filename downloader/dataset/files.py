@@ -2,13 +2,16 @@
 
 A shard is rows ``[k * shard_size, (k + 1) * shard_size)`` of the list, counted from 0 in input order;
 its samples are keyed by their input row number (``line``, zero-padded to nine digits, no dots, as
-``--layout shards`` names files). While it runs, a shard has a spool (``_shards/00000.spool.tar``, the
-samples so far) and a part manifest (``_shards/00000.part.jsonl``, their rows). ``finish`` makes it final
-in this order, each file under a temporary name renamed into place: the metadata Parquet and the rows
-(``_shards/00000.parquet``, ``_shards/00000.jsonl``), the shard itself (``00000.tar`` or
-``00000.parquet``), and last the done marker (``_shards/00000.done.json``); then the spool goes. A kill
-at any moment leaves no partial file at a final name, and a shard without its marker is run again from
-its spool. ``_``-prefixed folders are skipped by Parquet dataset readers, so OUT reads as the dataset.
+``--layout shards`` names files). While it runs, a shard has a spool (``_shards/00000.spool``, a tar of
+the samples so far) and a part manifest (``_shards/00000.part.jsonl``, their rows). ``finish`` makes it
+final in this order, each file under a temporary name (ending ``.part``) renamed into place: for tars
+the metadata Parquet (``_shards/00000.parquet``), the rows (``_shards/00000.jsonl``), the shard itself
+(``00000.tar`` or ``00000.parquet``), and last the done marker (``_shards/00000.done.json``); then the
+spool goes. A kill at any moment leaves no partial file at a final name, and a shard without its
+marker is run again from its spool. Working files end in no shard's suffix, so a glob for ``*.tar`` or
+``*.parquet``, recursive or not, never takes one for a shard; ``_``-prefixed folders are skipped by
+Parquet dataset readers, so OUT reads as the dataset. A Parquet shard holds every row, so it has no
+metadata Parquet beside it: a recursive ``**/*.parquet`` sees each row once in either format.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from ..arrow import read_batches, write_table
-from ..manifest import MANIFEST, MANIFEST_FIELDS, PART_GLOB, encode_row, read_manifest
-from ..writers.spool import key_of
+from ..manifest import COLUMNS, MANIFEST, PART_GLOB, encode_row, read_manifest
+from ..writers.spool import key_of, member_name
 from ..writers.tar import MemberReader, TarAppender, scan, write_tar
 
 if sys.platform != "win32":
@@ -74,6 +77,12 @@ class ShardFiles:
 
     @property
     def spool(self) -> Path:
+        """A tar, named for no reader to take as a shard (an earlier version's ``.spool.tar`` is taken
+        over by ``clear_temporaries``, so a rerun over its OUT resumes)."""
+        return self._own(".spool")
+
+    @property
+    def old_spool(self) -> Path:
         return self._own(".spool.tar")
 
     @property
@@ -176,6 +185,8 @@ def clear_temporaries(files: ShardFiles) -> None:
         *(files.out / SHARDS).glob(f"{files.name}.*.part"),
     ]:
         left.unlink(missing_ok=True)
+    if files.old_spool.exists() and not files.spool.exists():  # an OUT an earlier version left
+        os.replace(files.old_spool, files.spool)
 
 
 def write_plan(out: Path, source: str, rows: int, size: int) -> int:
@@ -218,8 +229,8 @@ def samples(files: ShardFiles, done: bool) -> Found:
     if done:
         reopen(files)
     found: Found = {}
-    for name, where in scan(str(files.spool), repair=True).items():
-        found[key_of(name)] = (name, where)
+    for name, where in scan(str(files.spool), repair=True).items():  # KEY.EXT, or an earlier KEY.HASH.EXT
+        found[key_of(name)] = (member_name(name, os.path.splitext(name)[1]), where)
     return found
 
 
@@ -250,8 +261,9 @@ def finish(
     caption: str | None,
 ) -> dict[str, int]:
     """Make the shard final from its rows (in input order, one per row) and its spooled samples."""
-    text = frozenset(MANIFEST_FIELDS | {"key"})
-    publish(files.meta, lambda tmp: write_table(tmp, rows, text))
+    rows = [_located(row, found, files.final.name) for row in rows]
+    if files.fmt == "webdataset":  # a Parquet shard is its own metadata, images beside
+        publish(files.meta, lambda tmp: write_table(tmp, rows, COLUMNS))
     publish(files.rows, lambda tmp: _write_rows(tmp, rows))
     reader = MemberReader()
 
@@ -259,7 +271,7 @@ def finish(
         if files.fmt == "webdataset":
             write_tar(tmp, _tar_members(rows, found, caption, reader))
         else:
-            write_table(tmp, rows, text, blobs=lambda row: _blob(row, found, reader))
+            write_table(tmp, rows, COLUMNS, blobs=lambda row: _blob(row, found, reader))
 
     try:
         publish(files.final, fill, files.temp)
@@ -276,6 +288,7 @@ def finish(
 def drop_leftovers(files: ShardFiles) -> None:
     """A done shard needs neither its spool nor its part manifest any more."""
     files.spool.unlink(missing_ok=True)
+    files.old_spool.unlink(missing_ok=True)
     (files.out / files.part).unlink(missing_ok=True)
 
 
@@ -283,6 +296,12 @@ def _write_rows(path: str, rows: Sequence[dict[str, Any]]) -> None:
     with open(path, "wb") as fh:
         for row in rows:
             fh.write(encode_row(row) + b"\n")
+
+
+def _located(row: dict[str, Any], found: Found, shard: str) -> dict[str, Any]:
+    """An ok row's path names the member its sample is stored as (one an earlier version spooled too)."""
+    sample = found.get(row["key"]) if row["status"] == "ok" else None
+    return row if sample is None else {**row, "path": f"{shard}/{sample[0]}"}
 
 
 def _blob(row: dict[str, Any], found: Found, reader: MemberReader) -> bytes | None:

@@ -104,7 +104,7 @@ class _Rows:
                 self.stored[job.line] = job
                 bar.advance(1, 0, 0)
                 continue
-            job.path = key(job.line) + os.path.splitext(job.path)[1]
+            job.path = key(job.line)  # the member is KEY.EXT, EXT from the stored bytes (spool.member_name)
             yield job
 
     def _reusable(self, job: Job) -> bool:

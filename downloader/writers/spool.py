@@ -3,20 +3,26 @@
 shard's final tar or Parquet is made from the spool when every row is done (``dataset.files.finish``).
 
 A sample is buffered until commit (a shard's samples go to one file, so no two may interleave), and
-an aborted one leaves nothing. ``rel`` is the key with the URL's extension (``000000123.jpg``); the
-stored member takes the sniffed type's extension when there is one.
+an aborted one leaves nothing. A member is always ``KEY.EXT`` (``member_name``): the key up to its first
+dot, and the extension of the stored bytes' sniffed type, never the URL's (``/p/17``, ``/x.php?id=3`` or
+a PNG served as ``.jpg`` would otherwise give names readers split wrongly); ``.bin`` when the type is
+unknown (``--accept any``), so a body never takes a name of the sample's own (``KEY.json``, ``KEY.txt``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 
 from ..keys import ContentIndex
 from ..models import Stored
-from ..names import with_extension
 from .tar import TarAppender
+
+UNKNOWN = ".bin"
+_KIND = re.compile(r"\.[a-z0-9]{1,8}")
+"""What a sniffed or encoded type looks like (``.jpg``, ``.webp``, ``.tif``): one dot, lower case."""
 
 
 class Spool:
@@ -30,9 +36,7 @@ class Spool:
         self._lock = threading.Lock()
 
     def store(self, rel: str, kind: str | None, pieces: list[bytes]) -> Stored:
-        name = with_extension(rel, kind) if kind else rel
-        if "." not in name:
-            name += ".bin"
+        name = member_name(rel, kind)
         path = f"{self.where}/{name}"
         body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         try:
@@ -101,6 +105,12 @@ class SpoolOutput:
 
     def open_sync(self, rel: str) -> _Writer:
         return _Writer(self.spool, rel)
+
+
+def member_name(rel: str, kind: str | None) -> str:
+    """``KEY.EXT``: the sample's key (``rel`` up to its first dot) and its type's extension, the one
+    dot in the name, as every WebDataset reader splits it."""
+    return key_of(rel) + (kind if kind and _KIND.fullmatch(kind) else UNKNOWN)
 
 
 def key_of(name: str) -> str:
