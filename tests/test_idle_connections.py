@@ -1,5 +1,5 @@
-"""Idle pooled connections are kept ``IDLE_S`` seconds at most: what bounds a run's memory on a list of
-many hosts (docs/performance.md, "Memory at web scale"). Real loopback servers count the connections."""
+"""Idle pooled connections are kept ``--idle-timeout`` seconds at most: what bounds a run's memory on a
+list of many hosts (docs/performance.md, "Memory at web scale"). Loopback servers count the connections."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from downloader.backends.base import IDLE_S
 from tests.conftest import AiohttpServer, Run
 from tests.faults import JPEG
 
 Fetch = Callable[..., Awaitable[Run]]
 PEERS: web.AppKey[list[int]] = web.AppKey("peers", list)
+IDLE = 1.0
+"""Seconds (curl counts whole seconds)."""
 AGED = {"reqwest", "aiohttp", "curl"}
 """The backends whose pools forget an idle connection by age; urllib3's (executor, threads) are
 bounded in number instead (pools, and connections a pool)."""
@@ -39,17 +40,18 @@ def app(wait: float) -> web.Application:
 async def test_a_connection_idle_past_its_age_is_not_reused(
     aiohttp_server: AiohttpServer, fetch: Fetch, backend: str
 ) -> None:
-    """One at a time: host A, then a slow answer of host B that outlasts ``IDLE_S``, then A again:
+    """One at a time: host A, then a slow answer of host B that outlasts ``--idle-timeout``, then A again:
     the second request to A comes on a new connection; a fast sequence reuses it."""
     if backend not in AGED:
         pytest.skip(f"{backend}: urllib3's pools are bounded in number, not in age")
     fast: TestServer = await aiohttp_server(app(0.0))
-    slow: TestServer = await aiohttp_server(app(IDLE_S + 1.5))
+    slow: TestServer = await aiohttp_server(app(IDLE + 1.5))
     urls = [str(fast.make_url("/a.jpg?1")), str(slow.make_url("/a.jpg")), str(fast.make_url("/a.jpg?2"))]
-    run = await fetch(urls, concurrency=1)
+    run = await fetch(urls, concurrency=1, idle_timeout=IDLE)
     assert {r["status"] for r in run.rows} == {"ok"}
     first, second = fast.app[PEERS]
     assert first != second  # the idle connection was let go (or refused for reuse) once it was too old
-    again = await fetch([str(fast.make_url(f"/a.jpg?{i}")) for i in range(3, 6)], concurrency=1)
+    later = [str(fast.make_url(f"/a.jpg?{i}")) for i in range(3, 6)]
+    again = await fetch(later, concurrency=1, idle_timeout=IDLE)
     assert {r["status"] for r in again.rows} == {"ok"}
     assert len(set(fast.app[PEERS][2:])) == 1  # young connections are reused as before

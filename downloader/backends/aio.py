@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from .. import errors
-from .base import IDLE_S, Body, Head, StreamingBackend, split_headers
+from .base import Body, Head, StreamingBackend, split_headers
 from .gate import Gate, Pass
 
 _PINNED: ContextVar[Pass | None] = ContextVar("downloader_pinned", default=None)
@@ -81,7 +81,7 @@ class AiohttpBackend(StreamingBackend):
         connector = aiohttp.TCPConnector(
             limit=self.transport.slots,
             limit_per_host=self.transport.per_host,
-            keepalive_timeout=IDLE_S,  # memory bounded by age, not by hosts seen (base.IDLE_S)
+            keepalive_timeout=t.idle_timeout,  # memory bounded by age, not by hosts seen
             resolver=PinnedResolver(self.gate),
             use_dns_cache=False,
             ssl=_ssl(net.insecure, net.ca_bundle),

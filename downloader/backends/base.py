@@ -25,13 +25,6 @@ from .gate import Gate, Pass, next_hop
 
 DRAIN = 64 << 10
 """Bytes of a redirect's body read (so its connection can be reused) before it is dropped instead."""
-IDLE_S = 5.0
-"""Seconds an idle pooled connection is kept. Memory at web scale is the pool's: an idle connection
-holds its TLS state and its read buffer (hyper's grows to about 400 KB on a fast body), and a list of
-many hosts leaves one or more behind per host; at the clients' defaults (90 s reqwest, 15 s aiohttp)
-20,000 URLs over 1,000 hosts peaked at 550-750 MB. A host whose next URL comes within 5 s (every host
-with work queued in the read-ahead window) keeps its connection; Apache closes idle ones after 5 s
-itself. docs/performance.md, "Memory at web scale", has the figures."""
 PER_ORIGIN = frozenset(("authorization", "cookie", "proxy-authorization"))
 """Request headers of the user's that go to the listed URL's origin only, never to a redirect's."""
 

@@ -25,7 +25,7 @@ from typing import Any, Self
 from .. import errors
 from ..spec import Transport
 from ..writers import Output
-from .base import IDLE_S, Body, Head, StreamingBackend, split_headers
+from .base import Body, Head, StreamingBackend, split_headers
 from .gate import Pass, host_port
 
 try:
@@ -294,7 +294,7 @@ class CurlBackend(StreamingBackend):
         easy.setopt(pycurl.HTTP_CONTENT_DECODING, 0)
         easy.setopt(pycurl.CONNECTTIMEOUT_MS, int(c.timeouts.connect_timeout * 1000))
         easy.setopt(pycurl.TCP_NODELAY, 1)
-        easy.setopt(pycurl.MAXAGE_CONN, int(IDLE_S))  # as the other backends (MAXCONNECTS caps the count)
+        easy.setopt(pycurl.MAXAGE_CONN, max(1, round(c.timeouts.idle_timeout)))  # MAXCONNECTS caps the count
         if c.network.insecure:
             easy.setopt(pycurl.SSL_VERIFYPEER, 0)
             easy.setopt(pycurl.SSL_VERIFYHOST, 0)
