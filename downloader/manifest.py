@@ -19,6 +19,7 @@ import orjson
 
 from .errors import InvalidURL
 from .keys import DigestIndex, PathClaims, digest64
+from .memory import peak_rss_mb
 from .models import Job, Naming, Result, Stats, Status
 from .names import DEFAULT_NAMING, normalise
 from .sources import make_job
@@ -146,6 +147,8 @@ class ManifestWriter:
 
 
 def write_stats(path: Path, stats: Stats) -> None:
+    """``stats.json``, with the writing process's peak memory counted in."""
+    stats.note_memory(peak_rss_mb())
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(json.dumps(stats.as_dict(), indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)

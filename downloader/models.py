@@ -192,6 +192,11 @@ class Stats:
     latency: Histogram = field(default_factory=Histogram)
     first_failures: list[tuple[str, str, str]] = field(default_factory=list)
     """(url, kind, sentence) of the first ``SHOWN_FAILURES`` failed or invalid rows, to show a person."""
+    peak_rss_mb: float = 0.0
+    """The largest peak resident set of the run's processes (one process: its own), in MB."""
+    peak_rss_sum_mb: float = 0.0
+    """The processes' peaks added (``--procs``: the workers'): an upper bound of the run's memory, since
+    their peaks need not coincide. One process: its own peak."""
 
     def add(self, r: Result) -> None:
         if r.status is Status.OK:
@@ -225,6 +230,14 @@ class Stats:
         self.first_failures.extend(other.first_failures[: max(0, room)])
         self.aborted = self.aborted or other.aborted
         self.interrupted = self.interrupted or other.interrupted
+        self.peak_rss_mb = max(self.peak_rss_mb, other.peak_rss_mb)
+        self.peak_rss_sum_mb += other.peak_rss_sum_mb
+
+    def note_memory(self, own_mb: float) -> None:
+        """Count this process's own peak (idempotent: stats written twice count it once). A parent that
+        absorbed its workers keeps their sum, which its own small peak does not join."""
+        self.peak_rss_mb = max(self.peak_rss_mb, own_mb)
+        self.peak_rss_sum_mb = max(self.peak_rss_sum_mb, own_mb)
 
     @property
     def total(self) -> int:
@@ -262,6 +275,8 @@ class Stats:
             "failures": dict(sorted(self.failures.items())),
             "aborted": self.aborted,
             "interrupted": self.interrupted,
+            "peak_rss_mb": round(self.peak_rss_mb, 1),
+            "peak_rss_sum_mb": round(self.peak_rss_sum_mb, 1),
         }
 
 

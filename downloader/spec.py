@@ -398,6 +398,13 @@ class Timeouts:
         text_default="512KB",
         minimum=0,
     )
+    idle_timeout: float = setting(
+        5.0,
+        "Seconds an idle connection is kept for the next URL of its host: longer saves handshakes, shorter "
+        "saves memory on lists of many hosts.",
+        minimum=0,
+        above_minimum=True,
+    )
     min_speed: tuple[int, float] = setting(
         (1024, 10.0),
         "BYTES:SECONDS; slower bodies fail as too_slow (0: off).",

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from ..loop import run_loop
 from ..manifest import STATS, merge_parts, part_name, write_stats
+from ..memory import peak_rss_mb
 from ..models import Result, Stats
 from ..spec import RunSpec
 from ..writers.files import prepare_out
@@ -158,6 +159,7 @@ def _worker(part: Part, progress: Queue[Advance], results: Queue[Stats]) -> None
         stats = run_loop(running, spec.performance.loop)
     finally:
         jobs.close()
+    stats.note_memory(peak_rss_mb())  # the parent sees the workers' memory only through their stats
     results.put(stats)
 
 

@@ -33,7 +33,7 @@ def summary(stats: Stats, out: str | None = None) -> str:
     line = (
         f"{_counts(stats)} · {_size(stats.bytes)} in {stats.wall_s:.2f} s · {stats.files_per_s:,.0f} files/s"
         f" · {stats.mb_per_s:.2f} MB/s · latency p50 {_ms(q(0.5))}, p95 {_ms(q(0.95))}, p99 {_ms(q(0.99))}"
-        f" · {stats.backend}, -c {stats.concurrency}"
+        f" · {stats.backend}, -c {stats.concurrency}{_memory(stats)}"
     )
     if stats.backend == DEFAULT_BACKEND == "aiohttp":
         line += FALLBACK_NOTE
@@ -51,6 +51,15 @@ def summary(stats: Stats, out: str | None = None) -> str:
     elif stats.interrupted:
         line += "\ninterrupted: rerun the same command to resume"
     return line
+
+
+def _memory(stats: Stats) -> str:
+    """`` · peak RSS 140 MB``; with worker processes, the largest one's and their sum."""
+    if not stats.peak_rss_mb:
+        return ""
+    if stats.peak_rss_sum_mb > stats.peak_rss_mb + 0.5:
+        return f" · peak RSS {stats.peak_rss_mb:.0f} MB a process, {stats.peak_rss_sum_mb:.0f} MB in all"
+    return f" · peak RSS {stats.peak_rss_mb:.0f} MB"
 
 
 def _counts(stats: Stats) -> str:

@@ -81,6 +81,7 @@ class AiohttpBackend(StreamingBackend):
         connector = aiohttp.TCPConnector(
             limit=self.transport.slots,
             limit_per_host=self.transport.per_host,
+            keepalive_timeout=t.idle_timeout,  # memory bounded by age, not by hosts seen
             resolver=PinnedResolver(self.gate),
             use_dns_cache=False,
             ssl=_ssl(net.insecure, net.ca_bundle),

@@ -300,6 +300,7 @@ class CurlBackend(StreamingBackend):
         easy.setopt(pycurl.HTTP_CONTENT_DECODING, 0)
         easy.setopt(pycurl.CONNECTTIMEOUT_MS, int(c.timeouts.connect_timeout * 1000))
         easy.setopt(pycurl.TCP_NODELAY, 1)
+        easy.setopt(pycurl.MAXAGE_CONN, max(1, round(c.timeouts.idle_timeout)))  # MAXCONNECTS caps the count
         if c.network.insecure:
             easy.setopt(pycurl.SSL_VERIFYPEER, 0)
             easy.setopt(pycurl.SSL_VERIFYHOST, 0)

@@ -104,7 +104,9 @@ def header(resp: Response, name: str) -> str | None:
 
 
 def build_client(tp: Transport) -> Client:
-    """One client for the run: pool, timeouts, TLS and proxies; no redirects, cookies or decoding."""
+    """One client for the run: pool, timeouts, TLS and proxies; no redirects, cookies or decoding. Idle
+    connections are kept ``--idle-timeout`` (hyper's default, 90 s, kept 550 MB of them on a list of
+    1,000 hosts: each holds its TLS state and its read buffer, which hyper grows to 400 KB on a fast body)."""
     net, t = tp.network, tp.timeouts
     shared = {k: v for k, v in net.request_headers().items() if k.lower() not in PER_ORIGIN}
     builder = (
@@ -119,6 +121,8 @@ def build_client(tp: Transport) -> Client:
         .default_headers(shared)
         .connect_timeout(timedelta(seconds=t.connect_timeout))
         .read_timeout(timedelta(seconds=t.read_timeout))
+        .pool_idle_timeout(timedelta(seconds=t.idle_timeout))  # memory bounded by age, not by hosts seen
+        .pool_max_idle_per_host(tp.slots)  # a list of one host keeps every connection it can use
         .no_proxy()  # reqwest would read the environment itself; Proxies decides instead
         .http1_ignore_invalid_headers_in_responses(True)  # read what old servers send, as browsers do
         .http1_allow_spaces_after_header_name_in_responses(True)
