@@ -20,6 +20,7 @@ from ...app.procs import (
     split,
     worker_logging,
 )
+from ...memory import peak_rss_mb
 from ...models import Stats
 from ..shard import ShardRun, process_shard
 from . import RunnerContext
@@ -47,6 +48,8 @@ def _shard_worker(run: ShardRun, logs: Logs, channels: Channels) -> None:
     while (k := channels.tasks.get()) is not None:
         stats = process_shard(run, k, progress=tally, on_interrupt=ignore_interrupt, signals=("SIGTERM",))
         tally.close()
+        # the largest process's peak only: a worker's shards would count its memory once a shard in a sum
+        stats.peak_rss_mb = max(stats.peak_rss_mb, peak_rss_mb())
         channels.results.put(stats)
         if stats.interrupted or stats.aborted:
             break
