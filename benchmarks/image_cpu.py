@@ -6,19 +6,25 @@ The images are web-sized JPEGs from ``--dir`` (every ``*.jpg`` in it) or, when i
 here with Pillow that looks like a crawl: photo-like noise and gradients, 300 to 2000 px a side, about
 65 KB median. Settings are the images scenario's: ``--image-size 256 --resize-mode border -e jpg``, the
 default quality. Each round runs every image once; the median of ``--rounds`` rounds is reported.
-Run: python benchmarks/image_cpu.py [--dir FOLDER] [--count 300] [--rounds 3]
+
+``--quality`` says what the shortcuts (reduced JPEG decode, box reduce, bicubic) cost instead: the PSNR
+of the stage's output, written as png so that only the resampling counts, against a full-size decode
+resampled with Lanczos, over the same images and over slanted stripes 2 to 11 pixels apart (where a
+filter that aliases shows), next to img2dataset's way (full decode, area filter) on the same.
+Run: python benchmarks/image_cpu.py [--dir FOLDER] [--count 300] [--rounds 3] [--quality]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import statistics
 import time
 from io import BytesIO
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageChops, ImageDraw, ImageStat
 
 from downloader.spec import Images
 from downloader.stages.images import transform
@@ -60,13 +66,57 @@ def cpu_ms(bodies: list[bytes]) -> float:
     return (time.process_time() - started) * 1000 / len(bodies)
 
 
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    rms = ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB"))).rms
+    mse = sum(r * r for r in rms) / len(rms)
+    return 99.0 if mse == 0 else 10 * math.log10(255**2 / mse)
+
+
+def stripes(period: int, w: int = 2400, h: int = 1600) -> bytes:
+    img = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(img)
+    for x in range(-h, w, period):
+        draw.line([(x, 0), (x + h // 3, h)], fill=255)
+    buf = BytesIO()
+    img.convert("RGB").save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def scores(body: bytes, size: int) -> tuple[float, float]:
+    """(stage, area filter): PSNR against a full decode resampled with Lanczos, longer side ``size``."""
+    opts = Images(image_size=size, resize_mode="keep_ratio_largest", encode_format="png")
+    out = transform(body, ".jpg", opts).body
+    if out is None:  # already that size: nothing resampled
+        return 99.0, 99.0
+    got = Image.open(BytesIO(out))
+    full = Image.open(BytesIO(body)).convert("RGB")
+    best = full.resize(got.size, Image.Resampling.LANCZOS)
+    return psnr(got, best), psnr(full.resize(got.size, Image.Resampling.BOX), best)
+
+
+def quality(bodies: list[bytes]) -> None:
+    sets = {"images": [(b, 256) for b in bodies]}
+    sets["stripes"] = [(stripes(p), size) for p in (2, 3, 4, 5, 7, 11) for size in (100, 180, 256, 500, 700)]
+    print("PSNR in dB against Lanczos from full size: median, 10th percentile, worst")
+    for name, cases in sets.items():
+        pairs = [scores(body, size) for body, size in cases]
+        for who, column in (("the stage", 0), ("area filter", 1)):
+            got = sorted(p[column] for p in pairs)
+            tenth = got[len(got) // 10]
+            print(f"  {name:8} {who:12} {got[len(got) // 2]:5.1f} {tenth:5.1f} {got[0]:5.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dir", type=Path, default=None, help="a folder of JPEGs (default: made here)")
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quality", action="store_true", help="PSNR against Lanczos, not CPU time")
     args = parser.parse_args()
     bodies = bodies_from(args.dir, args.count)
+    if args.quality:
+        quality(bodies)
+        return
     sizes = sorted(map(len, bodies))
     median_kb, max_kb = sizes[len(sizes) // 2] / 1000, sizes[-1] / 1000
     print(f"{len(bodies)} JPEGs, median {median_kb:.0f} KB, max {max_kb:.0f} KB")
