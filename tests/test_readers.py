@@ -30,14 +30,13 @@ from PIL import Image
 
 from downloader.arrow import write_table
 from downloader.checks import sniff
+from downloader.dataset.files import key
 from downloader.manifest import COLUMNS
-from downloader.shards import key
 from downloader.sources import make_job
 from downloader.writers.spool import key_of, member_name
 from downloader.writers.tar import MemberReader, TarAppender, scan
-from tests.conftest import AiohttpServer, hits
 from tests.faults import IMAGES, JPEG, PNG
-from tests.test_datasets import complete_rows, fetch, kill_when, spooled, write_csv
+from tests.helpers import AiohttpServer, complete_rows, fetch, hits, kill_when, spooled, write_csv
 
 WEBP = (IMAGES / "image.webp").read_bytes()
 GIF = (IMAGES / "animated.gif").read_bytes()
