@@ -101,7 +101,8 @@ class ManifestWriter:
     FLUSH_SECONDS = 1.0
 
     def __init__(self, path: Path, batch: int = FLUSH_ROWS) -> None:
-        self.path, self.batch = path, batch
+        self.path = path
+        self.batch = batch
         self._fh = open(path, "ab")  # noqa: SIM115 - closed in close()
         self._end_torn_line()
         self._rows: list[bytes] = []

@@ -80,7 +80,8 @@ class Tally:
     """A worker's progress, sent to the parent in batches (a message per row would cost more than it)."""
 
     def __init__(self, channel: Queue[Advance], every: float = 0.25) -> None:
-        self._channel, self._every = channel, every
+        self._channel = channel
+        self._every = every
         self._counts = [0, 0, 0, 0]
         self._next = time.monotonic() + every
 
@@ -138,7 +139,8 @@ def worker_logging(logs: Logs) -> None:
         to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         handlers.append(to_file)
     logger = logging.getLogger("downloader")
-    logger.handlers, logger.propagate = handlers, False
+    logger.handlers = handlers
+    logger.propagate = False
     logger.setLevel(logging.INFO if log_file else level)
 
 
@@ -263,7 +265,9 @@ class SignalsForwarded(SignalScope):
         self, workers: Sequence[BaseProcess], stats: Stats, on_interrupt: OnInterrupt | None
     ) -> None:
         super().__init__()
-        self.workers, self.stats, self.on_interrupt = workers, stats, on_interrupt
+        self.workers = workers
+        self.stats = stats
+        self.on_interrupt = on_interrupt
 
     def _handle(self, signum: int, frame: object) -> None:
         sig = signal.SIGKILL if self.stats.interrupted else signal.SIGTERM

@@ -76,7 +76,8 @@ class AiohttpBackend(StreamingBackend):
     _session: aiohttp.ClientSession
 
     async def __aenter__(self) -> Self:
-        net, t = self.net, self.timeouts
+        net = self.net
+        t = self.timeouts
         self._shared, self._per_origin = split_headers(net)
         connector = aiohttp.TCPConnector(
             limit=self.transport.slots,

@@ -80,11 +80,9 @@ class S3Store:
             raise UsageError("s3:// needs the s3 extra: pip install 'downloader[s3]'") from exc
         self.url = url
         self.bucket, self.prefix = _split(url)
-        self.multipart_above, self.part_size, self.parts_in_flight = (
-            multipart_above,
-            part_size,
-            parts_in_flight,
-        )
+        self.multipart_above = multipart_above
+        self.part_size = part_size
+        self.parts_in_flight = parts_in_flight
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
 
@@ -135,7 +133,8 @@ class S3Store:
     async def _parts(self, local: Path, name: str, upload: str, size: int) -> Parts:
         """Every part, ``parts_in_flight`` at a time; the first failure cancels the others. Parts grow past
         ``part_size`` for a file that would need more than S3's 10,000."""
-        s3, gate = await self._s3(), asyncio.Semaphore(self.parts_in_flight)
+        s3 = await self._s3()
+        gate = asyncio.Semaphore(self.parts_in_flight)
         step = max(self.part_size, -(-size // MAX_PARTS))
 
         async def one(number: int, offset: int) -> dict[str, Any]:
