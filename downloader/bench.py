@@ -374,7 +374,7 @@ def wait_until_serving(proc: subprocess.Popen[bytes], port: int, url: str, log: 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
-        with contextlib.suppress(OSError, http.client.HTTPException):
+        with contextlib.suppress(OSError, http.client.HTTPException):  # not listening yet: ask again
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             try:
                 conn.request("GET", path)

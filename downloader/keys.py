@@ -219,7 +219,7 @@ class DigestIndex:
         db.execute("CREATE TABLE d (k INTEGER PRIMARY KEY)")
         db.execute("BEGIN")
         db.executemany("INSERT INTO d VALUES (?)", ((_signed(v),) for v in self._memory))
-        self._live = len(self._memory)
+        self._live = len(self._memory)  # counted before the set is dropped
         self._memory = None
         self._db = db
 

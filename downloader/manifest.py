@@ -185,7 +185,7 @@ def read_manifest(path: Path) -> Iterator[dict[str, Any]]:
                 try:
                     row = json.loads(line.decode("utf-8", "replace"))
                 except ValueError:
-                    continue
+                    continue  # no row (a line a kill tore, or an edit): skipped, never fatal
             if isinstance(row, dict) and isinstance(row.get("url"), str):
                 yield row
 

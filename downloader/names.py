@@ -151,7 +151,7 @@ def _readable_host(host: str) -> str:
             idna.ulabel(label) if label.startswith("xn--") else label for label in host.split(".")
         )
     except UnicodeError:
-        return host
+        return host  # not valid IDNA: shown as it came
 
 
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"

@@ -62,7 +62,7 @@ class _WithImages:
         await asyncio.to_thread(self.stage.start)
         try:
             await self.backend.__aenter__()
-        except BaseException:
+        except BaseException:  # the stage's pool must not outlive a backend that did not start
             await asyncio.to_thread(self.stage.close)
             raise
         return self

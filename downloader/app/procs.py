@@ -147,7 +147,7 @@ def worker_logging(logs: Logs) -> None:
 def _worker(part: Part, progress: Queue[Advance], results: Queue[Stats]) -> None:
     """A worker process: its parent forwards Ctrl-C as SIGTERM, which stops it cleanly; a second one
     is the parent's to escalate (SIGKILL)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent answers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     worker_logging((part.log_level, part.log_file))
     spec = part.spec
@@ -270,10 +270,10 @@ class SignalsForwarded(SignalScope):
         self.on_interrupt = on_interrupt
 
     def _handle(self, signum: int, frame: object) -> None:
-        sig = signal.SIGKILL if self.stats.interrupted else signal.SIGTERM
+        sig = signal.SIGKILL if self.stats.interrupted else signal.SIGTERM  # read before it is set below
         if not self.stats.interrupted and self.on_interrupt is not None:
             self.on_interrupt(1)  # a second one is answered here, by killing the workers
         self.stats.interrupted = True
         for w in self.workers:
-            if w.pid is not None and w.is_alive():
+            if w.pid is not None and w.is_alive():  # a reaped worker's pid may be another process's now
                 os.kill(w.pid, sig)

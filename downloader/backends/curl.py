@@ -344,5 +344,5 @@ class CurlBackend(StreamingBackend):
             )
             yield Body(head, transfer.body())
         finally:
-            self._driver.stop(transfer)
+            self._driver.stop(transfer)  # out of the multi before the handle can be reused
             self._idle.append(easy)

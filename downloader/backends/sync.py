@@ -191,7 +191,7 @@ def head_of(resp: requests.Response) -> Head:
 
 def shutdown(resp: requests.Response) -> None:
     """Unblock a thread that is reading ``resp`` and drop its connection."""
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # the reader may have closed it already: this is best effort
         resp.raw.shutdown()
     with contextlib.suppress(Exception):
         resp.close()
@@ -298,7 +298,7 @@ class _PoolBackend:
                 raise
             if target is None:
                 return resp
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # drained so the connection is reused; failing costs it only
                 resp.raw.read(DRAIN, decode_content=False)
             resp.close()
             url = target

@@ -263,7 +263,7 @@ def _host(url: str) -> str:
         host = parts.hostname or ""
         port = parts.port
     except ValueError:
-        return ""
+        return ""  # a port that is no number: the row counts under no host
     return f"{host}:{port}" if host and port else host
 
 

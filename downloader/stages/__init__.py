@@ -59,7 +59,7 @@ class _StagedWriter:
         body = b"".join(self._pieces)
         try:
             sample = await self._stage.aprocess(Sample(body, kind))
-        except BaseException:
+        except BaseException:  # a cancel too: the inner writer's part file must not stay behind
             await self._inner.abort()
             raise
         await self._inner.write(sample.body)
@@ -83,7 +83,7 @@ class _StagedSyncWriter:
         body = b"".join(self._pieces)
         try:
             sample = self._stage.process(Sample(body, kind))
-        except BaseException:
+        except BaseException:  # an interrupt too: the inner writer's part file must not stay behind
             self._inner.abort()
             raise
         self._inner.write(sample.body)
@@ -96,7 +96,7 @@ class _StagedSyncWriter:
 
 def _described(stored: Stored, original: bytes, sample: Sample) -> Stored:
     """``stored`` with the stored body's own size and sha256 when the stage changed it, and its meta."""
-    if sample.body is not original:
+    if sample.body is not original:  # identity, not equality: an unchanged body is not hashed twice
         stored.bytes = len(sample.body)
         stored.sha256 = hashlib.sha256(sample.body).hexdigest()
     stored.meta = {**(sample.meta or {}), **(stored.meta or {})} or None  # the writer's word last

@@ -78,7 +78,7 @@ class SqlState(State):
             try:
                 yield
             except BaseException:
-                await asyncio.shield(self._end(False))
+                await asyncio.shield(self._end(False))  # a cancel must not leave the lock's transaction open
                 raise
             await self._end(True)
 

@@ -46,7 +46,7 @@ class PostgresState(SqlState):
     async def _close(self) -> None:
         if self._conn is not None:
             conn = self._conn
-            self._conn = None
+            self._conn = None  # before the await: a close that overlaps this one finds nothing to close
             await conn.close(timeout=CONNECT_S)
 
     async def _exec(self, sql: str, args: Sequence[object] = ()) -> int:
@@ -66,7 +66,7 @@ class PostgresState(SqlState):
 
     async def _end(self, ok: bool) -> None:
         tr = self._tr
-        self._tr = None
+        self._tr = None  # before the await: a failed commit leaves no transaction to end twice
         await (tr.commit() if ok else tr.rollback())
 
     async def _add_shards(self, run: str, shards: list[int]) -> None:

@@ -126,7 +126,7 @@ class S3Store:
             await s3.complete_multipart_upload(
                 Bucket=self.bucket, Key=name, UploadId=upload, MultipartUpload=done
             )
-        except BaseException:
+        except BaseException:  # a cancel too: an upload left open keeps its parts (and their cost)
             await unstoppable(self._abort(name, upload))
             raise
 
@@ -193,7 +193,7 @@ class S3Store:
                     async with got["Body"] as body:
                         async for chunk in body.iter_chunks(MB):
                             out.write(chunk)
-                os.replace(tmp, local)
+                os.replace(tmp, local)  # whole or not at all: no reader sees a half copy
             finally:
                 tmp.unlink(missing_ok=True)
 
