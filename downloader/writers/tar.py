@@ -131,6 +131,7 @@ class MemberReader:
         path, offset, size = where
         fd = self._fds.get(path)
         if fd is None:
+            # held open until close(): whoever makes a reader closes it
             fd = self._fds[path] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         return os.pread(fd, size, offset)
 
