@@ -229,7 +229,8 @@ def run_one(
     """``fetch`` LIST once in a fresh child into a fresh folder, measure it, then remove the folder."""
     work = Path(tempfile.mkdtemp(prefix="downloader-bench-"))
     try:
-        out, errors = work / "out", work / "stderr.txt"
+        out = work / "out"
+        errors = work / "stderr.txt"
         with errors.open("wb") as err:
             argv = fetch_command(list_file, trial, out, extra)
             code, usage, timed_out = _spawn_and_reap(argv, err, timeout, env)
@@ -275,7 +276,8 @@ def _spawn_and_reap(
                 return proc.returncode, usage, timed_out
             if deadline is not None and time.monotonic() > deadline:
                 proc.kill()
-                timed_out, deadline = True, None
+                timed_out = True
+                deadline = None
             else:
                 time.sleep(_POLL_S)
     finally:
@@ -372,7 +374,7 @@ def wait_until_serving(proc: subprocess.Popen[bytes], port: int, url: str, log: 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             break
-        with contextlib.suppress(OSError, http.client.HTTPException):
+        with contextlib.suppress(OSError, http.client.HTTPException):  # not listening yet: ask again
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             try:
                 conn.request("GET", path)
@@ -580,11 +582,13 @@ def plot(rows: Sequence[Row], path: Path, subtitle: str = "") -> None:
         for backend, executor in dict.fromkeys((r.backend, r.executor) for r in rows):
             mine = [r for r in rows if (r.backend, r.executor) == (backend, executor)]
             mine = [r for r in mine if r.files_per_s is not None]
-            xs, ys = [r.concurrency for r in mine], [r.files_per_s or 0.0 for r in mine]
+            xs = [r.concurrency for r in mine]
+            ys = [r.files_per_s or 0.0 for r in mine]
             label = f"{backend}/{executor}" if executor else backend
             line = ax.plot(xs, ys, marker="o", linewidth=2, label=label)[0]
             if banded:
-                lo, hi = [r.files_per_s_min or 0.0 for r in mine], [r.files_per_s_max or 0.0 for r in mine]
+                lo = [r.files_per_s_min or 0.0 for r in mine]
+                hi = [r.files_per_s_max or 0.0 for r in mine]
                 ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
         _decorate(ax, sorted({r.concurrency for r in rows}), subtitle, banded)
         fig.tight_layout()

@@ -111,7 +111,8 @@ def robots_directives(values: list[str], agent: str) -> set[str]:
             name, colon, rest = part.partition(":")
             name = name.strip().lower()
             if colon and name not in _VALUED:
-                scope, name = name, rest.strip().lower()
+                scope = name
+                name = rest.strip().lower()
             if scope is None or scope == agent:
                 found.add(name.split(":")[0].strip())
     return found
@@ -170,7 +171,8 @@ class BodyCheck:
         self._deadline = start + t.timeout if t.timeout else math.inf
         self._url_deadline, self._fast = (deadline, t.deadline_speed) if t.deadline_speed else (None, 0)
         now = time.monotonic()
-        self._win_start, self._win_bytes = now, 0
+        self._win_start = now
+        self._win_bytes = 0
         self._hash = hashlib.sha256()
         self.received = 0
         self.head = b""
@@ -198,7 +200,8 @@ class BodyCheck:
                 raise TooSlow(f"{rate:.0f} B/s over {elapsed:.0f} s, below --min-speed {self._min_rate} B/s")
             if self._url_deadline is not None and rate >= self._fast:
                 self._url_deadline.extend(now + 2 * self._window)  # still healthy: it may run on
-            self._win_start, self._win_bytes = now, self.received
+            self._win_start = now
+            self._win_bytes = self.received
 
     def _decide(self) -> None:
         self.kind = sniff(self.head) or ""

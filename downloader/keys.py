@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import sqlite3
 
-_EMPTY, _GONE = 0, 1
+_EMPTY = 0
+_GONE = 1
 
 
-_blake2b, _from_bytes = hashlib.blake2b, int.from_bytes
+_blake2b = hashlib.blake2b
+_from_bytes = int.from_bytes
 
 
 def digest64(key: str) -> int:
@@ -42,7 +44,8 @@ class PathClaims:
     _MIX = 0x9E3779B97F4A7C15
 
     def __init__(self, folder: Path | None = None) -> None:
-        self._paths, self._owners = DigestIndex(folder), DigestIndex(folder)
+        self._paths = DigestIndex(folder)
+        self._owners = DigestIndex(folder)
 
     def claim(self, path: str, url_digest: int) -> bool:
         """True if ``path`` is now (or already was) this URL's; False if another URL holds it."""
@@ -75,7 +78,8 @@ class DigestSet:
 
     def _find(self, digest: int) -> int:
         """The slot holding ``digest``, or -1."""
-        slots, i = self._slots, digest & self._mask
+        slots = self._slots
+        i = digest & self._mask
         while True:
             v = slots[i]
             if v == digest:
@@ -90,8 +94,10 @@ class DigestSet:
     def add(self, digest: int) -> bool:
         """Add ``digest``; True when it was not there before. One probe finds it or the slot it takes
         (the first tombstone on its way, else the empty slot that ended the probe)."""
-        slots, mask = self._slots, self._mask
-        i, free = digest & mask, -1
+        slots = self._slots
+        mask = self._mask
+        i = digest & mask
+        free = -1
         while True:
             v = slots[i]
             if v == digest:
@@ -148,7 +154,8 @@ class DigestIndex:
 
     def __init__(self, folder: Path | None = None, spill_at: int | None = None) -> None:
         self._memory: DigestSet | None = DigestSet()
-        self._folder, self._spill_at = folder, spill_at or SPILL_AT
+        self._folder = folder
+        self._spill_at = spill_at or SPILL_AT
         self._db: sqlite3.Connection | None = None
         self._path: Path | None = None
         self._live = 0
@@ -212,7 +219,9 @@ class DigestIndex:
         db.execute("CREATE TABLE d (k INTEGER PRIMARY KEY)")
         db.execute("BEGIN")
         db.executemany("INSERT INTO d VALUES (?)", ((_signed(v),) for v in self._memory))
-        self._live, self._memory, self._db = len(self._memory), None, db
+        self._live = len(self._memory)  # counted before the set is dropped
+        self._memory = None
+        self._db = db
 
     def close(self) -> None:
         """Drop the SQLite file, if there is one."""

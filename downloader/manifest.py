@@ -102,7 +102,8 @@ class ManifestWriter:
     FLUSH_SECONDS = 1.0
 
     def __init__(self, path: Path, batch: int = FLUSH_ROWS) -> None:
-        self.path, self.batch = path, batch
+        self.path = path
+        self.batch = batch
         self._fh = open(path, "ab")  # noqa: SIM115 - closed in close()
         self._end_torn_line()
         self._rows: list[bytes] = []
@@ -187,7 +188,7 @@ def read_manifest(path: Path) -> Iterator[dict[str, Any]]:
                 try:
                     row = json.loads(line.decode("utf-8", "replace"))
                 except ValueError:
-                    continue
+                    continue  # no row (a line a kill tore, or an edit): skipped, never fatal
             if isinstance(row, dict) and isinstance(row.get("url"), str):
                 yield row
 

@@ -151,7 +151,7 @@ def _readable_host(host: str) -> str:
             idna.ulabel(label) if label.startswith("xn--") else label for label in host.split(".")
         )
     except UnicodeError:
-        return host
+        return host  # not valid IDNA: shown as it came
 
 
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
@@ -162,7 +162,9 @@ def url_hash(digest: int) -> str:
     """A URL's digest (``keys.digest64``) as 13 file-name-safe characters: lower-case RFC 4648 base32
     of its 8 big-endian bytes, unpadded, computed on the integer (``base64`` is pure Python and slow):
     two 30-bit halves of the 65-bit padded value give six letter pairs, the last 5 bits one letter."""
-    a, b, p = digest >> 34, (digest >> 4) & 0x3FFFFFFF, _B32_PAIRS  # small ints: no multi-digit arithmetic
+    a = digest >> 34  # small ints: no multi-digit arithmetic
+    b = (digest >> 4) & 0x3FFFFFFF
+    p = _B32_PAIRS
     return (
         f"{p[a >> 20]}{p[(a >> 10) & 1023]}{p[a & 1023]}"
         f"{p[b >> 20]}{p[(b >> 10) & 1023]}{p[b & 1023]}{_B32[(digest & 15) << 1]}"

@@ -72,7 +72,9 @@ class Origin:
         self, latency: float = 0.02, folder: Path = FIXTURES, host: str = "127.0.0.1", port: int = 0
     ) -> None:
         self.images = load_images(folder)
-        self.latency, self.host, self.port = latency, host, port
+        self.latency = latency
+        self.host = host
+        self.port = port
         self._runner = web.AppRunner(make_app(self.images, latency), access_log=None)
 
     async def __aenter__(self) -> Origin:

@@ -100,7 +100,8 @@ def parse(body: bytes, agent: str) -> Rules:
     text = body.decode("latin-1").removeprefix("\xef\xbb\xbf")  # one character per octet; no BOM
     for line in _LINES.split(text):
         key, colon, value = line.partition("#")[0].partition(":")
-        key, value = key.strip().lower(), value.strip()
+        key = key.strip().lower()
+        value = value.strip()
         if not colon:
             continue
         if key == "user-agent":

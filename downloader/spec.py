@@ -108,7 +108,8 @@ reaches it, and loopback), RFC 1918, carrier-grade NAT, the benchmarking range, 
 
 def parse_dns_server(text: str) -> tuple[str, int]:
     """``'1.1.1.1'`` → ``('1.1.1.1', 53)``; ``'127.0.0.1:5353'``; IPv6 as ``'[::1]:5353'`` or ``'::1'``."""
-    addr, port = text.strip(), "53"
+    addr = text.strip()
+    port = "53"
     if addr.startswith("["):
         addr, closed, rest = addr[1:].partition("]")
         addr = addr if closed else "[" + addr
@@ -224,7 +225,8 @@ def setting_of(f: dataclasses.Field[Any]) -> Setting:
 def _check(group: Group) -> None:
     """Enforce each field's ``minimum`` and ``choices`` for library callers (click does it for the CLI)."""
     for f in fields(group):
-        s, value = setting_of(f), getattr(group, f.name)
+        s = setting_of(f)
+        value = getattr(group, f.name)
         number = isinstance(value, int | float) and not isinstance(value, bool)
         low = s.minimum
         if number and low is not None and (value < low or (s.above_minimum and value == low)):
@@ -836,7 +838,8 @@ def library_options() -> frozenset[str]:
 def options_doc() -> str:
     """Every keyword of ``download()``, its default and its meaning, by group (for its docstring); the
     settings it refuses are left out, so the list is the truth."""
-    lines, title = [], ""
+    lines = []
+    title = ""
     for _gf, group in _group_fields():
         shown = [f for f in fields(group) if setting_of(f).library]
         if shown and title != group.TITLE:  # Timeouts and Retries share one heading, as in --help

@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
 from downloader.app.api import adownload
 from downloader.backends import backend_names
-from downloader.models import Result, Stats
+from downloader.models import Result
 from tests.dnsserver import DNSServer
-from tests.faults import HITS, make_app
-
-AiohttpServer = Callable[..., Awaitable[TestServer]]
-REQUIRE_SYSTEM = "DOWNLOADER_REQUIRE_SYSTEM"
-
-
-def require(program: str) -> str:
-    """The path of a system program a test needs. Absent, the test skips with a one-line reason, or fails
-    when ``DOWNLOADER_REQUIRE_SYSTEM=1`` (CI, which installs it: there a missing program is a broken
-    environment, not a reason to pass quietly)."""
-    found = shutil.which(program)
-    if found is None:
-        unavailable(f"{program} is not installed")
-    return found
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Skip the test with ``reason``, or fail it under ``DOWNLOADER_REQUIRE_SYSTEM=1``."""
-    if os.environ.get(REQUIRE_SYSTEM) == "1":
-        pytest.fail(f"{reason} and {REQUIRE_SYSTEM}=1")
-    pytest.skip(reason)
+from tests.faults import make_app
+from tests.helpers import AiohttpServer, Run, manifest_rows
 
 
 @pytest.fixture(params=backend_names())
@@ -60,32 +37,6 @@ async def dns_server() -> AsyncIterator[DNSServer]:
     await server.stop()
 
 
-@dataclass
-class Run:
-    stats: Stats
-    results: list[Result]
-    rows: list[dict[str, Any]]
-    out: Path
-
-    def row(self, url: str) -> dict[str, Any]:
-        (found,) = [r for r in self.rows if r["url"] == url]
-        return found
-
-    def files(self) -> list[str]:
-        """Every file left in the output folder, manifest and stats aside."""
-        return sorted(
-            str(p.relative_to(self.out))
-            for p in self.out.rglob("*")
-            if p.is_file() and p.name not in ("manifest.jsonl", "stats.json", "run.json")
-        )
-
-
-def manifest_rows(out: Path) -> list[dict[str, Any]]:
-    path = out / "manifest.jsonl"
-    lines = path.read_text().split("\n") if path.exists() else []  # JSON Lines: a row ends at "\n" only
-    return [json.loads(line) for line in lines if line]
-
-
 @pytest.fixture
 def fetch(backend: str, tmp_path: Path) -> Callable[..., Awaitable[Run]]:
     """``await fetch(urls, **options)`` downloads with the test's backend into ``tmp_path/out``."""
@@ -98,7 +49,3 @@ def fetch(backend: str, tmp_path: Path) -> Callable[..., Awaitable[Run]]:
         return Run(stats, results, manifest_rows(out), out)
 
     return run
-
-
-def hits(server: TestServer, path: str) -> int:
-    return server.app[HITS][path]

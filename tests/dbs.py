@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tests.conftest import REQUIRE_SYSTEM
+from tests.helpers import REQUIRE_SYSTEM
 
 T = TypeVar("T")
 MARIADB = ("127.0.0.1", 3306)

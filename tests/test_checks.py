@@ -21,8 +21,8 @@ from urllib3 import HTTPHeaderDict
 from downloader.checks import SNIFF_BYTES, BodyCheck, check_opt_out, header_values, robots_directives, sniff
 from downloader.errors import NotImage, OptedOut, Timeout, TooLarge, TooSlow, Truncated
 from downloader.spec import RunSpec
-from tests.conftest import Run
 from tests.faults import HTML, JPEG
+from tests.helpers import Run
 
 Fetch = Callable[..., Awaitable[Run]]
 

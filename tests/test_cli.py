@@ -13,22 +13,12 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from PIL import Image
 
 from downloader.cli import main
 from downloader.errors import ExitCode
-from tests.conftest import hits, manifest_rows
-
-
-def invoke(*args: str, stdin: str | None = None) -> Result:
-    return CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
-
-
-def write_list(tmp_path: Path, urls: list[str]) -> Path:
-    path = tmp_path / "urls.txt"
-    path.write_text("# a list\n" + "\n".join(urls) + "\n\n")
-    return path
+from tests.helpers import hits, invoke, manifest_rows, write_list
 
 
 async def test_exit_0_when_all_ok(origin: TestServer, tmp_path: Path, backend: str) -> None:

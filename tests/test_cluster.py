@@ -26,11 +26,11 @@ from aiohttp.test_utils import TestServer
 from distributed import Client
 
 from downloader.report import build
-from tests.conftest import hits
-from tests.test_datasets import (
+from tests.helpers import (
     complete_rows,
     complete_tar,
     fetch,
+    hits,
     invoke,
     mixed_list,
     shard_rows,

@@ -10,8 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from downloader import keys
-from tests.conftest import AiohttpServer, Run, hits
 from tests.faults import HEADERS, HTML, JPEG, PNG, image_for
+from tests.helpers import AiohttpServer, Run, hits
 
 Fetch = Callable[..., Awaitable[Run]]
 

@@ -4,72 +4,34 @@ resume from a spool, ``--retry-failed`` on a done shard, ``--procs``; every back
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import json
-import sys
-import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 from aiohttp.test_utils import TestServer
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from PIL import Image
-from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from downloader import download
 from downloader.cli import main
-from downloader.writers.tar import scan
-from tests.conftest import hits
 from tests.faults import JPEG, PNG
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-async def fetch(lst: Path, out: Path, *args: str) -> Result:
-    return await asyncio.to_thread(invoke, "fetch", str(lst), "-o", str(out), "--backoff", "0.01", *args)
-
-
-def write_csv(path: Path, rows: list[tuple[str, str]]) -> Path:
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["url", "caption"])
-        w.writerows(rows)
-    return path
-
-
-def shard_rows(out: Path) -> list[dict[str, Any]]:
-    """Every shard's final rows, in shard order."""
-    paths = sorted((out / "_shards").glob("[0-9]*.jsonl"))
-    return [json.loads(line) for p in paths for line in p.read_text().splitlines()]
-
-
-def tar_samples(out: Path) -> list[dict[str, Any]]:
-    """The samples of every tar in OUT as the webdataset library reads them."""
-    found = []
-    for path in sorted(out.glob("*.tar")):
-        with path.open("rb") as fh:  # the library's own opener leaves its files to the collector
-            found += list(group_by_keys(tar_file_expander([{"stream": fh, "url": str(path)}])))
-    return found
-
-
-def image(origin: TestServer, i: int) -> str:
-    return str(origin.make_url(f"/img/{i}/image-{'02.png' if i % 3 == 0 else '00.jpg'}"))
-
-
-def mixed_list(origin: TestServer, tmp_path: Path) -> tuple[Path, list[str]]:
-    """Ten rows with captions: seven images (JPEG and PNG), a duplicate of row 4 (in the same shard of
-    four), a 404 and a bad URL."""
-    urls = [image(origin, i) for i in range(5)]
-    urls += [urls[4], image(origin, 6), str(origin.make_url("/status/404/x")), "not a url", image(origin, 9)]
-    lst = write_csv(tmp_path / "list.csv", [(u, f"caption {n}") for n, u in enumerate(urls)])
-    return lst, urls
-
+from tests.helpers import (
+    complete_rows,
+    complete_tar,
+    fetch,
+    hits,
+    invoke,
+    kill_when,
+    mixed_list,
+    shard_rows,
+    spooled,
+    tar_samples,
+    untimed,
+    write_csv,
+)
 
 STATUSES = ["ok"] * 5 + ["duplicate", "ok", "failed", "invalid", "ok"]
 PNGS = ("000000002", "000000005", "000000008", "000000011")
@@ -165,17 +127,6 @@ async def test_retry_failed_rewrites_a_done_shard_and_fetches_only_the_failures(
     )
 
 
-def untimed(out: Path) -> list[tuple[str, dict[str, bytes]]]:
-    """What a trainer reads: each sample's key and files, its row without the timings."""
-    found = []
-    for s in tar_samples(out):
-        row = json.loads(s["json"])
-        del row["elapsed_s"], row["ttfb_s"], row["t"]
-        files = {k: v for k, v in s.items() if not k.startswith("__") and k != "json"}
-        found.append((s["__key__"], {**files, "json": json.dumps(row).encode()}))
-    return found
-
-
 async def test_procs_2_makes_the_same_dataset_as_procs_1(
     origin: TestServer, tmp_path: Path, backend: str
 ) -> None:
@@ -199,43 +150,6 @@ def test_stdin_cannot_be_sharded(tmp_path: Path) -> None:
 
 
 # -- kill -9 of a real CLI process, and a rerun -----------------------------------------------------------
-
-
-def complete_tar(path: Path) -> bool:
-    """A whole archive: every member's bytes there, and the two zero blocks that end it."""
-    data = path.read_bytes()
-    if not data.endswith(bytes(1024)):
-        return False
-    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-        return all(len(tf.extractfile(m).read()) == m.size for m in tf.getmembers())  # type: ignore[union-attr]
-
-
-def complete_rows(out: Path) -> set[str]:
-    """URLs whose sample is complete: an ok row in a part manifest or in a done shard's rows."""
-    paths = [*(out / "_shards").glob("*.part.jsonl"), *(out / "_shards").glob("[0-9]*.jsonl")]
-    rows = [json.loads(line) for p in paths for line in p.read_text().splitlines() if line.endswith("}")]
-    return {r["url"] for r in rows if r["status"] == "ok"}
-
-
-async def kill_when(lst: Path, out: Path, ready: Callable[[], bool], *args: str) -> None:
-    """``downloader fetch`` as a subprocess, killed with SIGKILL once ``ready()`` holds."""
-    cmd = [sys.executable, "-m", "downloader", "fetch", str(lst), "-o", str(out), "-q", *args]
-    proc = await asyncio.create_subprocess_exec(*cmd)
-    try:
-        async with asyncio.timeout(30):
-            while not ready() and proc.returncode is None:
-                await asyncio.sleep(0.005)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-        await proc.wait()
-
-
-def spooled(out: Path, n: int) -> Callable[[], bool]:
-    def ready() -> bool:
-        return sum(len(scan(str(p))) for p in (out / "_shards").glob("*.spool")) >= n
-
-    return ready
 
 
 def done_shards(out: Path, n: int) -> Callable[[], bool]:

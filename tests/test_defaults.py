@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp.test_utils import TestServer
 
 from downloader.spec import RunSpec
-from tests.conftest import Run, hits
+from tests.helpers import Run, hits
 
 Fetch = Callable[..., Awaitable[Run]]
 

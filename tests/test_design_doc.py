@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from tests.test_layers import PKG, module_name
+from tests.helpers import PKG, module_name
 
 DESIGN = PKG.parent / "docs" / "design.md"
 ROOM = re.compile(r"`([\w./]+)`\s*(?:\(([^()]*)\))?")

@@ -21,9 +21,9 @@ from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
 
 from downloader.cli import main
-from tests.conftest import AiohttpServer, Run
 from tests.dnsserver import DNSServer, Name
 from tests.faults import JPEG
+from tests.helpers import AiohttpServer, Run
 
 Fetch = Callable[..., Awaitable[Run]]
 PUBLIC, PRIVATE = "127.0.0.2", "127.0.0.1"

@@ -6,47 +6,15 @@ import asyncio
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import pytest
 
 from downloader import adownload, download
 from downloader.app.assemble import build_engine
-from downloader.models import Deadline, Fetched, Job, Result
+from downloader.models import Job, Result
 from downloader.sources import jobs_from_urls
 from downloader.spec import RunSpec
-from tests.conftest import manifest_rows
-
-
-class GatedBackend:
-    """Holds every fetch until the test releases it; counts what is in flight."""
-
-    name = "gated"
-
-    def __init__(self) -> None:
-        self.in_flight = 0
-        self.peak = 0
-        self.completed = 0
-        self.gate = asyncio.Semaphore(0)
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
-
-    async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched:
-        self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
-        try:
-            await self.gate.acquire()
-        finally:
-            self.in_flight -= 1
-        self.completed += 1
-        return Fetched(200, 0, "", None, 0.0, rel)
+from tests.helpers import GatedBackend, manifest_rows
 
 
 async def wait_for(predicate: object, timeout: float = 5.0) -> None:

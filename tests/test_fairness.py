@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import AiohttpServer, Run
 from tests.faults import JPEG
+from tests.helpers import AiohttpServer, Run
 
 Fetch = Callable[..., Awaitable[Run]]
 PEAK: web.AppKey[list[int]] = web.AppKey("peak", list)  # [now, peak] requests in flight

@@ -17,8 +17,7 @@ from downloader.checks import BodyCheck
 from downloader.errors import NotImage
 from downloader.sources import read_lines
 from downloader.spec import RunSpec
-from tests.conftest import Run
-from tests.test_cli import invoke
+from tests.helpers import Run, invoke
 
 Fetch = Callable[..., Awaitable[Run]]
 

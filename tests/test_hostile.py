@@ -13,8 +13,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from downloader.checks import parse_retry_after
-from tests.conftest import Run, hits
 from tests.faults import ARRIVALS, JPEG
+from tests.helpers import Run, hits
 
 Fetch = Callable[..., Awaitable[Run]]
 

@@ -21,8 +21,8 @@ from downloader.errors import KINDS, InvalidURL
 from downloader.models import Naming
 from downloader.names import parse_url
 from downloader.sources import make_job
-from tests.conftest import Run, manifest_rows
 from tests.faults import JPEG, TARGETS
+from tests.helpers import Run, manifest_rows
 
 Fetch = Callable[..., Awaitable[Run]]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PKG = Path(__file__).resolve().parent.parent / "downloader"
+from tests.helpers import PKG, module_name
 
 FLOORS: list[tuple[str, list[str]]] = [
     # (floor, its rooms), from the ground up; a room may import rooms on its own floor listed before it
@@ -146,12 +146,6 @@ OWNERS = {
     "s3fs": set(),
     "fsspec": set(),
 }
-
-
-def module_name(path: Path) -> str:
-    rel = path.relative_to(PKG).with_suffix("")
-    parts = rel.parts[:-1] if rel.name == "__init__" and len(rel.parts) > 1 else rel.parts
-    return ".".join(parts)
 
 
 def runtime_nodes(tree: ast.AST) -> list[ast.AST]:

@@ -20,7 +20,7 @@ from downloader.cli import main
 from downloader.errors import UsageError
 from downloader.locations import local_path
 from downloader.spec import Output, RunSpec
-from tests.conftest import manifest_rows
+from tests.helpers import manifest_rows
 
 
 def invoke(*args: str) -> Result:

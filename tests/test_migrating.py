@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import manifest_rows
-from tests.test_cli import invoke
+from tests.helpers import invoke, manifest_rows
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "migrating.md"
 IMG2DATASET = [

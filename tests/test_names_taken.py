@@ -11,9 +11,8 @@ from aiohttp.test_utils import TestServer
 
 from downloader.keys import digest64
 from downloader.names import normalise, url_hash
-from tests.conftest import Run, hits, manifest_rows
 from tests.faults import JPEG, PNG
-from tests.test_cli import invoke
+from tests.helpers import Run, hits, invoke, manifest_rows
 
 Fetch = Callable[..., Awaitable[Run]]
 

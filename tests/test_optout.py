@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from downloader.checks import robots_directives
-from tests.conftest import Run
 from tests.faults import SENT
+from tests.helpers import Run
 
 Fetch = Callable[..., Awaitable[Run]]
 

@@ -35,9 +35,8 @@ from downloader.manifest import COLUMNS
 from downloader.sources import make_job
 from downloader.writers.spool import key_of, member_name
 from downloader.writers.tar import MemberReader, TarAppender, scan
-from tests.conftest import AiohttpServer, hits
 from tests.faults import IMAGES, JPEG, PNG
-from tests.test_datasets import complete_rows, fetch, kill_when, spooled, write_csv
+from tests.helpers import AiohttpServer, complete_rows, fetch, hits, kill_when, spooled, write_csv
 
 WEBP = (IMAGES / "image.webp").read_bytes()
 GIF = (IMAGES / "animated.gif").read_bytes()

@@ -39,7 +39,7 @@ from downloader.backends.reqwest import (
     head_rule,
 )
 from downloader.spec import RunSpec
-from tests.conftest import require
+from tests.helpers import require
 
 SHORT, LONG = 0.3, 10.0
 """The timeout that should fire, and the one that should not."""

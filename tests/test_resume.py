@@ -18,7 +18,7 @@ from downloader.keys import digest64
 from downloader.manifest import earlier_outcomes, failed_rows, jobs_from_manifest, read_manifest
 from downloader.models import Naming, Result
 from downloader.names import normalise
-from tests.conftest import Run, hits
+from tests.helpers import Run, hits
 
 Fetch = Callable[..., Awaitable[Run]]
 

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from downloader.checks import check_status, parse_retry_after
 from downloader.errors import HTTPError, RateLimited, RedirectError, ServerError, Timeout, http_error
-from tests.conftest import Run, hits
+from tests.helpers import Run, hits
 
 Fetch = Callable[..., Awaitable[Run]]
 

@@ -13,9 +13,8 @@ from downloader.app.assemble import build_engine
 from downloader.errors import UsageError
 from downloader.robotstxt import normalise, parse
 from downloader.spec import RunSpec
-from tests.conftest import AiohttpServer, Run, hits
 from tests.faults import ROBOTS, make_app
-from tests.test_engine import GatedBackend
+from tests.helpers import AiohttpServer, GatedBackend, Run, hits
 
 Fetch = Callable[..., Awaitable[Run]]
 

@@ -18,7 +18,7 @@ from downloader.cli import main
 from downloader.report import build
 from downloader.report.collect import LogHistogram, Reservoir, TimeBuckets, Top
 from downloader.stages import images
-from tests.conftest import Run, require
+from tests.helpers import Run, require
 
 Fetch = Callable[..., Awaitable[Run]]
 ONE_BACKEND = pytest.mark.parametrize("backend", ["aiohttp"])  # the report reads rows, not backends

@@ -13,8 +13,8 @@ from downloader.errors import NotImage
 from downloader.sources import jobs_from_urls
 from downloader.spec import RunSpec
 from downloader.stages import Passthrough, Sample
-from tests.conftest import manifest_rows
 from tests.faults import JPEG, PNG
+from tests.helpers import manifest_rows
 
 TAG = b"staged:"
 

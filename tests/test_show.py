@@ -13,8 +13,7 @@ from aiohttp.test_utils import TestServer
 from downloader.app.progress import LinesReporter, Silent, TqdmReporter, reporter_for
 from downloader.app.summary import summary
 from downloader.models import Result, Stats, Status
-from tests.conftest import manifest_rows
-from tests.test_cli import invoke, write_list
+from tests.helpers import invoke, manifest_rows, write_list
 
 
 class Tty(io.StringIO):

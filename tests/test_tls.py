@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import AiohttpServer, Run, require
 from tests.faults import JPEG, make_app
+from tests.helpers import AiohttpServer, Run, require
 
 Fetch = Callable[..., Awaitable[Run]]
 

@@ -17,12 +17,12 @@ from aiohttp.test_utils import TestServer
 from downloader import runfile
 from downloader.dataset.statedb import Heartbeat, worker_id
 from downloader.state.local import default_url, filesystem
-from tests.conftest import hits
 from tests.dbs import call, server_url, state_url
-from tests.test_datasets import (
+from tests.helpers import (
     complete_rows,
     complete_tar,
     fetch,
+    hits,
     invoke,
     shard_rows,
     spooled,

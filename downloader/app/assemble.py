@@ -37,7 +37,8 @@ class StopFlag:
     reason: str | None = None
 
     def set(self, reason: str | None = None) -> None:
-        self.reason, self.is_set = reason, True
+        self.reason = reason
+        self.is_set = True
 
 
 def build_output(spec: RunSpec, stage: Stage | None = None, base: Output | None = None) -> Output:
@@ -53,13 +54,15 @@ class _WithImages:
     """The backend of a run with image options: the image pool starts and ends with it."""
 
     def __init__(self, backend: Backend, stage: ImageStage) -> None:
-        self.backend, self.stage, self.name = backend, stage, backend.name
+        self.backend = backend
+        self.stage = stage
+        self.name = backend.name
 
     async def __aenter__(self) -> Self:
         await asyncio.to_thread(self.stage.start)
         try:
             await self.backend.__aenter__()
-        except BaseException:
+        except BaseException:  # the stage's pool must not outlive a backend that did not start
             await asyncio.to_thread(self.stage.close)
             raise
         return self
@@ -152,7 +155,9 @@ class _Ticker:
     stops the engine once ``stop`` is set."""
 
     def __init__(self, bar: Reporter, engine: Engine, stop: StopFlag | None) -> None:
-        self._bar, self._engine, self._stop = bar, engine, stop
+        self._bar = bar
+        self._engine = engine
+        self._stop = stop
         self._loop = asyncio.get_running_loop()
         self._handle = self._loop.call_later(1.0, self._tick)
 

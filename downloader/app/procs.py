@@ -81,7 +81,8 @@ class Tally:
     """A worker's progress, sent to the parent in batches (a message per row would cost more than it)."""
 
     def __init__(self, channel: Queue[Advance], every: float = 0.25) -> None:
-        self._channel, self._every = channel, every
+        self._channel = channel
+        self._every = every
         self._counts = [0, 0, 0, 0]
         self._next = time.monotonic() + every
 
@@ -139,14 +140,15 @@ def worker_logging(logs: Logs) -> None:
         to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         handlers.append(to_file)
     logger = logging.getLogger("downloader")
-    logger.handlers, logger.propagate = handlers, False
+    logger.handlers = handlers
+    logger.propagate = False
     logger.setLevel(logging.INFO if log_file else level)
 
 
 def _worker(part: Part, progress: Queue[Advance], results: Queue[Stats]) -> None:
     """A worker process: its parent forwards Ctrl-C as SIGTERM, which stops it cleanly; a second one
     is the parent's to escalate (SIGKILL)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent answers
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     worker_logging((part.log_level, part.log_file))
     spec = part.spec
@@ -265,13 +267,15 @@ class SignalsForwarded(SignalScope):
         self, workers: Sequence[BaseProcess], stats: Stats, on_interrupt: OnInterrupt | None
     ) -> None:
         super().__init__()
-        self.workers, self.stats, self.on_interrupt = workers, stats, on_interrupt
+        self.workers = workers
+        self.stats = stats
+        self.on_interrupt = on_interrupt
 
     def _handle(self, signum: int, frame: object) -> None:
-        sig = signal.SIGKILL if self.stats.interrupted else signal.SIGTERM
+        sig = signal.SIGKILL if self.stats.interrupted else signal.SIGTERM  # read before it is set below
         if not self.stats.interrupted and self.on_interrupt is not None:
             self.on_interrupt(1)  # a second one is answered here, by killing the workers
         self.stats.interrupted = True
         for w in self.workers:
-            if w.pid is not None and w.is_alive():
+            if w.pid is not None and w.is_alive():  # a reaped worker's pid may be another process's now
                 os.kill(w.pid, sig)

@@ -113,7 +113,9 @@ class LinesReporter:
     """One status line every ``interval`` seconds, for a log rather than a terminal."""
 
     def __init__(self, total: int | None, stream: IO[str], interval: float = 10.0) -> None:
-        self.total, self.stream, self.interval = total, stream, interval
+        self.total = total
+        self.stream = stream
+        self.interval = interval
         self.done = self.skipped = self.failed = self.bytes = 0
         self._t0 = time.monotonic()
         self._next = self._t0 + interval

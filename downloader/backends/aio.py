@@ -76,7 +76,8 @@ class AiohttpBackend(StreamingBackend):
     _session: aiohttp.ClientSession
 
     async def __aenter__(self) -> Self:
-        net, t = self.net, self.timeouts
+        net = self.net
+        t = self.timeouts
         self._shared, self._per_origin = split_headers(net)
         connector = aiohttp.TCPConnector(
             limit=self.transport.slots,
@@ -105,7 +106,7 @@ class AiohttpBackend(StreamingBackend):
     @asynccontextmanager
     async def hop(self, url: str, through: Pass, home: bool) -> AsyncIterator[Body]:
         in_body = False
-        _PINNED.set(through)
+        _PINNED.set(through)  # before the GET: the resolver reads it in this task's context
         extra = self._per_origin if home and self._per_origin else None
         if through.fresh:  # into private space by a name: this connection is not pooled
             extra = {**(extra or {}), "Connection": "close"}

@@ -291,7 +291,8 @@ class CurlBackend(StreamingBackend):
 
     def _new_handle(self) -> pycurl.Curl:
         """An easy handle with the settings every request shares, set once."""
-        c, easy = self.transport, pycurl.Curl()
+        c = self.transport
+        easy = pycurl.Curl()
         easy.setopt(pycurl.NOSIGNAL, 1)
         easy.setopt(pycurl.FOLLOWLOCATION, 0)
         easy.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
@@ -344,5 +345,5 @@ class CurlBackend(StreamingBackend):
             )
             yield Body(head, transfer.body())
         finally:
-            self._driver.stop(transfer)
+            self._driver.stop(transfer)  # out of the multi before the handle can be reused
             self._idle.append(easy)

@@ -40,7 +40,8 @@ def host_port(url: str) -> tuple[str, int]:
     m = _HOST.match(url)
     if m is None:
         raise errors.InvalidURL(f"invalid URL: {url[:200]}")
-    host, port = m.group(1).lower().strip("[]").rstrip("."), m.group(2)
+    host = m.group(1).lower().strip("[]").rstrip(".")
+    port = m.group(2)
     return host, int(port) if port else _DEFAULT_PORT.get(url[: url.index(":")].lower(), 80)
 
 

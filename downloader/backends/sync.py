@@ -68,7 +68,8 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
 
 def _dial(conn: HTTPConnection, connect: Callable[[], socket.socket]) -> socket.socket:
     """urllib3's own connect, aimed at each address the gate passed for this host in turn."""
-    through, host = _PINNED.get(), conn.host
+    through = _PINNED.get()
+    host = conn.host
     if through is None or not through.addresses or through.host != host.lower().strip("[]").rstrip("."):
         return connect()  # a proxy, or an IP literal
     last: Exception | None = None
@@ -190,7 +191,7 @@ def head_of(resp: requests.Response) -> Head:
 
 def shutdown(resp: requests.Response) -> None:
     """Unblock a thread that is reading ``resp`` and drop its connection."""
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(Exception):  # the reader may have closed it already: this is best effort
         resp.raw.shutdown()
     with contextlib.suppress(Exception):
         resp.close()
@@ -247,7 +248,8 @@ class _PoolBackend:
     name = ""
 
     def __init__(self, tp: Transport, output: Output) -> None:
-        self.transport, self.output = tp, output
+        self.transport = tp
+        self.output = output
         self._proxies = Proxies(tp.network)
         self.gate = Gate(tp.network)
 
@@ -281,7 +283,8 @@ class _PoolBackend:
     def follow(self, url: str, through: Pass, token: _Token | None = None) -> requests.Response:
         """In a worker thread: the GET and its redirects, each hop admitted; the last answer, headers
         read. ``through`` is the listed URL's pass, taken on the loop."""
-        tp, first = self.transport, url
+        tp = self.transport
+        first = url
         for _ in range(tp.network.max_redirects + 1):
             home = url is first or same_origin(url, first)
             proxy = self._proxies.for_url(url)
@@ -295,10 +298,11 @@ class _PoolBackend:
                 raise
             if target is None:
                 return resp
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # drained so the connection is reused; failing costs it only
                 resp.raw.read(DRAIN, decode_content=False)
             resp.close()
-            url, through = target, self.admit_from_thread(target, through)
+            url = target
+            through = self.admit_from_thread(target, through)
         raise errors.RedirectError("too many redirects (a loop, or more than --max-redirects)")
 
 
@@ -337,7 +341,8 @@ class ExecutorBackend(_PoolBackend, StreamingBackend):
         if ended:
             return
         loop = asyncio.get_running_loop()
-        size, tp = self.transport.network.chunk_size, self.transport
+        size = self.transport.network.chunk_size
+        tp = self.transport
         while piece := await loop.run_in_executor(self._pool, read_piece, resp, size, tp):
             yield piece
 
@@ -418,7 +423,8 @@ class ThreadsBackend(_PoolBackend):
 
     def _read(self, url: str, limit: int, token: _Token, through: Pass) -> Page:
         resp = self.follow(url, through, token)
-        pieces, size = [], 0
+        pieces = []
+        size = 0
         try:
             while size < limit and (piece := read_piece(resp, limit - size, self.transport)):
                 pieces.append(piece)

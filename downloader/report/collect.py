@@ -23,7 +23,9 @@ class LogHistogram:
     """Counts in log-spaced bins from ``lo`` to ``hi`` (values outside land in the end bins)."""
 
     def __init__(self, lo: float, hi: float, bins: int) -> None:
-        self.lo, self.hi, self.bins = lo, hi, bins
+        self.lo = lo
+        self.hi = hi
+        self.bins = bins
         self._scale = bins / math.log(hi / lo)
         self.counts = [0] * bins
         self.total = 0
@@ -42,7 +44,8 @@ class LogHistogram:
         over 1 ms to 100 s), which is finer than a latency is worth reading."""
         if not self.total:
             return None
-        want, seen = q * self.total, 0
+        want = q * self.total
+        seen = 0
         for i, n in enumerate(self.counts):
             seen += n
             if seen >= want and n:
@@ -56,7 +59,8 @@ class TimeBuckets:
     one after another), so buckets are keyed by index from the first row's time."""
 
     def __init__(self, limit: int = 240, width: float = 0.25) -> None:
-        self.limit, self.width = limit, width
+        self.limit = limit
+        self.width = width
         self.anchor: float | None = None
         self.end = 0.0
         self.files: dict[int, int] = {}
@@ -76,7 +80,8 @@ class TimeBuckets:
 
     def _widen(self) -> None:
         self.width *= 2
-        self.lo, self.hi = self.lo // 2, self.hi // 2
+        self.lo = self.lo // 2
+        self.hi = self.hi // 2
         for table in (self.files, self.bytes):
             merged: dict[int, int] = {}
             for k, v in table.items():
@@ -143,7 +148,8 @@ class Reservoir(Generic[T]):
     replacement, so a long stream costs a counter per item, not a random number."""
 
     def __init__(self, k: int, seed: int = 17) -> None:
-        self.k, self.seen = k, 0
+        self.k = k
+        self.seen = 0
         self.items: list[T] = []
         self._rng = random.Random(seed)
         self._w = 1.0
@@ -229,10 +235,12 @@ def _ok(c: Collected, row: Mapping[str, object]) -> None:
         c.latency.add(elapsed)
     if type(ttfb) in NUMBER:
         c.ttfb.add(ttfb)
-    width, height = row.get("width"), row.get("height")
+    width = row.get("width")
+    height = row.get("height")
     if type(width) is int and type(height) is int:
         c.dims.add(f"{width}×{height}")
-    path, kind = row.get("path"), row.get("content_type")
+    path = row.get("path")
+    kind = row.get("content_type")
     if type(path) is str and (type(kind) is not str or kind.startswith("image/")):
         c.sample.add(path)
     t: Any = row.get("t")
@@ -252,9 +260,10 @@ def _host(url: str) -> str:
     """The host, with its port when the URL names one (two services on one machine fail apart)."""
     try:
         parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port
+        host = parts.hostname or ""
+        port = parts.port
     except ValueError:
-        return ""
+        return ""  # a port that is no number: the row counts under no host
     return f"{host}:{port}" if host and port else host
 
 

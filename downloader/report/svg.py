@@ -12,8 +12,12 @@ import math
 from collections.abc import Callable, Sequence
 from html import escape
 
-W, H = 720, 240
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 12, 40
+W = 720
+H = 240
+LEFT = 64
+RIGHT = 16
+TOP = 12
+BOTTOM = 40
 COLOURS = ("#2b6cb0", "#c05621", "#2f855a", "#6b46c1", "#b83280", "#4a5568")
 Series = tuple[str, Sequence[tuple[float, float]]]
 
@@ -73,7 +77,8 @@ def line_chart(
     to label the x axis and with what (default: round steps from the smallest x)."""
     xs = [x for _name, pts in series for x, _y_ in pts] or [0.0]
     ys = [y for _name, pts in series for _x, y in pts] or [0.0]
-    y_ticks, x0 = nice_ticks(max(ys)), min(xs)
+    y_ticks = nice_ticks(max(ys))
+    x0 = min(xs)
     top = y_ticks[-1] or 1.0
     ticks = list(x_ticks) or [(x0 + t, fmt(t)) for t in nice_ticks(max(xs) - x0 or 1.0)]
     x_span = max(x for x, _t in ticks) - x0 or 1.0
@@ -120,11 +125,13 @@ def _dots(
 def bar_chart(label: str, bars: Sequence[tuple[str, float]], x_label: str, y_label: str) -> str:
     """Vertical bars with their labels under them (every few, when there are many) and hover readouts."""
     y_ticks = nice_ticks(max((v for _k, v in bars), default=0.0))
-    top, slot = y_ticks[-1] or 1.0, (W - LEFT - RIGHT) / max(len(bars), 1)
+    top = y_ticks[-1] or 1.0
+    slot = (W - LEFT - RIGHT) / max(len(bars), 1)
     every = max(1, math.ceil(len(bars) / 12))
     parts = _frame(label, x_label, y_label, y_ticks)
     for i, (key, value) in enumerate(bars):
-        x, y = LEFT + i * slot, _y(value, top)
+        x = LEFT + i * slot
+        y = _y(value, top)
         parts.append(
             f'<rect class="bar" x="{x + slot * 0.1:.1f}" y="{y:.1f}" width="{slot * 0.8:.1f}" '
             f'height="{H - BOTTOM - y:.1f}" fill="{COLOURS[0]}">'

@@ -48,7 +48,9 @@ class Passthrough:
 
 class _StagedWriter:
     def __init__(self, inner: SampleWriter, stage: Stage) -> None:
-        self._inner, self._stage, self._pieces = inner, stage, list[bytes]()
+        self._inner = inner
+        self._stage = stage
+        self._pieces = list[bytes]()
 
     async def write(self, piece: bytes) -> None:
         self._pieces.append(piece)
@@ -57,7 +59,7 @@ class _StagedWriter:
         body = b"".join(self._pieces)
         try:
             sample = await self._stage.aprocess(Sample(body, kind))
-        except BaseException:
+        except BaseException:  # a cancel too: the inner writer's part file must not stay behind
             await self._inner.abort()
             raise
         await self._inner.write(sample.body)
@@ -70,7 +72,9 @@ class _StagedWriter:
 
 class _StagedSyncWriter:
     def __init__(self, inner: SyncSampleWriter, stage: Stage) -> None:
-        self._inner, self._stage, self._pieces = inner, stage, list[bytes]()
+        self._inner = inner
+        self._stage = stage
+        self._pieces = list[bytes]()
 
     def write(self, piece: bytes) -> None:
         self._pieces.append(piece)
@@ -79,7 +83,7 @@ class _StagedSyncWriter:
         body = b"".join(self._pieces)
         try:
             sample = self._stage.process(Sample(body, kind))
-        except BaseException:
+        except BaseException:  # an interrupt too: the inner writer's part file must not stay behind
             self._inner.abort()
             raise
         self._inner.write(sample.body)
@@ -92,8 +96,9 @@ class _StagedSyncWriter:
 
 def _described(stored: Stored, original: bytes, sample: Sample) -> Stored:
     """``stored`` with the stored body's own size and sha256 when the stage changed it, and its meta."""
-    if sample.body is not original:
-        stored.bytes, stored.sha256 = len(sample.body), hashlib.sha256(sample.body).hexdigest()
+    if sample.body is not original:  # identity, not equality: an unchanged body is not hashed twice
+        stored.bytes = len(sample.body)
+        stored.sha256 = hashlib.sha256(sample.body).hexdigest()
     stored.meta = {**(sample.meta or {}), **(stored.meta or {})} or None  # the writer's word last
     return stored
 
@@ -102,7 +107,8 @@ class StagedOutput:
     """``inner`` with ``stage`` run on each complete body before it lands."""
 
     def __init__(self, inner: Output, stage: Stage) -> None:
-        self.inner, self.stage = inner, stage
+        self.inner = inner
+        self.stage = stage
 
     def open(self, rel: str) -> SampleWriter:
         return _StagedWriter(self.inner.open(rel), self.stage)

@@ -47,7 +47,8 @@ def plan(width: int, height: int, size: int, mode: str, only_if_bigger: bool = F
     scaled = None if (w, h) == (width, height) else (w, h)
     if mode == "center_crop":
         side = min(size, w, h)
-        left, top = (w - side) // 2, (h - side) // 2
+        left = (w - side) // 2
+        top = (h - side) // 2
         crop = None if (side, side) == (w, h) else (left, top, left + side, top + side)
         return Geometry(scaled, crop=crop)
     if mode == "border":

@@ -94,13 +94,15 @@ class RunStatus:
         """Rows per second over the run so far (its done shards' rows); once every shard is done, up to
         the last one's end, not to the moment the status is read."""
         end = self.last_finish if self.left == 0 and self.last_finish else self.updated
-        rows, spent = self.rows.get("rows", 0), (end or 0) - (self.started or 0)
+        rows = self.rows.get("rows", 0)
+        spent = (end or 0) - (self.started or 0)
         return rows / spent if rows and spent > 0 else None
 
     @property
     def eta(self) -> float | None:
         """Seconds until every shard is done, at the rate so far (the list's rows, when recorded)."""
-        total, rate = self.settings.get("rows"), self.rate
+        total = self.settings.get("rows")
+        rate = self.rate
         if rate is None:
             return None
         if not isinstance(total, int):
@@ -197,7 +199,8 @@ def parse_url(url: str) -> Where:
             f"--state {_hide(url)!r} is not a state database URL: sqlite:///PATH, "
             "mysql://USER[:PASS]@HOST[:PORT]/DB or postgresql://USER[:PASS]@HOST[:PORT]/DB"
         )
-    user, password = unquote(parts.username or ""), parts.password
+    user = unquote(parts.username or "")
+    password = parts.password
     secret = None if password is None else unquote(password)
     return Where(dialect, "", parts.hostname, port, user or None, secret, database, _hide(url))
 

@@ -26,7 +26,8 @@ class SqlState(State):
     """The driver's exceptions that mean the database failed (mapped to ``StateError`` at the door)."""
 
     def __init__(self, where: Where) -> None:
-        self.where, self.url = where, where.shown
+        self.where = where
+        self.url = where.shown
         self.sql: Dialect = DIALECTS[where.dialect]
         self._lock = asyncio.Lock()
 
@@ -77,7 +78,7 @@ class SqlState(State):
             try:
                 yield
             except BaseException:
-                await asyncio.shield(self._end(False))
+                await asyncio.shield(self._end(False))  # a cancel must not leave the lock's transaction open
                 raise
             await self._end(True)
 
@@ -210,7 +211,8 @@ def summarise(run: str, head: Sequence[Any] | None, shards: Sequence[Sequence[An
     """A run's status from its row and its shards' rows (``sql.shards``' columns) at the database's time."""
     status = RunStatus(run, shards=len(shards), updated=now)
     if head is not None:
-        status.started, status.settings = float(head[1]), json.loads(head[2] or "{}")
+        status.started = float(head[1])
+        status.settings = json.loads(head[2] or "{}")
     for k, done, worker, since, expires, attempts, finished, _rows, counts in shards:
         if done:
             status.done += 1

@@ -38,14 +38,16 @@ def filesystem(path: Path, mounts: str = "/proc/mounts") -> str | None:
     except OSError:
         return None
     here = os.path.realpath(path)
-    best, found = -1, None
+    best = -1
+    found = None
     for fields in table:
         if len(fields) < 3:
             continue
         point = _unescape(fields[1])
         inside = here == point or here.startswith(point.rstrip("/") + "/")
         if inside and len(point) > best:
-            best, found = len(point), fields[2]
+            best = len(point)
+            found = fields[2]
     return found
 
 

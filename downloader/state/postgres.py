@@ -45,7 +45,8 @@ class PostgresState(SqlState):
 
     async def _close(self) -> None:
         if self._conn is not None:
-            conn, self._conn = self._conn, None
+            conn = self._conn
+            self._conn = None  # before the await: a close that overlaps this one finds nothing to close
             await conn.close(timeout=CONNECT_S)
 
     async def _exec(self, sql: str, args: Sequence[object] = ()) -> int:
@@ -64,7 +65,8 @@ class PostgresState(SqlState):
         await self._tr.start()
 
     async def _end(self, ok: bool) -> None:
-        tr, self._tr = self._tr, None
+        tr = self._tr
+        self._tr = None  # before the await: a failed commit leaves no transaction to end twice
         await (tr.commit() if ok else tr.rollback())
 
     async def _add_shards(self, run: str, shards: list[int]) -> None:

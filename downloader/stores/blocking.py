@@ -30,7 +30,8 @@ class BlockingStore:
     def _call(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` on the store's loop and wait. An interrupt here (Ctrl-C raises in a wait) cancels
         it and waits again, for its clean-up, before the interrupt goes on."""
-        done, box = threading.Event(), []
+        done = threading.Event()
+        box = []
 
         def start() -> None:
             task = self._loop.create_task(work)

@@ -73,7 +73,7 @@ def _place(local: Path, final: Path, consume: bool, stop: threading.Event) -> No
         if stop.is_set():
             raise StoreError(f"the copy of {local} was cancelled")
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException:  # a cancel too: no temporary file stays behind
         tmp.unlink(missing_ok=True)
         raise
     if consume:

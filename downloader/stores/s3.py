@@ -80,11 +80,9 @@ class S3Store:
             raise UsageError("s3:// needs the s3 extra: pip install 'downloader[s3]'") from exc
         self.url = url
         self.bucket, self.prefix = _split(url)
-        self.multipart_above, self.part_size, self.parts_in_flight = (
-            multipart_above,
-            part_size,
-            parts_in_flight,
-        )
+        self.multipart_above = multipart_above
+        self.part_size = part_size
+        self.parts_in_flight = parts_in_flight
         self._stack = contextlib.AsyncExitStack()
         self._client: Any = None
 
@@ -128,14 +126,15 @@ class S3Store:
             await s3.complete_multipart_upload(
                 Bucket=self.bucket, Key=name, UploadId=upload, MultipartUpload=done
             )
-        except BaseException:
+        except BaseException:  # a cancel too: an upload left open keeps its parts (and their cost)
             await unstoppable(self._abort(name, upload))
             raise
 
     async def _parts(self, local: Path, name: str, upload: str, size: int) -> Parts:
         """Every part, ``parts_in_flight`` at a time; the first failure cancels the others. Parts grow past
         ``part_size`` for a file that would need more than S3's 10,000."""
-        s3, gate = await self._s3(), asyncio.Semaphore(self.parts_in_flight)
+        s3 = await self._s3()
+        gate = asyncio.Semaphore(self.parts_in_flight)
         step = max(self.part_size, -(-size // MAX_PARTS))
 
         async def one(number: int, offset: int) -> dict[str, Any]:
@@ -194,7 +193,7 @@ class S3Store:
                     async with got["Body"] as body:
                         async for chunk in body.iter_chunks(MB):
                             out.write(chunk)
-                os.replace(tmp, local)
+                os.replace(tmp, local)  # whole or not at all: no reader sees a half copy
             finally:
                 tmp.unlink(missing_ok=True)
 

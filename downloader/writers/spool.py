@@ -32,7 +32,9 @@ class Spool:
     copy (``meta["duplicate_of"]``), and the shard records the row as a duplicate."""
 
     def __init__(self, appender: TarAppender, where: str, index: ContentIndex | None = None) -> None:
-        self.appender, self.where, self.index = appender, where, index
+        self.appender = appender
+        self.where = where
+        self.index = index
         self._lock = threading.Lock()
 
     def store(self, rel: str, kind: str | None, pieces: list[bytes]) -> Stored:
@@ -59,7 +61,9 @@ class _Sample:
     """One sample's pieces, held until commit; the part both writers share (one sync, one async)."""
 
     def __init__(self, spool: Spool, rel: str) -> None:
-        self._spool, self._rel, self._pieces = spool, rel, list[bytes]()
+        self._spool = spool
+        self._rel = rel
+        self._pieces = list[bytes]()
 
     def _store(self, kind: str | None) -> Stored:
         stored = self._spool.store(self._rel, kind, self._pieces)

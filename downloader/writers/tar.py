@@ -21,7 +21,9 @@ END = bytes(2 * BLOCK)
 
 def _slow_header(name: str, size: int) -> bytes:
     info = tarfile.TarInfo(name)
-    info.size, info.mtime, info.mode = size, 0, 0o644
+    info.size = size
+    info.mtime = 0
+    info.mode = 0o644
     return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
 
 
@@ -129,6 +131,7 @@ class MemberReader:
         path, offset, size = where
         fd = self._fds.get(path)
         if fd is None:
+            # held open until close(): whoever makes a reader closes it
             fd = self._fds[path] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         return os.pread(fd, size, offset)
 

@@ -22,7 +22,7 @@ from downloader.errors import StoreError, UsageError
 from downloader.inputs import jobs_from_source
 from downloader.stores import LocalStore, Store, blocking, fetched, open_store, publish
 from downloader.stores.s3 import S3Store
-from tests.conftest import unavailable
+from tests.helpers import unavailable
 from tests.s3server import BUCKET, SeaweedS3, seaweed, weed_program
 
 MB = 1 << 20

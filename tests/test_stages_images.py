@@ -17,8 +17,8 @@ from PIL import Image
 
 from downloader.errors import UsageError
 from downloader.spec import RunSpec
-from tests.conftest import Run
 from tests.faults import IMAGES
+from tests.helpers import Run
 
 Fetch = Callable[..., Awaitable[Run]]
 

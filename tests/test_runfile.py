@@ -12,8 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from downloader.runfile import RUN_FILE, recorded_settings
-from tests.conftest import Run, hits, manifest_rows
-from tests.test_cli import invoke
+from tests.helpers import Run, hits, invoke, manifest_rows
 
 Fetch = Callable[..., Awaitable[Run]]
 

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 from downloader import adownload, download
 from downloader.models import Result, Stats
 from downloader.spec import GROUPS
-from tests.conftest import Run, manifest_rows
+from tests.helpers import Run, manifest_rows
 
 Fetch = Callable[..., Awaitable[Run]]
 
