@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import AiohttpServer, Run
 from tests.faults import JPEG
+from tests.helpers import AiohttpServer, Run
 
 Fetch = Callable[..., Awaitable[Run]]
 PEERS: web.AppKey[list[int]] = web.AppKey("peers", list)

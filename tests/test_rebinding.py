@@ -19,9 +19,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import AiohttpServer, Run, require
 from tests.dnsserver import DNSServer, Name
 from tests.faults import JPEG
+from tests.helpers import AiohttpServer, Run, require
 
 Fetch = Callable[..., Awaitable[Run]]
 PUBLIC, PRIVATE = "127.0.0.2", "127.0.0.1"
