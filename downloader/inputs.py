@@ -26,11 +26,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from .arrow import parquet
 from .errors import InvalidInput, InvalidURL, UsageError
-from .marks import Mark, Tracked, open_at, open_raw
+from .marks import Mark, mark_at, open_at
 from .models import Job, Naming
 from .names import DEFAULT_NAMING
 from .sources import NOT_MINE, make_job, read_lines
@@ -124,7 +124,7 @@ def rows_and_marks(
     window = Window.counting(every)
     for _job in jobs_from_source(source, input_format=input_format, url_column=url_column, window=window):
         pass  # pragma: no cover - a counting window takes no row
-    return window.seen, window.marks if window.stream is not None else None
+    return window.seen, window.marks if window.lines is not None and source != "-" else None
 
 
 def jobs_from_rows(
@@ -188,13 +188,13 @@ class Window:
     rows before it are not even read. ``Window.counting()`` takes no row: its ``seen`` is then the list's
     rows, and with ``every`` its ``marks`` say where each ``every`` rows end."""
 
-    __slots__ = ("at", "end", "every", "marks", "seen", "start", "stream")
+    __slots__ = ("at", "end", "every", "lines", "marks", "seen", "start")
 
     def __init__(self, start: int, end: int, at: Mark | None = None) -> None:
         self.start, self.end, self.seen, self.at = start, end, 0, at
         self.every = 0
         self.marks: list[Mark | None] = []
-        self.stream: Tracked | None = None
+        self.lines: _Lines | None = None  # the lines of the list being counted
 
     @classmethod
     def counting(cls, every: int = 0) -> Window:
@@ -205,8 +205,8 @@ class Window:
     def take(self) -> bool:
         """Count one row; True when it is in the window."""
         self.seen += 1
-        if self.every and self.stream is not None and self.seen % self.every == 0:
-            self.marks.append(self.stream.mark())  # the row just read ended here
+        if self.every and self.lines is not None and self.seen % self.every == 0:
+            self.marks.append(mark_at(self.lines.stream, self.lines.count))  # the row just read ends here
         return self.start < self.seen <= self.end
 
     def skip(self, rows: int) -> bool:
@@ -333,32 +333,20 @@ def _row_job(line: int, where: str, row: Mapping[str, object], columns: _Columns
 # -- text: opening, bounded lines ----------------------------------------------------------------------
 
 
-class _LineSource(Protocol):
-    def readline(self, limit: int = -1, /) -> str: ...
-
-
 def _first_line(window: Window | None) -> int:
     """The number of the first line read: after the lines before the window's mark, if it has one."""
     return 1 if window is None or window.at is None else window.at.lines + 1
 
 
 @contextmanager
-def _open_text(
-    source: str, newline: str | None = None, window: Window | None = None
-) -> Iterator[_LineSource]:
+def _open_text(source: str, newline: str | None = None, window: Window | None = None) -> Iterator[IO[str]]:
     """A list as text: gzip by name, UTF-8 with stray bytes replaced (one bad byte spoils one row, not the
     run), a BOM dropped. Stdin is detached rather than closed: it is the process's, not ours. A window
-    with a mark starts there (its rows before counted as seen); a counting window that marks reads
-    through a ``Tracked`` stream, which knows where each line begins."""
+    with a mark starts there (its rows before counted as seen)."""
     if window is not None and window.at is not None and source != "-":
         with open_at(source, window.at, newline) as fh:
             window.seen = window.start
             yield fh
-        return
-    if window is not None and window.every and source != "-":
-        with open_raw(source) as raw:
-            window.stream = Tracked(raw, translate=newline is None)
-            yield window.stream
         return
     if source == "-":
         stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace", newline=newline)
@@ -374,23 +362,28 @@ def _open_text(
 
 class _Lines:
     """The lines of a text stream, each at most ``MAX_LINE`` characters: a longer one is cut and the rest
-    of it read past in pieces; ``cut`` says it happened (the reader clears it)."""
+    of it read past in pieces; ``cut`` says it happened (the reader clears it). ``count`` is the lines
+    read; a counting ``window`` that marks is lent them, to take its marks from."""
 
-    def __init__(self, stream: _LineSource, limit: int = MAX_LINE) -> None:
-        self._stream = stream
+    def __init__(self, stream: IO[str], window: Window | None = None, limit: int = MAX_LINE) -> None:
+        self.stream = stream
         self._limit = limit
         self.cut = False
+        self.count = 0
+        if window is not None and window.every and stream.seekable():  # stdin: no marks
+            window.lines = self
 
     def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
-        text = self._stream.readline(self._limit + 1)
+        text = self.stream.readline(self._limit + 1)
         if not text:
             raise StopIteration
+        self.count += 1
         if len(text) > self._limit and not text.endswith(("\n", "\r")):
             self.cut = True
-            while (rest := self._stream.readline(1 << 16)) and not rest.endswith(("\n", "\r")):
+            while (rest := self.stream.readline(1 << 16)) and not rest.endswith(("\n", "\r")):
                 pass
         return text
 
@@ -401,7 +394,7 @@ class _Lines:
 def _txt_jobs(source: str, naming: Naming, columns: _Columns) -> Iterator[Job]:
     """One URL a line; an overlong line is cut and then fails as an overlong URL."""
     with _open_text(source, None, columns.window) as stream:
-        lines = read_lines(_Lines(stream), _first_line(columns.window))
+        lines = read_lines(_Lines(stream, columns.window), _first_line(columns.window))
         for line, text in _windowed(lines, columns.window):
             yield make_job(line, text, naming)
 
@@ -415,7 +408,7 @@ def _csv_jobs(fmt: str, source: str, naming: Naming, columns: _Columns) -> Itera
     window = columns.window
     resume = window is not None and window.at is not None
     with _open_text(source, "", None if resume else window) as stream:
-        lines = _Lines(stream)
+        lines = _Lines(stream, window)
         reader = csv.reader(lines, _DIALECTS[fmt])
         header = _header(reader, fmt)
         if not header:
@@ -490,7 +483,7 @@ def _fields(n: int) -> str:
 def _jsonl_jobs(source: str, naming: Naming, columns: _Columns) -> Iterator[Job]:
     """One JSON object a line; blank lines skipped."""
     with _open_text(source, None, columns.window) as stream:
-        lines = _jsonl_lines(_Lines(stream), _first_line(columns.window))
+        lines = _jsonl_lines(_Lines(stream, columns.window), _first_line(columns.window))
         for line, text, cut in _windowed(lines, columns.window):
             if cut:
                 yield _invalid(line, f"line {line} is longer than {MAX_LINE} characters")
