@@ -342,12 +342,18 @@ def _first_line(window: Window | None) -> int:
 def _open_text(source: str, newline: str | None = None, window: Window | None = None) -> Iterator[IO[str]]:
     """A list as text: gzip by name, UTF-8 with stray bytes replaced (one bad byte spoils one row, not the
     run), a BOM dropped. Stdin is detached rather than closed: it is the process's, not ours. A window
-    with a mark starts there (its rows before counted as seen)."""
-    if window is not None and window.at is not None and source != "-":
-        with open_at(source, window.at, newline) as fh:
+    with a mark starts there (its rows before counted as seen), or counts its way when the list no
+    longer fits the mark."""
+    resumed = (
+        None if window is None or window.at is None or source == "-" else open_at(source, window.at, newline)
+    )
+    if window is not None and resumed is not None:
+        with resumed:
             window.seen = window.start
-            yield fh
+            yield resumed
         return
+    if window is not None:
+        window.at = None  # no mark, or one the list no longer fits: its rows are counted
     if source == "-":
         stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace", newline=newline)
         try:
@@ -420,6 +426,8 @@ def _csv_jobs(fmt: str, source: str, naming: Naming, columns: _Columns) -> Itera
     with _open_text(source, "", window) as stream:
         lines = _Lines(stream)
         reader = csv.reader(lines, _DIALECTS[fmt])
+        if window is None or window.at is None:  # the list changed since its plan: read from its start
+            _header(reader, fmt)
         yield from _csv_table(fmt, reader, lines, header=header, columns=columns, naming=naming)
 
 

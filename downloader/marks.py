@@ -31,7 +31,10 @@ def mark_at(stream: IO[str], lines: int) -> Mark | None:
     """The mark for where ``stream`` (a text stream of a list in a file) is now, after ``lines`` lines;
     None when its position is not a plain byte offset (a decoder holding a ``\\r`` it has not yet
     decided is a line's end): the shard after it is then found by counting."""
-    cookie = stream.tell()  # after a whole line, the offset of the next byte; flags above bit 64
+    try:
+        cookie = stream.tell()  # after a whole line, the offset of the next byte; flags above bit 64
+    except OSError:  # a position the stream cannot reconstruct
+        return None
     return Mark(cookie, lines) if 0 <= cookie < 1 << 64 else None
 
 
@@ -42,9 +45,17 @@ def open_raw(source: str) -> Raw:
     return open(source, "rb")
 
 
-def open_at(source: str, at: Mark, newline: str | None) -> IO[str]:
+def open_at(source: str, at: Mark, newline: str | None) -> IO[str] | None:
     """The list as text from ``at`` on (for a gzip'd list the bytes before it are decompressed and
-    dropped); a BOM is only ever at the start, so from a mark none is looked for."""
+    dropped); a BOM is only ever at the start, so from a mark none is looked for. None when the byte
+    before the mark ends no line: the list changed since the plan, and its rows must be counted."""
     raw = open_raw(source)
-    raw.seek(at.byte)
+    try:
+        raw.seek(max(at.byte - 1, 0))
+        if at.byte and raw.read(1) not in {b"\n", b"\r"}:
+            raw.close()
+            return None
+    except BaseException:
+        raw.close()
+        raise
     return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline=newline)

@@ -166,3 +166,14 @@ def test_the_plan_records_each_shards_start_and_an_older_plan_counts(tmp_path: P
     assert plan_start(out, 2, str(lst), 4) is None
     [job, *_] = jobs_from_source(str(lst), window=Window(8, 12, None))
     assert (job.line, job.url) == (9, "http://a.test/8")
+
+
+def test_a_list_changed_since_its_plan_is_counted_not_read_from_a_stale_mark(tmp_path: Path) -> None:
+    for name, head in (("list.txt", ""), ("list.csv", "url\n")):
+        path = tmp_path / name
+        path.write_text(head + "".join(f"http://a.test/{n}\n" for n in range(6)))
+        _total, marks = rows_and_marks(str(path), 3)
+        assert marks is not None and marks[0] is not None
+        path.write_text(head + "".join(f"http://a.test/{n * 10}\n" for n in range(6)))  # longer lines
+        [job, *_] = jobs_from_source(str(path), window=Window(3, 6, marks[0]))
+        assert (job.line, job.url) == (4 + len(head) // 4, "http://a.test/30")
