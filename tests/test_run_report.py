@@ -4,6 +4,7 @@ a run still being written, and the page opened in headless Chromium with the net
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -173,6 +174,8 @@ async def test_the_report_of_a_dataset_rerun_tells_the_runs_totals(
     assert (await fetch_cli(lst, out, *args)).exit_code == 1  # a 404 and a bad URL
     again = await fetch_cli(lst, out, *args)
     assert "10 skipped" in again.output, again.output
+    starts = json.loads((out / "_shards" / "plan.json").read_text())["starts"]
+    assert starts[0] is None and all(isinstance(s, list) for s in starts[1:]) and len(starts) == 3
     made = await asyncio.to_thread(invoke, "report", str(out))
     assert made.exit_code == 0, made.output
     html = (out / "report.html").read_text(encoding="utf-8")
