@@ -30,6 +30,7 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from .arrow import parquet
 from .errors import InvalidInput, InvalidURL, UsageError
+from .marks import Mark, mark_at, open_at
 from .models import Job, Naming
 from .names import DEFAULT_NAMING
 from .sources import NOT_MINE, make_job, read_lines
@@ -111,10 +112,19 @@ def jobs_from_source(
 def rows_in(source: str, *, input_format: str | None = None, url_column: str = "url") -> int:
     """How many rows ``source`` has, as a shard plan counts them: every row read, none parsed, in
     constant memory (the rows' numbers, from 0, are what shards are cut by)."""
-    window = Window.counting()
+    return rows_and_marks(source, 0, input_format=input_format, url_column=url_column)[0]
+
+
+def rows_and_marks(
+    source: str, every: int, *, input_format: str | None = None, url_column: str = "url"
+) -> tuple[int, list[Mark | None] | None]:
+    """``rows_in``, and (``every`` > 0, a text list in a file) where each ``every`` rows end: the
+    ``Mark`` a window of rows ``[n * every, ...)`` resumes at is ``marks[n - 1]``. None where the list
+    gives none: stdin cannot be read twice, and Parquet's own metadata says where its row groups begin."""
+    window = Window.counting(every)
     for _job in jobs_from_source(source, input_format=input_format, url_column=url_column, window=window):
         pass  # pragma: no cover - a counting window takes no row
-    return window.seen
+    return window.seen, window.marks if window.lines is not None and source != "-" else None
 
 
 def jobs_from_rows(
@@ -174,20 +184,29 @@ def count_rows(source: str, input_format: str | None = None) -> int | None:
 class Window:
     """Rows ``[start, end)`` of a list by their place in it, from 0: a dataset shard's rows. Rows before
     it are counted, never made into jobs (parsing a URL and making its path is most of a row's cost), and
-    reading stops at its end. ``Window.counting()`` takes no row: its ``seen`` is then the list's rows."""
+    reading stops at its end; with ``at`` (where row ``start`` resumes in a text list, from the plan) the
+    rows before it are not even read. ``Window.counting()`` takes no row: its ``seen`` is then the list's
+    rows, and with ``every`` its ``marks`` say where each ``every`` rows end."""
 
-    __slots__ = ("end", "seen", "start")
+    __slots__ = ("at", "end", "every", "lines", "marks", "seen", "start")
 
-    def __init__(self, start: int, end: int) -> None:
-        self.start, self.end, self.seen = start, end, 0
+    def __init__(self, start: int, end: int, at: Mark | None = None) -> None:
+        self.start, self.end, self.seen, self.at = start, end, 0, at
+        self.every = 0
+        self.marks: list[Mark | None] = []
+        self.lines: _Lines | None = None  # the lines of the list being counted
 
     @classmethod
-    def counting(cls) -> Window:
-        return cls(1 << 62, 1 << 62)
+    def counting(cls, every: int = 0) -> Window:
+        window = cls(1 << 62, 1 << 62)
+        window.every = every
+        return window
 
     def take(self) -> bool:
         """Count one row; True when it is in the window."""
         self.seen += 1
+        if self.every and self.lines is not None and self.seen % self.every == 0:
+            self.marks.append(mark_at(self.lines.stream, self.lines.count))  # the row just read ends here
         return self.start < self.seen <= self.end
 
     def skip(self, rows: int) -> bool:
@@ -314,10 +333,27 @@ def _row_job(line: int, where: str, row: Mapping[str, object], columns: _Columns
 # -- text: opening, bounded lines ----------------------------------------------------------------------
 
 
+def _first_line(window: Window | None) -> int:
+    """The number of the first line read: after the lines before the window's mark, if it has one."""
+    return 1 if window is None or window.at is None else window.at.lines + 1
+
+
 @contextmanager
-def _open_text(source: str, newline: str | None = None) -> Iterator[IO[str]]:
+def _open_text(source: str, newline: str | None = None, window: Window | None = None) -> Iterator[IO[str]]:
     """A list as text: gzip by name, UTF-8 with stray bytes replaced (one bad byte spoils one row, not the
-    run), a BOM dropped. Stdin is detached rather than closed: it is the process's, not ours."""
+    run), a BOM dropped. Stdin is detached rather than closed: it is the process's, not ours. A window
+    with a mark starts there (its rows before counted as seen), or counts its way when the list no
+    longer fits the mark."""
+    resumed = (
+        None if window is None or window.at is None or source == "-" else open_at(source, window.at, newline)
+    )
+    if window is not None and resumed is not None:
+        with resumed:
+            window.seen = window.start
+            yield resumed
+        return
+    if window is not None:
+        window.at = None  # no mark, or one the list no longer fits: its rows are counted
     if source == "-":
         stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8-sig", errors="replace", newline=newline)
         try:
@@ -332,23 +368,28 @@ def _open_text(source: str, newline: str | None = None) -> Iterator[IO[str]]:
 
 class _Lines:
     """The lines of a text stream, each at most ``MAX_LINE`` characters: a longer one is cut and the rest
-    of it read past in pieces; ``cut`` says it happened (the reader clears it)."""
+    of it read past in pieces; ``cut`` says it happened (the reader clears it). ``count`` is the lines
+    read; a counting ``window`` that marks is lent them, to take its marks from."""
 
-    def __init__(self, stream: IO[str], limit: int = MAX_LINE) -> None:
-        self._stream = stream
+    def __init__(self, stream: IO[str], window: Window | None = None, limit: int = MAX_LINE) -> None:
+        self.stream = stream
         self._limit = limit
         self.cut = False
+        self.count = 0
+        if window is not None and window.every and stream.seekable():  # stdin: no marks
+            window.lines = self
 
     def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
-        text = self._stream.readline(self._limit + 1)
+        text = self.stream.readline(self._limit + 1)
         if not text:
             raise StopIteration
+        self.count += 1
         if len(text) > self._limit and not text.endswith(("\n", "\r")):
             self.cut = True
-            while (rest := self._stream.readline(1 << 16)) and not rest.endswith(("\n", "\r")):
+            while (rest := self.stream.readline(1 << 16)) and not rest.endswith(("\n", "\r")):
                 pass
         return text
 
@@ -358,31 +399,53 @@ class _Lines:
 
 def _txt_jobs(source: str, naming: Naming, columns: _Columns) -> Iterator[Job]:
     """One URL a line; an overlong line is cut and then fails as an overlong URL."""
-    with _open_text(source) as stream:
-        for line, text in _windowed(read_lines(_Lines(stream)), columns.window):
+    with _open_text(source, None, columns.window) as stream:
+        lines = read_lines(_Lines(stream, columns.window), _first_line(columns.window))
+        for line, text in _windowed(lines, columns.window):
             yield make_job(line, text, naming)
 
 
 def _csv_jobs(fmt: str, source: str, naming: Naming, columns: _Columns) -> Iterator[Job]:
-    """Rows of a CSV or TSV list with a header; rows with only blank fields are skipped."""
+    """Rows of a CSV or TSV list with a header; rows with only blank fields are skipped. A window with
+    a mark reads the header from the start, then its rows from the mark (a mark is only ever taken where
+    a record ends, never inside a quoted field that spans lines)."""
     if csv.field_size_limit() < MAX_LINE:
         csv.field_size_limit(MAX_LINE)  # process-wide, so only ever raised
-    with _open_text(source, newline="") as stream:
-        lines = _Lines(stream)
+    window = columns.window
+    resume = window is not None and window.at is not None
+    with _open_text(source, "", None if resume else window) as stream:
+        lines = _Lines(stream, window)
         reader = csv.reader(lines, _DIALECTS[fmt])
         header = _header(reader, fmt)
-        if header:
-            columns = columns.resolve(header, "header")
-            rows = (
-                (n, r)
-                for n, r in _csv_rows(reader, lines, fmt)
-                if isinstance(r, str) or any(map(str.strip, r))
-            )
-            for line, row in _windowed(rows, columns.window):
-                if isinstance(row, str):
-                    yield _invalid(line, row)
-                else:
-                    yield _csv_row_job(line, row, header, columns, naming, sep=reader.dialect.delimiter)
+        if not header:
+            return
+        columns = columns.resolve(header, "header")
+        if not resume:
+            yield from _csv_table(fmt, reader, lines, header=header, columns=columns, naming=naming)
+            return
+    with _open_text(source, "", window) as stream:
+        lines = _Lines(stream)
+        reader = csv.reader(lines, _DIALECTS[fmt])
+        if window is None or window.at is None:  # the list changed since its plan: read from its start
+            _header(reader, fmt)
+        yield from _csv_table(fmt, reader, lines, header=header, columns=columns, naming=naming)
+
+
+def _csv_table(
+    fmt: str, reader: Reader, lines: _Lines, *, header: list[str], columns: _Columns, naming: Naming
+) -> Iterator[Job]:
+    """The jobs of a CSV or TSV list's rows after its header, in the window if any."""
+    first = _first_line(columns.window)
+    rows = (
+        (n, r)
+        for n, r in _csv_rows(reader, lines, fmt, first)
+        if isinstance(r, str) or any(map(str.strip, r))
+    )
+    for line, row in _windowed(rows, columns.window):
+        if isinstance(row, str):
+            yield _invalid(line, row)
+        else:
+            yield _csv_row_job(line, row, header, columns, naming, sep=reader.dialect.delimiter)
 
 
 def _header(reader: Reader, fmt: str) -> list[str]:
@@ -396,12 +459,12 @@ def _header(reader: Reader, fmt: str) -> list[str]:
     return []
 
 
-def _csv_rows(reader: Reader, lines: _Lines, fmt: str) -> Iterator[tuple[int, list[str] | str]]:
+def _csv_rows(reader: Reader, lines: _Lines, fmt: str, first: int) -> Iterator[tuple[int, list[str] | str]]:
     """(line, fields) of each row, or (line, problem) for a row the parser rejects. ``line`` is the
-    physical line where the row starts (the header is line 1): a quoted field spanning lines does not
-    shift the numbers of the rows after it."""
+    physical line where the row starts (the header is line 1; the reader's first line is ``first``): a
+    quoted field spanning lines does not shift the numbers of the rows after it."""
     while True:
-        line, lines.cut = reader.line_num + 1, False
+        line, lines.cut = reader.line_num + first, False
         try:
             row: list[str] = next(reader)
         except StopIteration:
@@ -427,17 +490,18 @@ def _fields(n: int) -> str:
 
 def _jsonl_jobs(source: str, naming: Naming, columns: _Columns) -> Iterator[Job]:
     """One JSON object a line; blank lines skipped."""
-    with _open_text(source) as stream:
-        for line, text, cut in _windowed(_jsonl_lines(_Lines(stream)), columns.window):
+    with _open_text(source, None, columns.window) as stream:
+        lines = _jsonl_lines(_Lines(stream, columns.window), _first_line(columns.window))
+        for line, text, cut in _windowed(lines, columns.window):
             if cut:
                 yield _invalid(line, f"line {line} is longer than {MAX_LINE} characters")
             else:
                 yield _jsonl_job(line, text, columns, naming)
 
 
-def _jsonl_lines(lines: _Lines) -> Iterator[tuple[int, str, bool]]:
-    """(line, text, cut) of each line that is a row: blank lines are none."""
-    for line, text in enumerate(lines, 1):
+def _jsonl_lines(lines: _Lines, first: int) -> Iterator[tuple[int, str, bool]]:
+    """(line, text, cut) of each line that is a row (the first numbered ``first``): blank lines are none."""
+    for line, text in enumerate(lines, first):
         if lines.cut:
             lines.cut = False
             yield line, "", True
@@ -464,8 +528,10 @@ def _parquet_jobs(source: str, naming: Naming, columns: _Columns) -> Iterator[Jo
     with _parquet_file(source) as pf:
         columns = columns.resolve(pf.schema_arrow.names, "Parquet schema")
         needed = columns.needed(pf.schema_arrow.names)
-        line, window = 0, columns.window
-        for batch in pf.iter_batches(batch_size=PARQUET_BATCH, columns=needed):
+        window = columns.window
+        group, line = _first_group(pf, window)
+        groups = list(range(group, pf.metadata.num_row_groups))
+        for batch in pf.iter_batches(batch_size=PARQUET_BATCH, columns=needed, row_groups=groups):
             if window is not None and (window.past or window.skip(batch.num_rows)):
                 if window.past:
                     return
@@ -474,6 +540,20 @@ def _parquet_jobs(source: str, naming: Naming, columns: _Columns) -> Iterator[Jo
             for n, row in _windowed(enumerate(batch.to_pylist(), line + 1), window):
                 yield _row_job(n, f"row {n}", row, columns, naming)
             line += batch.num_rows
+
+
+def _first_group(pf: Any, window: Window | None) -> tuple[int, int]:
+    """The first row group holding a row of ``window`` and the rows before it (counted as the window's
+    seen), from the file's metadata: a shard decodes none of the row groups before its rows."""
+    group, before = 0, 0
+    if window is None:
+        return group, before
+    meta = pf.metadata
+    while group < meta.num_row_groups and before + meta.row_group(group).num_rows <= window.start:
+        before += meta.row_group(group).num_rows
+        group += 1
+    window.seen = before
+    return group, before
 
 
 @contextmanager

@@ -22,10 +22,10 @@ _TRAILING_COMMENT = re.compile(r"\s+#.*$", re.DOTALL)
 """`` URL  # note``: a ``#`` after white space starts a comment (a fragment follows the URL directly)."""
 
 
-def read_lines(stream: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """(line number, text) of each URL line; blank lines and ``#`` comments (whole lines, or after white
-    space at the end of a line) skipped, white space stripped."""
-    for number, raw in enumerate(stream, 1):
+def read_lines(stream: Iterable[str], first: int = 1) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each URL line, the stream's first line numbered ``first``; blank lines and
+    ``#`` comments (whole lines, or after white space at the end of a line) skipped, white space stripped."""
+    for number, raw in enumerate(stream, first):
         text = raw.strip()
         if text and not text.startswith("#"):
             if "#" in text:

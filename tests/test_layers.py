@@ -11,7 +11,7 @@ from tests.helpers import PKG, module_name
 FLOORS: list[tuple[str, list[str]]] = [
     # (floor, its rooms), from the ground up; a room may import rooms on its own floor listed before it
     ("ground", ["version", "errors", "locations", "models", "keys", "spec", "memory"]),
-    ("input", ["arrow", "names", "sources", "inputs"]),
+    ("input", ["arrow", "names", "sources", "marks", "inputs"]),
     (
         "storage",
         [

@@ -3,6 +3,8 @@ a run still being written, and the page opened in headless Chromium with the net
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -18,7 +20,8 @@ from downloader.cli import main
 from downloader.report import build
 from downloader.report.collect import LogHistogram, Reservoir, TimeBuckets, Top
 from downloader.stages import images
-from tests.helpers import Run, require
+from tests.helpers import Run, invoke, mixed_list, require
+from tests.helpers import fetch as fetch_cli
 
 Fetch = Callable[..., Awaitable[Run]]
 ONE_BACKEND = pytest.mark.parametrize("backend", ["aiohttp"])  # the report reads rows, not backends
@@ -157,3 +160,25 @@ def test_bench_page_renders_in_headless_chromium_offline(tmp_path: Path) -> None
     dom, console = browse(chromium, page, tmp_path)
     assert console == [] and dom.count('<svg class="chart"') == 2
     assert dom.count('<polyline class="series"') == 4 and "<title>aiohttp: 1.28k at 128</title>" in dom
+
+
+async def test_the_report_of_a_dataset_rerun_tells_the_runs_totals(
+    origin: TestServer, tmp_path: Path
+) -> None:
+    """A rerun that skips every done shard writes a stats.json of 0 ok: the report still gives the
+    run's totals, from the shards' rows, and that invocation's figures as its own."""
+    lst, _urls = mixed_list(origin, tmp_path)
+    out = tmp_path / "out"
+    args = ("--output-format", "webdataset", "--shard-size", "4")
+    assert (await fetch_cli(lst, out, *args)).exit_code == 1  # a 404 and a bad URL
+    again = await fetch_cli(lst, out, *args)
+    assert "10 skipped" in again.output, again.output
+    starts = json.loads((out / "_shards" / "plan.json").read_text())["starts"]
+    assert starts[0] is None and all(isinstance(s, list) for s in starts[1:]) and len(starts) == 3
+    made = await asyncio.to_thread(invoke, "report", str(out))
+    assert made.exit_code == 0, made.output
+    html = (out / "report.html").read_text(encoding="utf-8")
+    for figure, caption in (("7", "ok"), ("1", "failed"), ("1", "invalid"), ("1", "duplicates")):
+        assert f"<b>{figure}</b><span>{caption}</span>" in html
+    assert "The last invocation alone (its stats.json) did 10 skipped in " in html
+    assert "statistics say" not in html

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..dataset.runners.ranks import check_cluster, my_shards, rows_of, stats_name
 from ..errors import UsageError
-from ..inputs import count_rows, rows_in
+from ..inputs import count_rows, rows_and_marks
 from ..locations import local_path
 from ..loop import run_loop
 from ..manifest import MANIFEST, jobs_from_manifest, write_stats
@@ -102,8 +102,9 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
         source = str(plan["source"])
     check_sharded(spec, source, plan)
     i = spec.input
-    rows = rows_in(source, input_format=i.input_format, url_column=i.url_column)
-    count = write_plan(out, source, rows, spec.dataset.shard_size)
+    size = spec.dataset.shard_size
+    rows, marks = rows_and_marks(source, size, input_format=i.input_format, url_column=i.url_column)
+    count = write_plan(out, source, rows, size, marks)
     shards = my_shards(spec, count)
     tracking = start_tracking(spec, source, rows, count)
     run, procs = ShardRun(spec, source, retry, tracking), choose_procs(spec, rows, source, len(shards))

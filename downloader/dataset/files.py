@@ -17,6 +17,7 @@ metadata Parquet beside it: a recursive ``**/*.parquet`` sees each row once in e
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -189,8 +190,12 @@ def clear_temporaries(files: ShardFiles) -> None:
         os.replace(files.old_spool, files.spool)
 
 
-def write_plan(out: Path, source: str, rows: int, size: int) -> int:
-    """Record the shards as row ranges in ``_shards/plan.json`` (never a copy of the list); how many."""
+def write_plan(
+    out: Path, source: str, rows: int, size: int, marks: Sequence[Sequence[int] | None] | None = None
+) -> int:
+    """Record the shards as row ranges in ``_shards/plan.json`` (never a copy of the list); how many.
+    With ``marks`` (where each ``size`` rows end in a text list), ``starts`` says where each shard's rows
+    begin (``[byte offset, lines before]``; null: found by counting), so a shard seeks to them."""
     count = -(-rows // size)
     (out / SHARDS).mkdir(parents=True, exist_ok=True)
     tmp = out / SHARDS / f".{PLAN}.{os.getpid()}.part"
@@ -199,7 +204,11 @@ def write_plan(out: Path, source: str, rows: int, size: int) -> int:
         fh.write(json.dumps(head)[:-1] + ', "ranges": [')
         for k in range(count):
             fh.write(("," if k else "") + json.dumps([k * size, min(rows, (k + 1) * size)]))
-        fh.write("]}\n")
+        if marks is not None:
+            starts = [None, *(None if m is None else list(m) for m in marks[: max(0, count - 1)])]
+            fh.write('], "starts": ' + json.dumps(starts[:count]) + "}\n")
+        else:
+            fh.write("]}\n")
     os.replace(tmp, out / SHARDS / PLAN)
     return count
 
@@ -210,6 +219,34 @@ def read_plan(out: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     return plan
+
+
+def plan_start(out: Path, k: int, source: str, size: int) -> tuple[int, int] | None:
+    """Where shard ``k``'s rows begin in the list (byte offset, lines before), as the plan recorded it;
+    None when it did not (an older plan, stdin, Parquet) or was made for another list or shard size: the
+    shard then counts its way to its rows."""
+    path = out / SHARDS / PLAN
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    plan = _plan_starts(str(path), stat.st_mtime_ns, stat.st_size)
+    if plan is None or plan[0] != (os.path.abspath(source), size) or not 0 <= k < len(plan[1]):
+        return None
+    start = plan[1][k]
+    return None if start is None else (int(start[0]), int(start[1]))
+
+
+@functools.lru_cache(maxsize=4)
+def _plan_starts(path: str, _mtime: int, _size: int) -> tuple[tuple[str, int], list[Any]] | None:
+    """A plan's list, shard size and starts, read once per process and plan version (a plan of 10,000
+    shards is some 300 kB of JSON: read for every shard it would cost more than the seek saves)."""
+    try:
+        plan = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    starts = plan.get("starts")
+    return (plan.get("source"), plan.get("shard_size")), starts if isinstance(starts, list) else []
 
 
 def latest_rows(files: ShardFiles, done: bool) -> dict[int, dict[str, Any]]:

@@ -23,6 +23,7 @@ from ..inputs import Window, jobs_from_source
 from ..keys import ContentIndex
 from ..loop import run_loop
 from ..manifest import row_of
+from ..marks import Mark
 from ..models import Job, Result, Stats, Status
 from ..spec import RunSpec
 from ..state import Archived
@@ -39,6 +40,7 @@ from .files import (
     finish,
     key,
     latest_rows,
+    plan_start,
     samples,
 )
 from .tracking import Tracking, tracked
@@ -208,8 +210,9 @@ class ShardWork:
 
     def jobs(self) -> Iterator[Job]:
         """The shard's input rows as jobs, read from the list by row number."""
-        size = self.run.spec.dataset.shard_size
-        return _shard_jobs(self.run, Window(self.files.k * size, (self.files.k + 1) * size))
+        size, k = self.run.spec.dataset.shard_size, self.files.k
+        at = plan_start(self.files.out, k, self.run.source, size)
+        return _shard_jobs(self.run, Window(k * size, (k + 1) * size, None if at is None else Mark(*at)))
 
     def locked(self) -> Stats:
         """The shard made under its lock file alone (no state database)."""

@@ -58,8 +58,9 @@ def _settings(out: Path) -> dict[str, object] | str:
 
 
 def _stats(out: Path, manifests: list[Path]) -> dict[str, object] | None:
-    """The run's final statistics once it has ended (they are newer than every file of rows):
-    ``stats.json``, or the static workers' ``stats.rank-I.json`` added up."""
+    """The last invocation's statistics once it has ended (they are newer than every file of rows):
+    ``stats.json``, or the static workers' ``stats.rank-I.json`` added up. They tell that invocation
+    alone (a rerun that skipped every done shard says 0 ok): the run's totals are its rows'."""
     files = [out / STATS] if (out / STATS).is_file() else sorted(out.glob("stats.rank-*.json"))
     try:
         newest = max(m.stat().st_mtime for m in manifests)
@@ -70,8 +71,11 @@ def _stats(out: Path, manifests: list[Path]) -> dict[str, object] | None:
         return None
     if not all(isinstance(d, dict) for d in found):
         return None
-    ok = sum(int(d.get("ok") or 0) for d in found)
-    return {**found[0], "ok": ok, "wall_s": max(float(d.get("wall_s") or 0) for d in found)}
+    added = {k: sum(int(d.get(k) or 0) for d in found) for k in _COUNTED}
+    return {**found[0], **added, "wall_s": max(float(d.get("wall_s") or 0) for d in found)}
+
+
+_COUNTED = ("ok", "failed", "invalid", "duplicate", "skipped", "not_started")
 
 
 def render(
@@ -120,13 +124,30 @@ def _summary(c: Collected, stats: dict[str, object] | None) -> str:
         *((f"latency p{round(q * 100)}", _ms(c.latency.quantile(q))) for q in (0.5, 0.9, 0.99)),
         ("first byte p50", _ms(c.ttfb.quantile(0.5))),
     ]
-    ended = (
-        ""
-        if stats is None
-        else f" The run ended: its statistics say {stats.get('ok', '?')} ok in {stats.get('wall_s', '?')} s."
+    text = (
+        f"Failures by kind: {failed}. The figures are the run's totals over every invocation, from its "
+        f"rows (a dataset's: each shard's own). Wall time spans the rows' own times (a rerun adds its gap)."
+        f"{_last_invocation(stats)}"
     )
-    text = f"Failures by kind: {failed}. Wall time spans the rows' own times (a rerun adds its gap).{ended}"
     return page.section("Summary", page.cards(items), page.para(text), id_="summary")
+
+
+def _last_invocation(stats: dict[str, object] | None) -> str:
+    """A sentence on the last invocation alone (``stats.json``), said as that: not the run's totals."""
+    if stats is None:
+        return ""
+    counts = ", ".join(
+        f"{int(n):,} {k.replace('_', ' ')}" for k in _COUNTED if isinstance(n := stats.get(k), int) and n
+    )
+    wall = stats.get("wall_s")
+    took = (
+        ""
+        if not isinstance(wall, int | float)
+        else f" in {wall:,.1f} s"
+        if wall >= 1
+        else f" in {wall:.2g} s"
+    )
+    return f" The last invocation alone (its stats.json) did {counts or 'nothing'}{took}."
 
 
 def _ms(seconds: float | None) -> str:
