@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from tests.dbs import call, server_url, state_url
 from tests.test_datasets import (
     complete_rows,
     complete_tar,
+    done_shards,
     fetch,
     invoke,
     shard_rows,
@@ -302,3 +304,26 @@ async def test_procs_2_records_every_shard_in_the_default_database(
     assert res.exit_code == 0, res.output
     found = status_json(out, f"sqlite:///{(out / '_shards' / 'state.sqlite').resolve()}")
     assert (found["done"], found["shards"], found["rows"]) == (6, 6, {"rows": 12, "ok": 12})
+
+
+async def test_status_rates_over_the_time_shards_ran_not_since_the_start(
+    origin: TestServer, tmp_path: Path
+) -> None:
+    lst, out = slow_list(origin, tmp_path, 24), tmp_path / "out"
+    state = f"sqlite:///{(out / '_shards' / 'state.sqlite').resolve()}"
+    began = time.monotonic()
+    first = await worker(lst, out, state, 0, 1)
+    try:
+        await until(done_shards(out, 3))  # the first two recorded done in the database by then
+    finally:
+        first.kill()
+        await first.wait()
+    ran = time.monotonic() - began
+    await asyncio.sleep(2.5)  # the pause: no shard runs
+    found = status_json(out, state)
+    rows, busy = found["rows"]["rows"], found["busy"]
+    assert found["done"] >= 2 and rows == 4 * found["done"]
+    assert 0 < busy <= ran and found["rate"] == pytest.approx(rows / busy)
+    assert found["updated"] - found["started"] >= busy + 2.5  # the wall time holds the pause; busy not
+    text = invoke("status", str(out), "--state", state)
+    assert f"rate: {found['rate']:,.1f} rows/s over {round(busy)} s of shards running" in text.output
