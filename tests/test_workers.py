@@ -327,3 +327,25 @@ async def test_status_rates_over_the_time_shards_ran_not_since_the_start(
     assert found["updated"] - found["started"] >= busy + 2.5  # the wall time holds the pause; busy not
     text = invoke("status", str(out), "--state", state)
     assert f"rate: {found['rate']:,.1f} rows/s over {round(busy)} s of shards running" in text.output
+
+
+async def test_a_worker_restarted_on_its_machine_takes_its_shard_back_at_once(
+    origin: TestServer, tmp_path: Path
+) -> None:
+    lst, out = slow_list(origin, tmp_path, 24), tmp_path / "out"
+    state, lease = f"sqlite:///{(tmp_path / 'state.sqlite').resolve()}", 30.0
+    first = await worker(lst, out, state, 0, 2, "--lease", str(lease))
+    other = await worker(lst, out, state, 1, 2, "--lease", str(lease))
+    try:
+        await until(lambda: len(complete_rows(out)) >= 3)  # mid-shard for both, most likely
+    finally:
+        first.kill()
+        await first.wait()  # reaped: a zombie's pid would read as alive
+    kept = {"/" + u.split("/", 3)[3] for u in complete_rows(out)}
+    killed = time.monotonic()
+    again = await worker(lst, out, state, 0, 2, "--lease", str(lease))
+    assert [(await ended(p))[0] for p in (again, other)] == [0, 0]
+    assert time.monotonic() - killed < lease / 2  # not after the dead worker's lease ran out
+    assert_one_complete_output(out, 24)
+    assert {p: hits(origin, p) for p in kept} == dict.fromkeys(kept, 1)
+    assert status_json(out, state)["done"] == 6
