@@ -380,6 +380,16 @@ async def test_files_killed_mid_shard_and_rerun_hold_every_row_once(
     assert not list(out.glob("[0-9]*/.*")) and not list((out / "_shards").glob("*part*"))
 
 
+def test_a_plain_files_run_over_an_out_made_in_shards_is_a_usage_error(tmp_path: Path) -> None:
+    lst, out = tmp_path / "list.txt", tmp_path / "out"
+    lst.write_text("http://127.0.0.1:9/a.jpg\n")
+    made = invoke("fetch", str(lst), "-o", str(out), "--retries", "0", *FILES, "--rank", "0", "--world", "1")
+    assert made.exit_code == 1 and (out / "_shards" / "00000.done.json").is_file(), made.output
+    plain = invoke("fetch", str(lst), "-o", str(out), "--output-format", "files")
+    assert plain.exit_code == 2 and "holds a run made in shards" in plain.output, plain.output
+    assert not (out / "manifest.jsonl").exists()
+
+
 # -- usage errors -------------------------------------------------------------------------------------------
 
 
