@@ -380,6 +380,22 @@ async def test_files_killed_mid_shard_and_rerun_hold_every_row_once(
     assert not list(out.glob("[0-9]*/.*")) and not list((out / "_shards").glob("*part*"))
 
 
+async def test_files_with_procs_are_sharded_only_when_a_state_asks(
+    origin: TestServer, tmp_path: Path
+) -> None:
+    lst, ref = await files_reference(origin, tmp_path)
+    out = tmp_path / "procs"
+    res = await fetch(lst, out, *FILES, "--procs", "2", "--state", f"sqlite:///{tmp_path / 'state.sqlite'}")
+    assert res.exit_code == 1, res.output
+    same_files(out, ref)
+    plain = tmp_path / "plain"
+    res = await fetch(lst, plain, "--output-format", "files", "--procs", "2")
+    assert res.exit_code == 1, res.output
+    assert (
+        not (plain / "_shards").exists() and (plain / "manifest.jsonl").is_file()
+    )  # the plain pool, as ever
+
+
 def test_a_plain_files_run_over_an_out_made_in_shards_is_a_usage_error(tmp_path: Path) -> None:
     lst, out = tmp_path / "list.txt", tmp_path / "out"
     lst.write_text("http://127.0.0.1:9/a.jpg\n")
