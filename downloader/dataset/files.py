@@ -6,8 +6,8 @@ its samples are keyed by their input row number (``line``, zero-padded to nine d
 the samples so far) and a part manifest (``_shards/00000.part.jsonl``, their rows). ``finish`` makes it
 final in this order, each file under a temporary name (ending ``.part``) renamed into place: for tars
 the metadata Parquet (``_shards/00000.parquet``), the rows (``_shards/00000.jsonl``), the shard itself
-(``00000.tar`` or ``00000.parquet``), and last the done marker (``_shards/00000.done.json``); then the
-spool goes. A kill at any moment leaves no partial file at a final name, and a shard without its
+(``00000.tar`` or ``00000.parquet``; for plain files in shards the folder ``00000/``, each of its files
+published whole), and last the done marker (``_shards/00000.done.json``); then the spool goes. A kill at any moment leaves no partial file at a final name, and a shard without its
 marker is run again from its spool. Working files end in no shard's suffix, so a glob for ``*.tar`` or
 ``*.parquet``, recursive or not, never takes one for a shard; ``_``-prefixed folders are skipped by
 Parquet dataset readers, so OUT reads as the dataset. A Parquet shard holds every row, so it has no
