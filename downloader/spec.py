@@ -763,6 +763,14 @@ class RunSpec:
     dataset: Dataset = field(default_factory=Dataset)
     cluster: Cluster = field(default_factory=Cluster)
 
+    @property
+    def in_shards(self) -> bool:
+        """Whether the run is made in shards: a dataset format always; plain files (a folder per shard)
+        when shards run elsewhere or are recorded in a state database (``--dask``, ``--rank``,
+        ``--state``), since beyond one process's pool the shard is the only unit of work and resume."""
+        c = self.cluster
+        return self.dataset.sharded or c.active or c.state not in (None, NO_STATE)
+
     @classmethod
     def from_options(cls, **options: object) -> RunSpec:
         """Build from flat keywords (``concurrency=32, timeout=30``), naming any unknown one. Text is

@@ -218,3 +218,8 @@ def module_name(path: Path) -> str:
     rel = path.relative_to(PKG).with_suffix("")
     parts = rel.parts[:-1] if rel.name == "__init__" and len(rel.parts) > 1 else rel.parts
     return ".".join(parts)
+
+
+def done_shards(out: Path, n: int) -> Callable[[], bool]:
+    """True once ``n`` shards of OUT have their done marker."""
+    return lambda: len(list((out / "_shards").glob("*.done.json"))) >= n

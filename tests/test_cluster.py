@@ -26,12 +26,14 @@ from aiohttp.test_utils import TestServer
 from distributed import Client
 
 from downloader.report import build
+from tests.faults import JPEG
 from tests.helpers import (
     complete_rows,
     complete_tar,
     fetch,
     hits,
     invoke,
+    kill_when,
     mixed_list,
     shard_rows,
     spooled,
@@ -287,6 +289,123 @@ async def test_a_second_process_on_a_shard_waits_for_the_first(origin: TestServe
     same_output(out, ref)
 
 
+# -- plain files, in shards ---------------------------------------------------------------------------------
+
+FILES = ("--output-format", "files", "--shard-size", "3")
+
+
+def folder_files(out: Path) -> dict[str, Any]:
+    """Every shard folder's files (``00000/KEY.EXT``: its bytes; ``KEY.json``: its row without timings)."""
+    found: dict[str, Any] = {}
+    for path in sorted(out.glob("[0-9]*/*")):
+        assert not path.name.startswith("."), path  # no working file left
+        body = path.read_bytes()
+        if path.suffix == ".json":
+            found[f"{path.parent.name}/{path.name}"] = {
+                k: v for k, v in json.loads(body).items() if k not in TIMINGS
+            }
+        else:
+            found[f"{path.parent.name}/{path.name}"] = body
+    return found
+
+
+async def files_reference(origin: TestServer, tmp_path: Path) -> tuple[Path, Path]:
+    """The mixed list made as plain files in shards by one process (``--rank 0 --world 1``)."""
+    lst, _ = mixed_list(origin, tmp_path)
+    out = tmp_path / "one"
+    res = await fetch(lst, out, *FILES, "--rank", "0", "--world", "1")
+    assert res.exit_code == 1, res.output
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [
+        "00000",
+        "00001",
+        "00002",
+        "00003",
+        "_shards",
+    ]
+    ok = [r for r in shard_rows(out) if r["status"] == "ok"]
+    assert len(ok) == 7 and all((out / r["path"]).is_file() for r in ok)
+    assert all(r["path"].startswith(f"{(r['line'] - 2) // 3:05d}/{r['key']}.") for r in ok)
+    return lst, out
+
+
+def same_files(out: Path, ref: Path) -> None:
+    assert folder_files(out) == folder_files(ref)
+    assert rows_untimed(out) == rows_untimed(ref)
+    assert len(list((out / "_shards").glob("*.done.json"))) == 4
+    assert not list((out / "_shards").glob("*part*")) and not list((out / "_shards").glob("*.spool"))
+
+
+async def test_files_on_a_local_cluster_of_2_are_those_of_one_process(
+    origin: TestServer, tmp_path: Path
+) -> None:
+    lst, ref = await files_reference(origin, tmp_path)
+    out = tmp_path / "dask"
+    res = await fetch(lst, out, *FILES, "--dask", "local:2")
+    assert res.exit_code == 1, res.output
+    same_files(out, ref)
+    assert "7 ok, 1 failed, 1 invalid, 1 duplicate" in res.output
+
+
+async def test_files_by_two_static_workers_are_those_of_one_process(
+    origin: TestServer, tmp_path: Path
+) -> None:
+    lst, ref = await files_reference(origin, tmp_path)
+    out = tmp_path / "ranks"
+    workers = [
+        await asyncio.create_subprocess_exec(
+            *cli("fetch", str(lst), "-o", str(out), "-q", *FILES, "--rank", str(i), "--world", "2")
+        )
+        for i in range(2)
+    ]
+    assert [await w.wait() for w in workers] == [1, 0]  # shard 2 holds the 404 and the bad URL
+    same_files(out, ref)
+
+
+async def test_files_killed_mid_shard_and_rerun_hold_every_row_once(
+    origin: TestServer, tmp_path: Path
+) -> None:
+    urls = [str(origin.make_url(f"/slow/{40 * (i % 3)}/{i}.jpg")) for i in range(12)]
+    lst = write_csv(tmp_path / "list.csv", [(u, f"c{i}") for i, u in enumerate(urls)])
+    out = tmp_path / "out"
+    args = ("--output-format", "files", "--shard-size", "4", "-c", "2", "--rank", "0", "--world", "1")
+    await kill_when(lst, out, lambda: len(complete_rows(out)) >= 6, *args)
+    complete = {u: hits(origin, "/" + u.split("/", 3)[3]) for u in complete_rows(out)}
+    assert complete and len(list((out / "_shards").glob("*.done.json"))) < 3  # killed mid-run
+    res = await fetch(lst, out, *args)
+    assert res.exit_code == 0, res.output
+    rows = shard_rows(out)
+    assert [r["line"] for r in rows] == list(range(2, 14))  # every row exactly once
+    assert all((out / r["path"]).read_bytes() == JPEG for r in rows)
+    assert {u: hits(origin, "/" + u.split("/", 3)[3]) for u in complete} == complete  # none fetched again
+    assert not list(out.glob("[0-9]*/.*")) and not list((out / "_shards").glob("*part*"))
+
+
+async def test_files_with_procs_are_sharded_only_when_a_state_asks(
+    origin: TestServer, tmp_path: Path
+) -> None:
+    lst, ref = await files_reference(origin, tmp_path)
+    out = tmp_path / "procs"
+    res = await fetch(lst, out, *FILES, "--procs", "2", "--state", f"sqlite:///{tmp_path / 'state.sqlite'}")
+    assert res.exit_code == 1, res.output
+    same_files(out, ref)
+    plain = tmp_path / "plain"
+    res = await fetch(lst, plain, "--output-format", "files", "--procs", "2")
+    assert res.exit_code == 1, res.output
+    assert (
+        not (plain / "_shards").exists() and (plain / "manifest.jsonl").is_file()
+    )  # the plain pool, as ever
+
+
+def test_a_plain_files_run_over_an_out_made_in_shards_is_a_usage_error(tmp_path: Path) -> None:
+    lst, out = tmp_path / "list.txt", tmp_path / "out"
+    lst.write_text("http://127.0.0.1:9/a.jpg\n")
+    made = invoke("fetch", str(lst), "-o", str(out), "--retries", "0", *FILES, "--rank", "0", "--world", "1")
+    assert made.exit_code == 1 and (out / "_shards" / "00000.done.json").is_file(), made.output
+    plain = invoke("fetch", str(lst), "-o", str(out), "--output-format", "files")
+    assert plain.exit_code == 2 and "holds a run made in shards" in plain.output, plain.output
+    assert not (out / "manifest.jsonl").exists()
+
+
 # -- usage errors -------------------------------------------------------------------------------------------
 
 
@@ -300,8 +419,6 @@ async def test_a_second_process_on_a_shard_waits_for_the_first(origin: TestServe
         ((*DATASET, "--dask", "local:0"), "--dask takes a scheduler's address"),
         ((*DATASET, "--dask", "local:2", "--procs", "2"), "the cluster's workers are the processes"),
         ((*DATASET, "--dask", "local:2", "--image-size", "64"), "needs --image-executor thread or inline"),
-        (("--dask", "local:2"), "--dask runs dataset shards elsewhere"),
-        (("--rank", "0", "--world", "2"), "--rank/--world runs dataset shards elsewhere"),
     ],
 )
 def test_cluster_usage_errors_exit_2_with_a_sentence(

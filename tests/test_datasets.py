@@ -21,6 +21,7 @@ from tests.faults import JPEG, PNG
 from tests.helpers import (
     complete_rows,
     complete_tar,
+    done_shards,
     fetch,
     hits,
     invoke,
@@ -103,19 +104,22 @@ def stored(out: Path) -> dict[str, bytes]:
     """Key → image bytes of every sample in OUT's tars or Parquet shards."""
     if list(out.glob("*.tar")):
         return {s["__key__"]: s["jpg"] for s in tar_samples(out)}
+    if list(out.glob("[0-9]*/")):  # plain files in shards: a folder each
+        return {p.stem: p.read_bytes() for p in sorted(out.glob("[0-9]*/*.jpg"))}
     rows = [r for p in sorted(out.glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
     return {r["key"]: r["image"] for r in rows if r["image"] is not None}
 
 
-@pytest.mark.parametrize("fmt", ["webdataset", "parquet"])
+@pytest.mark.parametrize("fmt", ["webdataset", "parquet", "files"])
 async def test_retry_failed_rewrites_a_done_shard_and_fetches_only_the_failures(
     origin: TestServer, tmp_path: Path, backend: str, fmt: str
 ) -> None:
+    state = ("--state", f"sqlite:///{tmp_path / 'state.sqlite'}") if fmt == "files" else ()  # in shards
     urls = [str(origin.make_url(f"/img/{i}/image-00.jpg")) for i in range(3)]
     urls.insert(1, str(origin.make_url("/flaky/1/f.jpg")))
     lst = write_csv(tmp_path / "list.csv", [(u, "") for u in urls])
     out = tmp_path / "out"
-    args = ("--output-format", fmt, "--shard-size", "3", "--retries", "0", "--backend", backend)
+    args = ("--output-format", fmt, "--shard-size", "3", "--retries", "0", "--backend", backend, *state)
     assert (await fetch(lst, out, *args)).exit_code == 1
     assert list(stored(out)) == ["000000002", "000000004", "000000005"]
     res = await asyncio.to_thread(invoke, "fetch", "--retry-failed", "-o", str(out), *args[4:])
@@ -150,10 +154,6 @@ def test_stdin_cannot_be_sharded(tmp_path: Path) -> None:
 
 
 # -- kill -9 of a real CLI process, and a rerun -----------------------------------------------------------
-
-
-def done_shards(out: Path, n: int) -> Callable[[], bool]:
-    return lambda: len(list((out / "_shards").glob("*.done.json"))) >= n
 
 
 def finishing(out: Path) -> Callable[[], bool]:

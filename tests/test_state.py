@@ -197,3 +197,12 @@ def test_a_finished_runs_rate_ends_with_its_last_shard() -> None:
     done = RunStatus(RUN, shards=2, done=2, rows={"rows": 100}, started=0.0, updated=100.0, last_finish=10.0)
     going = RunStatus(RUN, shards=3, done=2, rows={"rows": 100}, started=0.0, updated=20.0, last_finish=10.0)
     assert (done.rate, done.eta, going.rate) == (10.0, 0.0, 5.0)
+
+
+def test_the_rate_is_over_the_union_of_the_times_shards_ran() -> None:
+    # two workers at once for 10 s, a pause of 100 s, then one shard for 5 s: busy 15 s, not 115 or 25
+    ran = [(0.0, 10.0), (0.0, 10.0), (110.0, 115.0)]
+    s = RunStatus(RUN, shards=4, done=3, rows={"rows": 30}, started=0.0, updated=200.0, ran=ran, ran_rows=30)
+    assert (s.busy, s.rate) == (15.0, 2.0)
+    s.settings = {"rows": 50}
+    assert s.eta == 10.0  # the 20 rows left at 2 rows/s

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from tests.dbs import call, server_url, state_url
 from tests.helpers import (
     complete_rows,
     complete_tar,
+    done_shards,
     fetch,
     hits,
     invoke,
@@ -302,3 +304,48 @@ async def test_procs_2_records_every_shard_in_the_default_database(
     assert res.exit_code == 0, res.output
     found = status_json(out, f"sqlite:///{(out / '_shards' / 'state.sqlite').resolve()}")
     assert (found["done"], found["shards"], found["rows"]) == (6, 6, {"rows": 12, "ok": 12})
+
+
+async def test_status_rates_over_the_time_shards_ran_not_since_the_start(
+    origin: TestServer, tmp_path: Path
+) -> None:
+    lst, out = slow_list(origin, tmp_path, 24), tmp_path / "out"
+    state = f"sqlite:///{(out / '_shards' / 'state.sqlite').resolve()}"
+    began = time.monotonic()
+    first = await worker(lst, out, state, 0, 1)
+    try:
+        await until(done_shards(out, 3))  # the first two recorded done in the database by then
+    finally:
+        first.kill()
+        await first.wait()
+    ran = time.monotonic() - began
+    await asyncio.sleep(2.5)  # the pause: no shard runs
+    found = status_json(out, state)
+    rows, busy = found["rows"]["rows"], found["busy"]
+    assert found["done"] >= 2 and rows == 4 * found["done"]
+    assert 0 < busy <= ran and found["rate"] == pytest.approx(rows / busy)
+    assert found["updated"] - found["started"] >= busy + 2.5  # the wall time holds the pause; busy not
+    text = invoke("status", str(out), "--state", state)
+    assert f"rate: {found['rate']:,.1f} rows/s over {round(busy)} s of shards running" in text.output
+
+
+async def test_a_worker_restarted_on_its_machine_takes_its_shard_back_at_once(
+    origin: TestServer, tmp_path: Path
+) -> None:
+    lst, out = slow_list(origin, tmp_path, 24), tmp_path / "out"
+    state, lease = f"sqlite:///{(tmp_path / 'state.sqlite').resolve()}", 30.0
+    first = await worker(lst, out, state, 0, 2, "--lease", str(lease))
+    other = await worker(lst, out, state, 1, 2, "--lease", str(lease))
+    try:
+        await until(lambda: len(complete_rows(out)) >= 3)  # mid-shard for both, most likely
+    finally:
+        first.kill()
+        await first.wait()  # reaped: a zombie's pid would read as alive
+    kept = {"/" + u.split("/", 3)[3] for u in complete_rows(out)}
+    killed = time.monotonic()
+    again = await worker(lst, out, state, 0, 2, "--lease", str(lease))
+    assert [(await ended(p))[0] for p in (again, other)] == [0, 0]
+    assert time.monotonic() - killed < lease / 2  # not after the dead worker's lease ran out
+    assert_one_complete_output(out, 24)
+    assert {p: hits(origin, p) for p in kept} == dict.fromkeys(kept, 1)
+    assert status_json(out, state)["done"] == 6

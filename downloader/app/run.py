@@ -49,8 +49,9 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = (
         source = str(local_path(source, "list"))  # a URL is refused here, never opened as a path
     check_cluster(spec)
     spec = settle(spec, frozenset(explicit))
-    if spec.dataset.sharded:
+    if spec.in_shards:
         return run_shards(spec, source, ui, retry=False)
+    _not_over_shards(spec)
     jobs = list_jobs(spec, source)
     try:
         first = next(jobs, None)  # a missing column or an unreadable file is a usage error, before any work
@@ -70,6 +71,18 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = (
         )
     finally:
         jobs.close()
+
+
+def _not_over_shards(spec: RunSpec) -> None:
+    """A run of files by digest over an OUT made in shards (by ``--dask``, ``--rank`` or ``--state``)
+    would mix two layouts in one folder: the OUT is rerun as it was made."""
+    from ..dataset.files import PLAN, SHARDS
+
+    if (spec.output.out / SHARDS / PLAN).is_file():
+        raise UsageError(
+            f"{spec.output.out} holds a run made in shards (_shards/plan.json): run it again with the "
+            "--dask, --rank or --state it was made with, or give another output folder"
+        )
 
 
 def choose_procs(spec: RunSpec, rows: int | None, source: str, most: int | None = None) -> int:

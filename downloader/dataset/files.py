@@ -6,9 +6,10 @@ its samples are keyed by their input row number (``line``, zero-padded to nine d
 the samples so far) and a part manifest (``_shards/00000.part.jsonl``, their rows). ``finish`` makes it
 final in this order, each file under a temporary name (ending ``.part``) renamed into place: for tars
 the metadata Parquet (``_shards/00000.parquet``), the rows (``_shards/00000.jsonl``), the shard itself
-(``00000.tar`` or ``00000.parquet``), and last the done marker (``_shards/00000.done.json``); then the
-spool goes. A kill at any moment leaves no partial file at a final name, and a shard without its
-marker is run again from its spool. Working files end in no shard's suffix, so a glob for ``*.tar`` or
+(``00000.tar`` or ``00000.parquet``; for plain files in shards the folder ``00000/``, each of its files
+published whole), and last the done marker (``_shards/00000.done.json``); then the spool goes. A kill
+at any moment leaves no partial file at a final name, and a shard without its marker is run again from
+its spool. Working files end in no shard's suffix, so a glob for ``*.tar`` or
 ``*.parquet``, recursive or not, never takes one for a shard; ``_``-prefixed folders are skipped by
 Parquet dataset readers, so OUT reads as the dataset. A Parquet shard holds every row, so it has no
 metadata Parquet beside it: a recursive ``**/*.parquet`` sees each row once in either format.
@@ -23,7 +24,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ SHARDS = "_shards"
 PLAN = "plan.json"
 CONTENT = "content.sqlite"
 """``--dedup content``'s index: sha256 → the first copy's path, for every shard of OUT, run after run."""
-FINAL_EXT = {"webdataset": ".tar", "parquet": ".parquet"}
+FINAL_EXT = {"webdataset": ".tar", "parquet": ".parquet", "files": ""}
+"""A shard's final name after its number: a tar, a Parquet file, or (``files``) a folder of its files."""
 Found = dict[str, tuple[str, tuple[str, int, int]]]
 """Key → (member name, where its bytes are) of each complete sample of a shard."""
 
@@ -184,6 +186,7 @@ def clear_temporaries(files: ShardFiles) -> None:
     for left in [
         *files.out.glob(f".{files.final.name}.*.part"),
         *(files.out / SHARDS).glob(f"{files.name}.*.part"),
+        *(files.final.glob(".*.part") if files.fmt == "files" else []),
     ]:
         left.unlink(missing_ok=True)
     if files.old_spool.exists() and not files.spool.exists():  # an OUT an earlier version left
@@ -276,7 +279,9 @@ def reopen(files: ShardFiles) -> None:
     have = {key_of(n) for n in scan(str(files.spool), repair=True)}
     spool, reader = TarAppender(str(files.spool)), MemberReader()
     try:
-        if files.fmt == "webdataset":
+        if files.fmt == "files":
+            _reopen_folder(files, have, spool)
+        elif files.fmt == "webdataset":
             for name, where in scan(str(files.final)).items():
                 if not name.endswith((".json", ".txt")) and key_of(name) not in have:
                     spool.append(name, reader.read(where))
@@ -291,6 +296,15 @@ def reopen(files: ShardFiles) -> None:
         reader.close()
 
 
+def _reopen_folder(files: ShardFiles, have: set[str], spool: TarAppender) -> None:
+    """A done folder shard's files back into its spool (not its rows' ``KEY.json``/``KEY.txt``, which
+    the shard writes again, nor a hidden ``.part`` a kill left)."""
+    for path in sorted(files.final.iterdir()) if files.final.is_dir() else []:
+        name = path.name
+        if not name.startswith(".") and not name.endswith((".json", ".txt")) and key_of(name) not in have:
+            spool.append(name, path.read_bytes())
+
+
 def finish(
     files: ShardFiles,
     rows: Sequence[dict[str, Any]],
@@ -299,7 +313,7 @@ def finish(
 ) -> dict[str, int]:
     """Make the shard final from its rows (in input order, one per row) and its spooled samples."""
     rows = [_located(row, found, files.final.name) for row in rows]
-    if files.fmt == "webdataset":  # a Parquet shard is its own metadata, images beside
+    if files.fmt != "parquet":  # a Parquet shard is its own metadata, images beside
         publish(files.meta, lambda tmp: write_table(tmp, rows, COLUMNS))
     publish(files.rows, lambda tmp: _write_rows(tmp, rows))
     reader = MemberReader()
@@ -311,7 +325,10 @@ def finish(
             write_table(tmp, rows, COLUMNS, blobs=lambda row: _blob(row, found, reader))
 
     try:
-        publish(files.final, fill, files.temp)
+        if files.fmt == "files":
+            publish_folder(files.final, _tar_members(rows, found, caption, reader))
+        else:
+            publish(files.final, fill, files.temp)
     finally:
         reader.close()
     counts = {"rows": len(rows)}
@@ -320,6 +337,19 @@ def finish(
     publish(files.done, lambda tmp: Path(tmp).write_text(json.dumps(counts) + "\n", encoding="utf-8"))
     drop_leftovers(files)
     return counts
+
+
+def publish_folder(folder: Path, members: Iterable[tuple[str, bytes]]) -> None:
+    """A folder shard's files, each published whole (a hidden ``.NAME.PID.part``, then renamed): the
+    members a tar would hold (``KEY.EXT``, ``KEY.json``, ``KEY.txt``). Written again whole on a rerun
+    after a kill here, since the folder means nothing until the shard's done marker is written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, body in members:
+        publish(folder / name, _writer(body), folder / f".{name}.{os.getpid()}.part")
+
+
+def _writer(body: bytes) -> Callable[[str], object]:
+    return lambda tmp: Path(tmp).write_bytes(body)
 
 
 def drop_leftovers(files: ShardFiles) -> None:

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from ..app.assemble import StopFlag
-from ..state import Archived, RunStatus, State, StateError
+from ..state import Archived, Lease, RunStatus, State, StateError
 from ..state.drivers import open_state
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,32 @@ T = TypeVar("T")
 def worker_id() -> str:
     """Who holds a lease, as ``downloader status`` shows it: this machine and process."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def gone(worker: str) -> bool:
+    """Whether the process a lease names (``worker_id``) is provably gone: it ran on this machine and no
+    live process has its pid now. Another machine's worker can never be proved gone from here (it may
+    be alive behind a partition): its lease runs out instead. A pid reused by some other process reads
+    as alive, so the worst a reuse does is make the shard wait out its lease, as before."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: is there such a process (sends nothing)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # there is one, another user's
+        return False
+    return _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process its parent has not reaped yet still has its pid, but no life (nor flocks)."""
+    try:
+        stat = open(f"/proc/{pid}/stat", encoding="utf-8").read()  # noqa: SIM115 - Linux only, else alive
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 class StateThread:
@@ -71,6 +97,10 @@ class StateThread:
 
     def status(self, run: str) -> RunStatus:
         return self.run(self.db.status(run))
+
+    def running(self, run: str) -> list[Lease]:
+        """The leases held now (read with the status: only when no shard is free, so never per URL)."""
+        return self.status(run).running
 
     def __enter__(self) -> Self:
         self._thread.start()

@@ -69,6 +69,14 @@ def _lease_line(lease: Lease, now: float) -> str:
     return f"  {lease.shard:05d}  {lease.worker}{since}, {left} (attempt {lease.attempts})"
 
 
+def _over(s: RunStatus, now: float) -> str:
+    """The time the rate is over: while shards ran (pauses left out), else since the run's start."""
+    busy = s.busy
+    if busy:
+        return f"over {_duration(busy)} of shards running"
+    return f"over {_duration(now - (s.started or now))} since the start"
+
+
 def render(s: RunStatus) -> str:
     """The status in lines a person reads."""
     now, rows, total = s.updated or 0.0, s.rows.get("rows", 0), s.settings.get("rows")
@@ -90,7 +98,7 @@ def render(s: RunStatus) -> str:
         )
     rate = "–" if s.rate is None else f"{s.rate:,.1f} rows/s"
     eta = "done" if not s.left else _duration(s.eta)
-    lines.append(f"rate: {rate} over {_duration(now - (s.started or now))} · ETA {eta}")
+    lines.append(f"rate: {rate} {_over(s, now)} · ETA {eta}")
     for title, leases in (("running", s.running), ("expired leases", s.expired)):
         if leases:
             lines.append(f"{title}:")
@@ -101,7 +109,8 @@ def render(s: RunStatus) -> str:
 def as_json(s: RunStatus) -> dict[str, Any]:
     found = dataclasses.asdict(s)
     del found["done_shards"]
-    found.update(left=s.left, rate=s.rate, eta=s.eta)
+    del found["ran"]
+    found.update(left=s.left, rate=s.rate, eta=s.eta, busy=s.busy)
     return found
 
 

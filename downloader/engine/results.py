@@ -43,7 +43,7 @@ class Results:
         self.on_done = on_done
         self.pending: set[asyncio.Future[object]] = set()
         """The async callbacks still running: while as many lag as there are slots, nothing new starts."""
-        self._batch = 1 if spec.dataset.sharded else FLUSH_ROWS
+        self._batch = 1 if spec.in_shards else FLUSH_ROWS
         self._manifest_name = manifest
         self._stats_file = stats_file
         self._manifest: ManifestWriter | None = None

@@ -82,6 +82,11 @@ class RunStatus:
     """The database's clock when the status was read."""
     settings: dict[str, object] = field(default_factory=dict)
     last_finish: float | None = None
+    ran: list[tuple[float, float]] = field(default_factory=list, repr=False)
+    """Each done shard's last run, ``(since, finished)``: the time shards actually ran (a shard made
+    done without a claim, as ``state rebuild`` records it, has none)."""
+    ran_rows: int = 0
+    """The rows of the done shards that have a run in ``ran``."""
     done_shards: set[int] = field(default_factory=set, repr=False)
     """Which shards are done (not shown: a run may have many thousands)."""
 
@@ -90,9 +95,25 @@ class RunStatus:
         return self.shards - self.done
 
     @property
+    def busy(self) -> float | None:
+        """Seconds during which at least one shard ran (the union of the done shards' runs, across every
+        worker): a pause between runs, or a wait for workers, is not counted; None without any run."""
+        spent, end = 0.0, float("-inf")
+        for since, finished in sorted(self.ran):
+            if finished > end:
+                spent += finished - max(since, end)
+                end = finished
+        return spent if self.ran else None
+
+    @property
     def rate(self) -> float | None:
-        """Rows per second over the run so far (its done shards' rows); once every shard is done, up to
-        the last one's end, not to the moment the status is read."""
+        """Rows per second while shards ran (``busy``): N workers at once count N times the rows in the
+        same seconds, so this is the run's throughput, not one worker's. With no recorded runs (or runs
+        too short for the database's clock), over the run so far (from its start; once every shard is
+        done, up to the last one's end)."""
+        busy = self.busy
+        if busy:
+            return self.ran_rows / busy if self.ran_rows else None
         end = self.last_finish if self.left == 0 and self.last_finish else self.updated
         rows = self.rows.get("rows", 0)
         spent = (end or 0) - (self.started or 0)

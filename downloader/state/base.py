@@ -215,17 +215,25 @@ def summarise(run: str, head: Sequence[Any] | None, shards: Sequence[Sequence[An
         status.settings = json.loads(head[2] or "{}")
     for k, done, worker, since, expires, attempts, finished, _rows, counts in shards:
         if done:
-            status.done += 1
-            status.done_shards.add(int(k))
-            status.last_finish = max(status.last_finish or 0.0, float(finished or 0))
-            for said, n in json.loads(counts or "{}").items():
-                into = status.kinds if said.startswith("kind:") else status.rows
-                name = said.removeprefix("kind:")
-                into[name] = into.get(name, 0) + int(n)
+            _done(status, int(k), _float(since), float(finished or 0), json.loads(counts or "{}"))
         elif worker is not None:
             lease = Lease(run, int(k), str(worker), float(expires), int(attempts), _float(since))
             (status.running if lease.until >= now else status.expired).append(lease)
     return status
+
+
+def _done(status: RunStatus, k: int, since: float | None, finished: float, counts: dict[str, int]) -> None:
+    """A done shard counted into ``status``: its rows, its failure kinds, and its last run's interval."""
+    status.done += 1
+    status.done_shards.add(k)
+    status.last_finish = max(status.last_finish or 0.0, finished)
+    for said, n in counts.items():
+        into = status.kinds if said.startswith("kind:") else status.rows
+        name = said.removeprefix("kind:")
+        into[name] = into.get(name, 0) + int(n)
+    if since is not None and since <= finished:
+        status.ran.append((since, finished))
+        status.ran_rows += int(counts.get("rows", 0))
 
 
 def _float(value: Any) -> float | None:

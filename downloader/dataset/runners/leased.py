@@ -21,8 +21,9 @@ from ...runfile import read, run_id
 from ...spec import NO_STATE, RunSpec
 from ...state import StateError
 from ...state.local import default_url
+from ..files import exclusive
 from ..shard import ShardRun, process_shard
-from ..statedb import StateThread, worker_id
+from ..statedb import StateThread, gone, worker_id
 from ..tracking import Tracking
 from . import RunnerContext
 
@@ -68,7 +69,7 @@ def run_leased(run: ShardRun, shards: Sequence[int], ctx: RunnerContext) -> Stat
     mine = dataclasses.replace(run, tracking=dataclasses.replace(t, claimed=True))
     try:
         with StateThread(t.url) as db:
-            while (k := _next(db, t, me)) is not None:
+            while (k := _next(db, run, me)) is not None:
                 log.info("shard %05d claimed by %s", k, me)
                 got = process_shard(mine, k, progress=ctx.bar, on_interrupt=ctx.on_interrupt)
                 stats.absorb(got)
@@ -79,11 +80,32 @@ def run_leased(run: ShardRun, shards: Sequence[int], ctx: RunnerContext) -> Stat
     return stats
 
 
-def _next(db: StateThread, t: Tracking, me: str) -> int | None:
+def _next(db: StateThread, run: ShardRun, me: str) -> int | None:
     """The next shard claimed, waiting while others hold the rest (ready to take over any whose lease
-    expires); None once every shard is done."""
+    expires, or at once any whose holder is provably gone); None once every shard is done."""
+    t = run.tracking
+    assert t is not None
     while (k := db.claim(t.run, me, t.lease)) is None:
         if db.left(t.run) == 0:
             return None
+        if (k := _taken_back(db, run, me)) is not None:
+            return k
         time.sleep(min(POLL_MAX_S, t.lease / 3))
     return k
+
+
+def _taken_back(db: StateThread, run: ShardRun, me: str) -> int | None:
+    """A shard whose lease names a process of this machine that is gone (killed: a worker restarted with
+    its rank, say), claimed at once rather than after its lease. Its lock is taken first, without
+    waiting: free, it proves no live process writes the shard (a dead one holds no ``flock``), and
+    holding it while claiming keeps two workers of this machine from taking the shard back together."""
+    t = run.tracking
+    assert t is not None
+    for lease in db.running(t.run):
+        if not gone(lease.worker):
+            continue
+        with exclusive(run.files(lease.shard), wait=0.0) as locked:
+            if locked:
+                log.info("shard %05d taken back from %s, which is gone", lease.shard, lease.worker)
+                return db.claim(t.run, me, t.lease, lease.shard)
+    return None

@@ -5,9 +5,8 @@ installed beyond the tool. A worker that dies leaves its shards to its own rerun
 each shard resumes from its spool. Its totals go to ``stats.rank-I.json``, so workers never overwrite
 each other's.
 
-Shards are the unit of work beyond one process: a run of plain files (``--output-format files``) has
-no plan to divide by rank, and its manifest and names are merged by one parent (``--procs``), which a
-cluster of independent workers does not have; so that is a usage error here.
+Shards are the unit of work beyond one process: a run of plain files (``--output-format files``) with
+``--dask`` or ``--rank`` is made in shards too, each shard's files in a folder of its own (``00000/``).
 """
 
 from __future__ import annotations
@@ -24,12 +23,6 @@ def check_cluster(spec: RunSpec) -> None:
     c = spec.cluster
     if not c.active:
         return
-    flag = "--dask" if c.dask is not None else "--rank/--world"
-    if not spec.dataset.sharded:
-        raise UsageError(
-            f"{flag} runs dataset shards elsewhere: give --output-format webdataset or parquet "
-            "(a run of plain files is one process's, or --procs on this machine)"
-        )
     if c.dask is not None and (spec.performance.procs or 1) > 1:
         raise UsageError(
             "--procs counts processes on this machine; with --dask the cluster's workers are the "
