@@ -64,7 +64,9 @@ def _stats(out: Path, manifests: list[Path]) -> dict[str, object] | None:
     files = [out / STATS] if (out / STATS).is_file() else sorted(out.glob("stats.rank-*.json"))
     try:
         newest = max(m.stat().st_mtime for m in manifests)
-        if not files or any(f.stat().st_mtime + 1 < newest for f in files) or any(out.glob(PART_GLOB)):
+        # the last worker to end writes its statistics after every row; the others may end earlier, by
+        # any time (a rank with fewer shards), so only the newest file is held against the rows
+        if not files or max(f.stat().st_mtime for f in files) + 1 < newest or any(out.glob(PART_GLOB)):
             return None
         found = [json.loads(f.read_text(encoding="utf-8")) for f in files]
     except (OSError, ValueError):
