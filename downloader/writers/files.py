@@ -23,6 +23,7 @@ import aiofiles.os
 from ..errors import RunAborted, WriteError
 from ..models import Stored
 from ..names import with_extension
+from . import Hasher
 
 T = TypeVar("T")
 SMALL_BODY = 1 << 20
@@ -115,15 +116,22 @@ def write_pieces(fd: int, pieces: list[bytes]) -> None:
             _write_all(fd, memoryview(b"".join(batch))[done:])
 
 
-def spill(part: str, fd: int | None, pieces: list[bytes]) -> int:
-    """Append a large body's ``pieces`` to ``part``, created at the first spill (``fd`` None); its
-    descriptor. On an error the descriptor is closed and ``part`` removed."""
+def _hash(hasher: Hasher | None, pieces: list[bytes]) -> None:
+    if hasher is not None:
+        for piece in pieces:
+            hasher.update(piece)  # releases the GIL for all but the smallest pieces
+
+
+def spill(part: str, fd: int | None, pieces: list[bytes], hasher: Hasher | None = None) -> int:
+    """Hash (if given ``hasher``) and append a large body's ``pieces`` to ``part``, created at the first
+    spill (``fd`` None); its descriptor. On an error the descriptor is closed and ``part`` removed."""
     try:
         if fd is None:
             try:
                 fd = os.open(part, _CREATE, 0o666)
             except FileNotFoundError:
                 fd = _in_folder(_create, part)
+        _hash(hasher, pieces)
         write_pieces(fd, pieces)
     except OSError as exc:
         drop(part, fd)
@@ -131,11 +139,12 @@ def spill(part: str, fd: int | None, pieces: list[bytes]) -> int:
     return fd
 
 
-def finish(part: str, final: str, fd: int, pieces: list[bytes]) -> None:
-    """The last ``pieces`` of a large body, then ``part`` closed and renamed to ``final``; on an error
-    ``part`` is removed."""
+def finish(part: str, final: str, fd: int, pieces: list[bytes], hasher: Hasher | None = None) -> None:
+    """The last ``pieces`` of a large body (hashed, if given ``hasher``), then ``part`` closed and renamed
+    to ``final``; on an error ``part`` is removed."""
     try:
         try:
+            _hash(hasher, pieces)
             write_pieces(fd, pieces)
         finally:
             os.close(fd)
@@ -298,7 +307,7 @@ class AsyncWriter:
     """The writer for the event loop: a small body goes whole to the ``WriteBatch``; a large one is
     gathered and written ``chunk_size`` bytes or more a thread hop, on a plain descriptor, by ``writev``."""
 
-    __slots__ = ("_batch", "_buf", "_chunk", "_fd", "_size", "part", "target")
+    __slots__ = ("_batch", "_buf", "_chunk", "_fd", "_hasher", "_size", "part", "target")
 
     def __init__(self, target: _Target, chunk_size: int, batch: WriteBatch) -> None:
         self.target = target
@@ -308,6 +317,12 @@ class AsyncWriter:
         self._buf: list[bytes] = []
         self._size = 0
         self._fd: int | None = None
+        self._hasher: Hasher | None = None
+
+    def hash_with(self, hasher: Hasher) -> None:
+        """Update ``hasher`` with the body: a large one in each thread hop, just before the pieces are
+        written (one pass over bytes still in the cache, off the event loop); a small one on commit."""
+        self._hasher = hasher
 
     async def write(self, piece: bytes) -> None:
         self._buf.append(piece)
@@ -320,7 +335,7 @@ class AsyncWriter:
         that its descriptor is not lost: ``abort`` then closes it."""
         pieces, fd = self._buf, self._fd
         self._buf, self._size, self._fd = [], 0, None  # the hop owns the descriptor until it is back
-        hop = asyncio.ensure_future(_spill_async(self.part, fd, pieces))
+        hop = asyncio.ensure_future(_spill_async(self.part, fd, pieces, self._hasher))
         try:
             self._fd = await asyncio.shield(hop)
         except asyncio.CancelledError:
@@ -334,6 +349,7 @@ class AsyncWriter:
         disk always has its ``ok`` row."""
         final = self.target.final(kind)
         if self._fd is None:  # a small body: the batch writes it; no task of its own
+            _hash(self._hasher, self._buf)
             landing = self._batch.save(self.part, final, self._buf)
             try:
                 await landing
@@ -341,7 +357,7 @@ class AsyncWriter:
                 await landing  # landed already: a cancel waits for the write (``Landing``)
             return Stored(self.target.rel)
         fd, self._fd = self._fd, None
-        saving = asyncio.ensure_future(_finish_async(self.part, final, fd, self._buf))
+        saving = asyncio.ensure_future(_finish_async(self.part, final, fd, self._buf, self._hasher))
         try:
             await asyncio.shield(saving)
         except asyncio.CancelledError:
