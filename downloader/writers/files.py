@@ -183,7 +183,7 @@ class SyncWriter:
     def __init__(self, target: _Target, chunk_size: int) -> None:
         self.target = target
         self.part = part_of(f"{target.out}/{target.rel}")
-        self._chunk = max(chunk_size, SMALL_BODY)
+        self._chunk = max(chunk_size, 1)  # no hop to save here: written while still in the cache
         self._buf: list[bytes] = []
         self._size = 0
         self._fd: int | None = None
