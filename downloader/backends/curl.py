@@ -6,6 +6,7 @@ callback, are queued for the coroutine that streams them through the shared chec
 and the transfer is paused while more than ``HIGH_WATER`` bytes wait, so a large body is never held whole.
 libcurl neither resolves names nor follows redirects here: each hop is pinned to the addresses the gate
 passed (``CURLOPT_RESOLVE``), and redirects are followed by ``StreamingBackend.get``, hop by hop.
+
 An optional extra (``pip install 'downloader[curl]'``); a fourth contender beside the three strategies,
 because the profile shows the HTTP client itself is the ceiling on small files.
 """
