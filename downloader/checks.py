@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from .errors import NotImage, OptedOut, RedirectError, Timeout, TooLarge, TooSlow, Truncated, http_error
 from .models import Deadline
 from .spec import Transport
+from .writers import Hasher
 
 SNIFF_BYTES = 1024
 """Enough for every binary signature and for finding ``<svg`` after an XML prolog."""
@@ -145,6 +146,7 @@ class BodyCheck:
         "_deadline",
         "_fast",
         "_hash",
+        "_hashing",
         "_min_rate",
         "_url_deadline",
         "_win_bytes",
@@ -174,6 +176,7 @@ class BodyCheck:
         self._win_start = now
         self._win_bytes = 0
         self._hash = hashlib.sha256()
+        self._hashing = True
         self.received = 0
         self.head = b""
         self.kind: str | None = None
@@ -186,7 +189,8 @@ class BodyCheck:
             self.head += piece[: SNIFF_BYTES - len(self.head)]
             if not needs_more(self.head):
                 self._decide()
-        self._hash.update(piece)
+        if self._hashing:
+            self._hash.update(piece)
         self._clock()
 
     def _clock(self) -> None:
@@ -217,6 +221,13 @@ class BodyCheck:
             raise Truncated(f"got {self.received} of {self.expected} bytes")
         if self.kind is None:
             self._decide()
+
+    def hashed_elsewhere(self) -> Hasher:
+        """The body's running hash, for a writer that updates it with every piece it is given, in its own
+        thread and just before it writes them (one pass over bytes still in the cache); ``feed`` stops
+        hashing. ``sha256`` is then right once the writer has committed."""
+        self._hashing = False
+        return self._hash
 
     @property
     def sha256(self) -> str:

@@ -317,7 +317,7 @@ class Network:
     max_redirects: int = setting(10, "Redirects followed before a URL fails as redirect.", minimum=0)
     chunk_size: int = setting(
         256 * 1024,
-        "Bytes per read for the thread backends, and per write for large bodies.",
+        "Bytes per read for the thread backends, and per write (at least 1 MiB) for large bodies.",
         minimum=0,
         above_minimum=True,
         cli=False,

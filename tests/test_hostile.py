@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import subprocess
 import time
@@ -229,11 +230,14 @@ async def test_cut_bodies_are_failures_never_files(origin: TestServer, fetch: Fe
     assert run.files() == []
 
 
-async def test_large_body_streams_to_disk_intact(origin: TestServer, fetch: Fetch) -> None:
-    u = url(origin, "/big/3000000?cl=1")
+@pytest.mark.parametrize("with_length", [True, False])
+async def test_large_body_streams_to_disk_intact(origin: TestServer, fetch: Fetch, with_length: bool) -> None:
+    u = url(origin, f"/big/3000000{'?cl=1' if with_length else ''}")
     run = await fetch([u])
-    body = (run.out / run.row(u)["path"]).read_bytes()
-    assert len(body) == 3_000_000 and body.startswith(JPEG)
+    row = run.row(u)
+    body = (run.out / row["path"]).read_bytes()
+    assert len(body) == row["bytes"] == 3_000_000 and body.startswith(JPEG)
+    assert row["sha256"] == hashlib.sha256(body).hexdigest()  # hashed in the writer's thread hops
 
 
 async def test_no_name_from_the_server_or_url_escapes_out(

@@ -216,6 +216,9 @@ class StreamingBackend(ABC):
         async with self.get(url) as body:
             tr = Transfer(self.transport, start, body.head, deadline)
             check, writer = tr.check, self.output.open(rel)
+            hash_with = getattr(writer, "hash_with", None)  # optional: writers/__init__.py
+            if hash_with is not None:
+                hash_with(check.hashed_elsewhere())
             try:
                 async for piece in body.chunks:
                     check.feed(piece)

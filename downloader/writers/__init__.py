@@ -3,7 +3,9 @@
 An ``Output`` opens one writer per sample; the writer takes the body piece by piece and then either
 commits (the sample is complete at its final name, returned as a ``models.Stored``) or aborts (nothing of it
 remains). A final name never holds a partial body. Today's one implementation is ``files.FilesOutput``
-(a file per sample, ``.part`` and rename); dataset shards plug in here as further outputs.
+(a file per sample, ``.part`` and rename); dataset shards plug in here as further outputs. A writer
+that also has ``hash_with(hasher)`` is given the body's hash to update itself, piece by piece, as it
+writes (``StreamingBackend.fetch``); one without it leaves the hashing to the checks.
 """
 
 from __future__ import annotations
@@ -11,6 +13,12 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..models import Stored
+
+
+class Hasher(Protocol):
+    """A running hash (``hashlib``'s) that a writer may be given to update with the body as it writes it."""
+
+    def update(self, data: bytes, /) -> None: ...
 
 
 class SampleWriter(Protocol):

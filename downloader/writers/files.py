@@ -4,25 +4,27 @@ renamed into place only when complete, so a final name never holds a partial or 
 Two writers obey the same rules: ``AsyncWriter`` (aiofiles, for the event-loop backends) and
 ``SyncWriter`` (plain file I/O, for a worker thread). A body up to ``SMALL_BODY`` bytes is buffered and
 handed whole to a ``WriteBatch``, which writes, renames and closes every small body that completed in the
-same moment in one aiofiles thread hop; a larger one is streamed in ``chunk_size`` writes.
+same moment in one aiofiles thread hop; a larger one is streamed on a plain descriptor, at least a MiB a
+hop, each hop hashing its pieces (when the checks hand the hash over) just before one ``writev`` of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 import aiofiles
 import aiofiles.os
-from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from ..errors import RunAborted, WriteError
 from ..models import Stored
 from ..names import with_extension
+from . import Hasher
 
 T = TypeVar("T")
 SMALL_BODY = 1 << 20
@@ -60,11 +62,6 @@ def _in_folder(opener: Callable[[str], T], part: str) -> T:
         return opener(part)
 
 
-def open_part(part: str) -> BinaryIO:
-    """Open ``part`` for streamed writing."""
-    return _in_folder(lambda p: open(p, "wb"), part)
-
-
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 
 
@@ -86,9 +83,7 @@ def write_whole(part: str, final: str, pieces: list[bytes]) -> None:
             data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
             done = os.write(fd, data) if data else 0
             if done < len(data):  # a short write (a signal, a full pipe): the rest piece by piece
-                view = memoryview(data)
-                while done < len(data):
-                    done += os.write(fd, view[done:])
+                _write_all(fd, memoryview(data)[done:])
         finally:
             os.close(fd)
         os.replace(part, final)
@@ -97,12 +92,75 @@ def write_whole(part: str, final: str, pieces: list[bytes]) -> None:
         raise write_error(exc, final) from None
 
 
-def _replace(part: str, final: str) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    """``data`` whole, however many writes it takes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+IOV_BATCH = 64
+"""Pieces per ``writev``: well under what every system takes at once (1024 on Linux and macOS)."""
+
+
+def write_pieces(fd: int, pieces: list[bytes]) -> None:
+    """``pieces`` in order, never joined (a join copies them all): one ``writev`` for up to ``IOV_BATCH``
+    of them; after a short write (a signal, a disk filling up) the rest from where it stopped."""
+    if not hasattr(os, "writev"):  # pragma: no cover - Windows
+        for piece in pieces:
+            _write_all(fd, piece)
+        return
+    for at in range(0, len(pieces), IOV_BATCH):
+        batch = pieces[at : at + IOV_BATCH]
+        done = os.writev(fd, batch)
+        if done < sum(map(len, batch)):
+            _write_all(fd, memoryview(b"".join(batch))[done:])
+
+
+def _hash(hasher: Hasher | None, pieces: list[bytes]) -> None:
+    if hasher is not None:
+        for piece in pieces:
+            hasher.update(piece)  # releases the GIL for all but the smallest pieces
+
+
+def spill(part: str, fd: int | None, pieces: list[bytes], hasher: Hasher | None = None) -> int:
+    """Hash (if given ``hasher``) and append a large body's ``pieces`` to ``part``, created at the first
+    spill (``fd`` None); its descriptor. On an error the descriptor is closed and ``part`` removed."""
     try:
+        if fd is None:
+            try:
+                fd = os.open(part, _CREATE, 0o666)
+            except FileNotFoundError:
+                fd = _in_folder(_create, part)
+        _hash(hasher, pieces)
+        write_pieces(fd, pieces)
+    except OSError as exc:
+        drop(part, fd)
+        raise write_error(exc, part) from None
+    return fd
+
+
+def finish(part: str, final: str, fd: int, pieces: list[bytes], hasher: Hasher | None = None) -> None:
+    """The last ``pieces`` of a large body (hashed, if given ``hasher``), then ``part`` closed and renamed
+    to ``final``; on an error ``part`` is removed."""
+    try:
+        try:
+            _hash(hasher, pieces)
+            write_pieces(fd, pieces)
+        finally:
+            os.close(fd)
         os.replace(part, final)
     except OSError as exc:
         _unlink_quietly(part)
         raise write_error(exc, final) from None
+
+
+def drop(part: str, fd: int | None) -> None:
+    """Close a body's descriptor (if open) and remove its ``part``."""
+    if fd is not None:
+        with contextlib.suppress(OSError):  # the descriptor is gone either way
+            os.close(fd)
+    _unlink_quietly(part)
 
 
 class _Target:
@@ -125,46 +183,41 @@ class SyncWriter:
     def __init__(self, target: _Target, chunk_size: int) -> None:
         self.target = target
         self.part = part_of(f"{target.out}/{target.rel}")
-        self._chunk = max(chunk_size, 1)
+        self._chunk = max(chunk_size, 1)  # no hop to save here: written while still in the cache
         self._buf: list[bytes] = []
         self._size = 0
-        self._fh: BinaryIO | None = None
+        self._fd: int | None = None
 
     def write(self, piece: bytes) -> None:
         self._buf.append(piece)
         self._size += len(piece)
-        if self._size >= SMALL_BODY or (self._fh is not None and self._size >= self._chunk):
+        if self._size >= SMALL_BODY or (self._fd is not None and self._size >= self._chunk):
             self._spill()
 
     def _spill(self) -> None:
         try:
-            if self._fh is None:
-                self._fh = open_part(self.part)
-            self._fh.write(b"".join(self._buf))
-        except OSError as exc:
-            self.abort()
-            raise write_error(exc, self.part) from None
+            self._fd = spill(self.part, self._fd, self._buf)
+        except WriteError:
+            self._fd = None
+            self._buf.clear()
+            raise
         self._buf.clear()
         self._size = 0
 
     def commit(self, kind: str | None) -> Stored:
         """Put the complete body at its final name (returned relative to OUT)."""
         final = self.target.final(kind)
-        if self._fh is None:
+        if self._fd is None:
             write_whole(self.part, final, self._buf)
             return Stored(self.target.rel)
-        self._spill()
-        self._fh.close()
-        self._fh = None
-        _replace(self.part, final)
+        fd, self._fd = self._fd, None
+        finish(self.part, final, fd, self._buf)
         return Stored(self.target.rel)
 
     def abort(self) -> None:
         self._buf.clear()
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        _unlink_quietly(self.part)
+        fd, self._fd = self._fd, None
+        drop(self.part, fd)
 
 
 def write_many(items: list[tuple[str, str, list[bytes]]]) -> list[WriteError | None]:
@@ -181,9 +234,9 @@ def write_many(items: list[tuple[str, str, list[bytes]]]) -> list[WriteError | N
 
 
 _write_many_async = aiofiles.os.wrap(write_many)
-_replace_async = aiofiles.os.wrap(_replace)
-_unlink_async = aiofiles.os.wrap(_unlink_quietly)
-_mkdir_async = aiofiles.os.wrap(os.makedirs)
+_spill_async = aiofiles.os.wrap(spill)
+_finish_async = aiofiles.os.wrap(finish)
+_drop_async = aiofiles.os.wrap(drop)
 
 
 class Landing(asyncio.Future[None]):
@@ -252,73 +305,70 @@ class WriteBatch:
 
 
 class AsyncWriter:
-    """aiofiles writer: a small body goes whole to the ``WriteBatch``; a large one streams in
-    ``chunk_size`` writes, no flushes."""
+    """The writer for the event loop: a small body goes whole to the ``WriteBatch``; a large one is
+    gathered and written ``chunk_size`` bytes (at least a MiB) a thread hop, on a plain descriptor."""
 
-    __slots__ = ("_batch", "_buf", "_chunk", "_fh", "_size", "part", "target")
+    __slots__ = ("_batch", "_buf", "_chunk", "_fd", "_hasher", "_size", "part", "target")
 
     def __init__(self, target: _Target, chunk_size: int, batch: WriteBatch) -> None:
         self.target = target
         self.part = part_of(f"{target.out}/{target.rel}")
-        self._chunk = max(chunk_size, 1)
+        self._chunk = max(chunk_size, SMALL_BODY)  # each hop is a thread wake-up: 4x fewer than at 256 KiB
         self._batch = batch
         self._buf: list[bytes] = []
         self._size = 0
-        self._fh: AsyncBufferedIOBase | None = None
+        self._fd: int | None = None
+        self._hasher: Hasher | None = None
+
+    def hash_with(self, hasher: Hasher) -> None:
+        """Update ``hasher`` with the body: a large one in each thread hop, just before the pieces are
+        written (one pass over bytes still in the cache, off the event loop); a small one on commit."""
+        self._hasher = hasher
 
     async def write(self, piece: bytes) -> None:
         self._buf.append(piece)
         self._size += len(piece)
-        if self._size >= SMALL_BODY or (self._fh is not None and self._size >= self._chunk):
+        if self._size >= SMALL_BODY or (self._fd is not None and self._size >= self._chunk):
             await self._spill()
 
     async def _spill(self) -> None:
+        """One hop appends what is gathered. A cancel waits for the hop (a write of a MiB or so), so
+        that its descriptor is not lost: ``abort`` then closes it."""
+        pieces, fd = self._buf, self._fd
+        self._buf, self._size, self._fd = [], 0, None  # the hop owns the descriptor until it is back
+        hop = asyncio.ensure_future(_spill_async(self.part, fd, pieces, self._hasher))
         try:
-            if self._fh is None:
-                try:
-                    self._fh = await aiofiles.open(self.part, "wb")
-                except FileNotFoundError:
-                    await _mkdir_async(os.path.dirname(self.part), exist_ok=True)
-                    self._fh = await aiofiles.open(self.part, "wb")
-            await self._fh.write(b"".join(self._buf))
-        except OSError as exc:
-            await self.abort()
-            raise write_error(exc, self.part) from None
-        self._buf.clear()
-        self._size = 0
+            self._fd = await asyncio.shield(hop)
+        except asyncio.CancelledError:
+            with contextlib.suppress(WriteError):  # the hop closed it and removed the part
+                self._fd = await hop
+            raise
 
     async def commit(self, kind: str | None) -> Stored:
         """Put the complete body at its final name (returned, relative to OUT). A cancel that arrives now
         waits for the last write and the rename (milliseconds) instead of abandoning them, so a file on
         disk always has its ``ok`` row."""
         final = self.target.final(kind)
-        if self._fh is None:  # a small body: the batch writes it; no task of its own
+        if self._fd is None:  # a small body: the batch writes it; no task of its own
+            _hash(self._hasher, self._buf)
             landing = self._batch.save(self.part, final, self._buf)
             try:
                 await landing
             except asyncio.CancelledError:
                 await landing  # landed already: a cancel waits for the write (``Landing``)
             return Stored(self.target.rel)
-        saving = asyncio.ensure_future(self._save(final))
+        fd, self._fd = self._fd, None
+        saving = asyncio.ensure_future(_finish_async(self.part, final, fd, self._buf, self._hasher))
         try:
             await asyncio.shield(saving)
         except asyncio.CancelledError:
             await saving
         return Stored(self.target.rel)
 
-    async def _save(self, final: str) -> None:
-        await self._spill()
-        fh, self._fh = self._fh, None
-        assert fh is not None  # only a streamed body is saved here
-        await fh.close()
-        await _replace_async(self.part, final)
-
     async def abort(self) -> None:
         self._buf.clear()
-        if self._fh is not None:
-            fh, self._fh = self._fh, None
-            await fh.close()
-        await _unlink_async(self.part)
+        fd, self._fd = self._fd, None
+        await _drop_async(self.part, fd)
 
 
 def prepare_out(out: Path) -> None:
