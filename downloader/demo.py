@@ -15,7 +15,6 @@ import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .app.run import Ui, fetch_list
 from .bench import demo_list
@@ -25,8 +24,8 @@ from .report import build
 from .spec import RunSpec
 from .stages.images import INSTALL_HINT, available
 
-DATASET: dict[str, Any] = {"output_format": "webdataset", "shard_size": 100}
-IMAGES: dict[str, Any] = {"image_size": 64, "resize_mode": "center_crop", "encode_format": "jpg"}
+DATASET: dict[str, object] = {"output_format": "webdataset", "shard_size": 100}
+IMAGES: dict[str, object] = {"image_size": 64, "resize_mode": "center_crop", "encode_format": "jpg"}
 """64 px: the fixtures are 64 to 128 px a side, so most images shrink and every one comes out 64×64."""
 
 
@@ -38,7 +37,7 @@ class DemoResult:
     stats: Stats
     out: Path
     report: Path | None
-    options: dict[str, Any]
+    options: dict[str, object]
 
     def closing(self) -> str:
         """The lines that say where the dataset and its report are, and how to do the same at home."""
@@ -53,7 +52,7 @@ class DemoResult:
 
 
 def dataset_demo(
-    settings: dict[str, Any], explicit: Collection[str], count: int, latency: float, ui: Ui
+    settings: dict[str, object], explicit: Collection[str], count: int, latency: float, ui: Ui
 ) -> DemoResult:
     """Build the demo dataset into ``settings["out"]`` (None: a new folder under the temporary
     directory, kept for the user to look at), then its report page."""
@@ -61,7 +60,8 @@ def dataset_demo(
     if not available():
         ui.announce(f"images stored as they come: {INSTALL_HINT}")
     options = {k: v for k, v in picked.items() if k not in explicit}
-    out = settings["out"] or Path(tempfile.mkdtemp(prefix="downloader-demo-"))
+    given = settings["out"]
+    out = Path(tempfile.mkdtemp(prefix="downloader-demo-")) if given is None else Path(str(given))
     spec = RunSpec.from_options(**(settings | options | {"out": out}))
     with demo_list(count, latency) as listing:
         ui.announce(
@@ -75,7 +75,7 @@ def dataset_demo(
     return DemoResult(stats, out, page, {k: _setting(spec, k) for k in picked})
 
 
-def _setting(spec: RunSpec, name: str) -> Any:
+def _setting(spec: RunSpec, name: str) -> object:
     """The value of setting ``name`` in whichever group of ``spec`` holds it."""
     for group in (spec.dataset, spec.images):
         if hasattr(group, name):

@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Self
 
 from ..loop import run_loop
 from ..manifest import STATS, merge_parts, part_name, write_stats
@@ -244,7 +244,7 @@ class SignalScope:
     caller's own handlers stay), and the previous handlers come back when it closes."""
 
     def __init__(self) -> None:
-        self.previous: dict[int, Any] = {}
+        self.previous: dict[int, signal._HANDLER] = {}
 
     def _handle(self, signum: int, frame: object) -> None:
         raise NotImplementedError

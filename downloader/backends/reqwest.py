@@ -289,7 +289,7 @@ after."""
 class Rule(NamedTuple):
     """A row of ``HEAD_ERRORS``: the class pyreqwest raises and the sentences its cause chain must hold
     (each a substring of one cause, as reqwest and hyper word them today: an upgrade may reword them,
-    which tests/test_reqwest_errors.py catches); then our error and its sentence (``why`` the innermost
+    which tests/test_backends_reqwest.py catches); then our error and its sentence (``why`` the innermost
     cause, ``t`` the read timeout); ``https`` if only an https URL can match."""
 
     raised: type[PyreqwestError]

@@ -236,5 +236,6 @@ def _done(status: RunStatus, k: int, since: float | None, finished: float, count
         status.ran_rows += int(counts.get("rows", 0))
 
 
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
+def _float(value: object) -> float | None:
+    """A database's number (a float, an int, a ``Decimal`` or a numeric string, by driver) as a float."""
+    return None if value is None else float(str(value))
