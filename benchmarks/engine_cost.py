@@ -30,10 +30,10 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from downloader.addresses import Pass
 from downloader.app.assemble import arun, build_engine, build_output
 from downloader.app.progress import LinesReporter, Reporter, Silent
 from downloader.backends.base import Body, Head, StreamingBackend
-from downloader.backends.gate import Pass
 from downloader.loop import run_loop
 from downloader.models import Stats, Stored
 from downloader.sources import jobs_from_urls

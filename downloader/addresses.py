@@ -101,6 +101,20 @@ class Verdict:
     """Some allowed address is private or link-local."""
 
 
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """A hop the policy lets through: the addresses to connect to (empty: a proxy resolves the name)
+    and whether the next hop may still reach private space."""
+
+    host: str
+    addresses: tuple[str, ...]
+    trusted: bool
+    fresh: bool = False
+    """The hop reaches private space through a name (a private chain's redirect): its connection must
+    not be pooled, or a later URL naming the same host, allowed only public addresses, could be carried
+    over it. An address or ``localhost`` is its own pool key and needs no such care."""
+
+
 class Policy:
     """The address policy of a run, built once from the ``Network`` settings."""
 

@@ -22,14 +22,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from .addresses import is_listed_local, parse_ip
+from .addresses import Pass, is_listed_local, parse_ip
 from .dnsclient import Reply, ask, require
 from .spec import Network
-
-if TYPE_CHECKING:  # the gate is a floor up; it keeps its decisions here
-    from .backends.gate import Pass
 
 MIN_TTL = 1.0
 """An answer is kept at least this long, so a TTL of 0 costs one query per second, not one per URL."""

@@ -19,8 +19,9 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from .. import errors
+from ..addresses import Pass
 from .base import Body, Head, StreamingBackend, split_headers
-from .gate import Gate, Pass
+from .gate import Gate
 
 _PINNED: ContextVar[Pass | None] = ContextVar("downloader_pinned", default=None)
 """The hop this task is making, so that the connector dials the addresses the gate passed."""

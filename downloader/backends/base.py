@@ -16,12 +16,13 @@ from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 from urllib.parse import urlsplit
 
+from ..addresses import Pass
 from ..checks import BodyCheck, check_opt_out, check_status
 from ..errors import DownloadError, RedirectError
 from ..models import Deadline, Fetched, Stored
 from ..spec import Network, Transport
 from ..writers import Output
-from .gate import Gate, Pass, next_hop
+from .gate import Gate, next_hop
 
 DRAIN = 64 << 10
 """Bytes of a redirect's body read (so its connection can be reused) before it is dropped instead."""

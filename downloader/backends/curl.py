@@ -23,10 +23,11 @@ from types import TracebackType
 from typing import Self, TypeVar, overload
 
 from .. import errors
+from ..addresses import Pass
 from ..spec import Transport
 from ..writers import Output
 from .base import Body, Head, StreamingBackend, split_headers
-from .gate import Pass, host_port
+from .gate import host_port
 
 T = TypeVar("T")
 

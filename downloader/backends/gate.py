@@ -11,11 +11,10 @@ With a proxy, the proxy resolves the name: only a URL's own address (an IP liter
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from .. import errors
-from ..addresses import Policy, parse_ip
+from ..addresses import Pass, Policy, parse_ip
 from ..names import parse_url
 from ..resolver import Entry, Resolver
 from ..spec import Network
@@ -43,20 +42,6 @@ def host_port(url: str) -> tuple[str, int]:
     host = m.group(1).lower().strip("[]").rstrip(".")
     port = m.group(2)
     return host, int(port) if port else _DEFAULT_PORT.get(url[: url.index(":")].lower(), 80)
-
-
-@dataclass(frozen=True, slots=True)
-class Pass:
-    """A hop the policy lets through: the addresses to connect to (empty: a proxy resolves the name)
-    and whether the next hop may still reach private space."""
-
-    host: str
-    addresses: tuple[str, ...]
-    trusted: bool
-    fresh: bool = False
-    """The hop reaches private space through a name (a private chain's redirect): its connection must
-    not be pooled, or a later URL naming the same host, allowed only public addresses, could be carried
-    over it. An address or ``localhost`` is its own pool key and needs no such care."""
 
 
 class Gate:

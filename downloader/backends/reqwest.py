@@ -32,9 +32,10 @@ from types import TracebackType
 from typing import NamedTuple, Self, TypeVar, overload
 
 from .. import errors
+from ..addresses import Pass
 from ..spec import Transport
 from .base import PER_ORIGIN, Body, Head, Proxies, StreamingBackend
-from .gate import Pass, host_port
+from .gate import host_port
 
 T = TypeVar("T")
 

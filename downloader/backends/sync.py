@@ -38,11 +38,12 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
 from .. import errors
+from ..addresses import Pass
 from ..models import Deadline, Fetched
 from ..spec import Transport
 from ..writers import Output
 from .base import DRAIN, Body, Head, Page, Proxies, StreamingBackend, Transfer, same_origin, split_headers
-from .gate import Gate, Pass, next_hop
+from .gate import Gate, next_hop
 
 if TYPE_CHECKING:
     from urllib.request import Request
