@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Self
 from ..backends import create_backend
 from ..backends.base import Backend, Page, PageReader
 from ..engine.engine import Engine, OnDone
+from ..engine.slots import Slots
 from ..inputs import jobs_from_source
 from ..loop import with_signals
 from ..manifest import MANIFEST, STATS
@@ -89,9 +90,11 @@ def build_engine(
     manifest: str = MANIFEST,
     stats_file: str | None = STATS,
     output: Output | None = None,
+    slots: Slots | None = None,
 ) -> Engine:
     """The engine for ``spec``; ``backend`` replaces the one the spec names (a library caller's own),
-    ``output`` the files in OUT (a dataset shard's spool). Image options bring the image stage (and its
+    ``output`` the files in OUT (a dataset shard's spool), ``slots`` the count of ``-c`` it shares with
+    other engines on the loop (a dataset process's open shards). Image options bring the image stage (and its
     pool); without them nothing of it is even imported."""
     if backend is None and stage is None and spec.images.active:
         from ..stages.images import ImageStage
@@ -100,7 +103,7 @@ def build_engine(
         staged = build_output(spec, images, output)
         backend = _WithImages(create_backend(spec.transport(), staged), images)
     backend = backend or create_backend(spec.transport(), build_output(spec, stage, output))
-    return Engine(spec, backend, on_done=on_done, manifest=manifest, stats_file=stats_file)
+    return Engine(spec, backend, on_done=on_done, manifest=manifest, stats_file=stats_file, slots=slots)
 
 
 def list_jobs(spec: RunSpec, source: str) -> Generator[Job, None, None]:
