@@ -41,6 +41,7 @@ from .files import (
     latest_rows,
     samples,
 )
+from .lanes import Lane
 from .tracking import Tracking, tracked
 
 
@@ -181,10 +182,15 @@ def process_shard(
     progress: Reporter | None = None,
     on_interrupt: OnInterrupt | None = None,
     signals: tuple[str, ...] = ("SIGINT", "SIGTERM"),
+    lane: Lane | None = None,
 ) -> Stats:
     """Make shard ``k`` of ``run`` final, doing only what is not done yet; its statistics. With a state
-    database, the shard is recorded there (``tracked``): leased, looked up, archived, done."""
-    work = ShardWork(run, run.files(k), progress or Silent(), on_interrupt, signals)
+    database, the shard is recorded there (``tracked``): leased, looked up, archived, done. With a
+    ``lane`` (called on a thread of ``lanes.overlapped``), its rows are fetched on that process's loop
+    beside the other open shards', and the lane's bar and signals stand in for the given ones."""
+    if lane is not None:
+        progress, on_interrupt = lane.bar, None
+    work = ShardWork(run, run.files(k), progress or Silent(), on_interrupt, signals, lane)
     if run.tracking is None:
         return work.locked()
     return tracked(run.tracking, work)
@@ -200,6 +206,7 @@ class ShardWork:
     bar: Reporter
     on_interrupt: OnInterrupt | None
     signals: tuple[str, ...]
+    lane: Lane | None = None
 
     @property
     def redo(self) -> bool:
@@ -240,21 +247,36 @@ class ShardWork:
         appender = TarAppender(str(files.spool))
         index = ContentIndex(files.out / SHARDS / CONTENT) if spec.dataset.dedup == "content" else None
         try:
-            output = SpoolOutput(Spool(appender, files.final.name, index))
-            engine = build_engine(spec, output=output, manifest=files.part, stats_file=None)
-            running = arun(
+            running = self._run(SpoolOutput(Spool(appender, files.final.name, index)), plan.jobs(), stop)
+            if self.lane is None:
+                return run_loop(running, spec.performance.loop)
+            return self.lane.run(running)
+        finally:
+            appender.close()
+            if index is not None:
+                index.close()
+
+    async def _run(self, output: SpoolOutput, jobs: Iterator[Job], stop: StopFlag | None) -> Stats:
+        """One engine over the jobs, on its own loop, or on the lane's beside the other open shards'."""
+        lane = self.lane
+        slots = None if lane is None else lane.slots
+        engine = build_engine(
+            self.run.spec, output=output, manifest=self.files.part, stats_file=None, slots=slots
+        )
+        if lane is not None:
+            lane.opened(engine)
+        try:
+            return await arun(
                 engine,
-                plan.jobs(),
+                jobs,
                 progress=_Kept(self.bar),
                 on_interrupt=self.on_interrupt,
                 signals=self.signals,
                 stop=stop,
             )
-            return run_loop(running, spec.performance.loop)
         finally:
-            appender.close()
-            if index is not None:
-                index.close()
+            if lane is not None:
+                lane.closed()
 
     def _already_done(self, marker: dict[str, Any]) -> Stats:
         """A shard with its done marker: counted as skipped; what a kill right after the marker left goes."""

@@ -21,6 +21,7 @@ from ...app.procs import (
     worker_logging,
 )
 from ...models import Stats
+from ..lanes import Lane, Overlap, overlapped
 from ..shard import ShardRun, process_shard
 from . import RunnerContext
 
@@ -39,17 +40,24 @@ class Channels:
 
 
 def _shard_worker(run: ShardRun, logs: Logs, channels: Channels) -> None:
-    """A pool process: the next shard id from ``tasks`` until there is none (or the run stops)."""
+    """A pool process: the next shard id from ``tasks`` until there is none (or the run stops), its
+    shards' ends overlapped on its loop (``lanes.overlapped``); each shard's totals sent as it ends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     worker_logging(logs)
-    tally = Tally(channels.progress)
-    while (k := channels.tasks.get()) is not None:
-        stats = process_shard(run, k, progress=tally, on_interrupt=ignore_interrupt, signals=("SIGTERM",))
+    tally, spec = Tally(channels.progress), run.spec
+
+    def make(k: int, lane: Lane) -> Stats:
+        return process_shard(run, k, lane=lane)
+
+    def ended(stats: Stats) -> None:
         tally.close()
         channels.results.put(stats)
-        if stats.interrupted or stats.aborted:
-            break
+
+    how = Overlap(
+        spec.limits.concurrency, spec.performance.loop, tally, ignore_interrupt, ("SIGTERM",), ended
+    )
+    overlapped(make, iter(channels.tasks.get, None), how, Stats())
 
 
 def _workers(ctx: SpawnContext, run: ShardRun, procs: int, channels: Channels) -> list[SpawnProcess]:
