@@ -8,6 +8,7 @@ import asyncio
 import json
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -36,7 +37,9 @@ class Held:
         return app
 
     @web.middleware
-    async def count(self, request: web.Request, handler: web.Handler) -> web.StreamResponse:
+    async def count(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         self.now += 1
         self.most = max(self.most, self.now)
         self.log.append(("start", request.path))

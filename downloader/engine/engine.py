@@ -60,6 +60,7 @@ class Engine:
         self.stats = Stats(backend=backend.name, concurrency=self.limits.concurrency)
         self._hosts = Hosts(
             self.limits.concurrency,
+            running=self.slots.by_host,
             per_host=self.limits.per_host,
             host_down_after=self.limits.host_down_after,
             rate=self.limits.rate,
@@ -189,7 +190,7 @@ class Engine:
         """A task for the job: its slot is taken now and given back in ``_done_cb``."""
         task = asyncio.get_running_loop().create_task(self._attempts.fetch(job))
         self._tasks[task] = job
-        self.slots.used += 1  # the slot is taken here: ``next_job`` counts it
+        self.slots.take(job.host)  # the slot is taken here: ``next_job`` counts it
         task.add_done_callback(self._done_cb)
 
     def stop(self, reason: str | None = None) -> None:
@@ -216,7 +217,7 @@ class Engine:
     def _done_cb(self, task: asyncio.Task[Result]) -> None:
         """The task's slot freed, its row handed on, and the pump run: in this same loop turn."""
         job = self._tasks.pop(task)
-        self.slots.used -= 1
+        self.slots.give(job.host)
         self._hosts.finished(job.host)
         self._finish(self._outcome(task, job))
         self._pump()  # in this loop turn, not the next: no feeder task to wake

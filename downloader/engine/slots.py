@@ -18,7 +18,20 @@ class Slots:
     def __init__(self, total: int) -> None:
         self.total = total
         self.used = 0
+        self.by_host: dict[str, int] = {}
+        """Running tasks per host:port over every engine: ``--per-host`` and the fair share hold across
+        open shards (a slow host's stragglers in one count in the next). Only hosts with a task running."""
         self._pumps: list[Pump] = []
+
+    def take(self, host: str) -> None:
+        self.used += 1
+        self.by_host[host] = self.by_host.get(host, 0) + 1
+
+    def give(self, host: str) -> None:
+        self.used -= 1
+        left = self.by_host.pop(host) - 1
+        if left:
+            self.by_host[host] = left
 
     @property
     def full(self) -> bool:
