@@ -82,9 +82,13 @@ class _Open:
     loop: asyncio.AbstractEventLoop
     slots: Slots
     bar: Reporter
+    stopping: threading.Event
     lanes: dict[asyncio.Future[Stats], Lane] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    stopped: bool = False
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopping.is_set()
 
     def room(self) -> bool:
         """Another shard may open: fewer than ``OPEN_MAX`` are, each with every row started."""
@@ -93,7 +97,7 @@ class _Open:
 
     def stop(self) -> None:
         """No shard opens any more, and the open ones stop (their running rows end ``not_started``)."""
-        self.stopped = True
+        self.stopping.set()
         for lane in self.lanes.values():
             if lane.engine is not None:
                 lane.engine.stop()
@@ -111,6 +115,8 @@ class Overlap:
     signals: tuple[str, ...] = ("SIGINT", "SIGTERM")
     on_shard: Callable[[Stats], None] | None = None
     """Each shard's statistics as it ends (a pool worker sends them to its parent)."""
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set once no shard may open: a puller that waits for shards (``leased``) gives up on it."""
 
 
 def overlapped(make: MakeShard, shards: Iterator[int], how: Overlap, stats: Stats) -> Stats:
@@ -120,7 +126,7 @@ def overlapped(make: MakeShard, shards: Iterator[int], how: Overlap, stats: Stat
 
 async def _signalled(make: MakeShard, shards: Iterator[int], how: Overlap, stats: Stats) -> Stats:
     """The shards under the signal handlers: the first signal stops every open shard."""
-    state = _Open(asyncio.get_running_loop(), Slots(how.concurrency), _OnLoop(how.bar))
+    state = _Open(asyncio.get_running_loop(), Slots(how.concurrency), _OnLoop(how.bar), how.stopping)
     on_interrupt = how.on_interrupt
 
     def interrupted(n: int) -> None:
@@ -175,7 +181,7 @@ def _absorb(future: asyncio.Future[Stats], state: _Open, how: Overlap, stats: St
     if how.on_shard is not None:
         how.on_shard(got)
     if stats.interrupted or stats.aborted:
-        state.stopped = True
+        state.stopping.set()
 
 
 class _OnLoop:
