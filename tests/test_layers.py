@@ -19,6 +19,7 @@ FLOORS: list[tuple[str, list[str]]] = [
             "writers.files",
             "writers.tar",
             "writers.spool",
+            "writers.routed",
             "manifest",
             "runfile",
             "state",

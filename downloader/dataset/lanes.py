@@ -22,12 +22,16 @@ from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..app.assemble import OnInterrupt
+from ..app.assemble import Borrowed, OnInterrupt, build_backend
 from ..app.progress import Reporter
 from ..engine.engine import Engine
 from ..engine.slots import Slots
 from ..loop import run_loop, with_signals
-from ..models import Result, Stats
+from ..models import Job, Result, Stats
+from ..spec import RunSpec
+from ..writers import Output
+from ..writers.routed import RoutedOutput
+from ..writers.spool import key_of
 
 OPEN_MAX = 8
 """Shards open at once in one process. All but the newest hold only their stragglers (at most the
@@ -46,6 +50,7 @@ class Lane:
     shared: _Open
     drained: bool = False
     engine: Engine | None = None
+    keys: list[str] = field(default_factory=list)
 
     @property
     def slots(self) -> Slots:
@@ -54,6 +59,20 @@ class Lane:
     @property
     def bar(self) -> Reporter:
         return self.shared.bar
+
+    @property
+    def backend(self) -> Borrowed:
+        """The process's backend, lent: its samples reach this shard's output by key (``routed``)."""
+        return self.shared.backend
+
+    def routed(self, jobs: Iterator[Job], output: Output) -> Iterator[Job]:
+        """The shard's jobs, each one's key given to the shard's output as it is read."""
+        routes = self.shared.routes
+        for job in jobs:
+            name = key_of(job.path)
+            routes.give(name, output)
+            self.keys.append(name)
+            yield job
 
     def run(self, fetch: Coroutine[object, None, Stats]) -> Stats:
         """The shard's fetch, run on the loop from the shard's thread, which waits for it."""
@@ -67,7 +86,11 @@ class Lane:
             engine.stop()
 
     def closed(self) -> None:
+        """The shard's engine has ended: its keys leave the routes."""
         self.engine = None
+        for name in self.keys:
+            self.shared.routes.drop(name)
+        self.keys.clear()
         self._drained()
 
     def _drained(self) -> None:
@@ -83,6 +106,8 @@ class _Open:
     slots: Slots
     bar: Reporter
     stopping: threading.Event
+    backend: Borrowed
+    routes: RoutedOutput
     lanes: dict[asyncio.Future[Stats], Lane] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -105,11 +130,10 @@ class _Open:
 
 @dataclass(frozen=True)
 class Overlap:
-    """How a process runs its shards: ``-c`` slots, the loop kind, and what a signal does (none:
-    ``on_interrupt`` None installs no handler; a pool worker's SIGTERM only, say)."""
+    """How a process runs its shards: the spec (its ``-c``, loop and backend), the bar, and what a
+    signal does (none: ``on_interrupt`` None installs no handler; a pool worker's SIGTERM only, say)."""
 
-    concurrency: int
-    loop: str
+    spec: RunSpec
     bar: Reporter
     on_interrupt: OnInterrupt | None = None
     signals: tuple[str, ...] = ("SIGINT", "SIGTERM")
@@ -121,12 +145,17 @@ class Overlap:
 
 def overlapped(make: MakeShard, shards: Iterator[int], how: Overlap, stats: Stats) -> Stats:
     """Make ``shards`` (pulled as each may open) with overlapping ends; ``stats`` summed over them."""
-    return run_loop(_signalled(make, shards, how, stats), how.loop)
+    return run_loop(_signalled(make, shards, how, stats), how.spec.performance.loop)
 
 
 async def _signalled(make: MakeShard, shards: Iterator[int], how: Overlap, stats: Stats) -> Stats:
     """The shards under the signal handlers: the first signal stops every open shard."""
-    state = _Open(asyncio.get_running_loop(), Slots(how.concurrency), _OnLoop(how.bar), how.stopping)
+    routes = RoutedOutput()
+    backend = build_backend(how.spec, routes)
+    slots = Slots(how.spec.limits.concurrency)
+    state = _Open(
+        asyncio.get_running_loop(), slots, _OnLoop(how.bar), how.stopping, Borrowed(backend), routes
+    )
     on_interrupt = how.on_interrupt
 
     def interrupted(n: int) -> None:
@@ -136,9 +165,10 @@ async def _signalled(make: MakeShard, shards: Iterator[int], how: Overlap, stats
         if on_interrupt is not None:
             on_interrupt(n)
 
-    if on_interrupt is None:
-        return await _drive(make, shards, how, state, stats)
-    return await with_signals(_drive(make, shards, how, state, stats), interrupted, how.signals)
+    async with backend:  # one session, one pool for every open shard
+        if on_interrupt is None:
+            return await _drive(make, shards, how, state, stats)
+        return await with_signals(_drive(make, shards, how, state, stats), interrupted, how.signals)
 
 
 async def _drive(make: MakeShard, shards: Iterator[int], how: Overlap, state: _Open, stats: Stats) -> Stats:

@@ -258,12 +258,14 @@ class ShardWork:
 
     async def _run(self, output: SpoolOutput, jobs: Iterator[Job], stop: StopFlag | None) -> Stats:
         """One engine over the jobs, on its own loop, or on the lane's beside the other open shards'."""
-        lane = self.lane
-        slots = None if lane is None else lane.slots
-        engine = build_engine(
-            self.run.spec, output=output, manifest=self.files.part, stats_file=None, slots=slots
-        )
-        if lane is not None:
+        spec, lane, part = self.run.spec, self.lane, self.files.part
+        if lane is None:
+            engine = build_engine(spec, output=output, manifest=part, stats_file=None)
+        else:  # the process's backend, lent: the shard's samples reach its spool by key
+            engine = build_engine(
+                spec, backend=lane.backend, manifest=part, stats_file=None, slots=lane.slots
+            )
+            jobs = lane.routed(jobs, output)
             lane.opened(engine)
         try:
             return await arun(

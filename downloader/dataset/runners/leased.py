@@ -67,7 +67,7 @@ def run_leased(run: ShardRun, shards: Sequence[int], ctx: RunnerContext) -> Stat
     me, spec = worker_id(), run.spec
     stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
     mine = dataclasses.replace(run, tracking=dataclasses.replace(t, claimed=True))
-    how = Overlap(spec.limits.concurrency, spec.performance.loop, ctx.bar, ctx.on_interrupt)
+    how = Overlap(spec, ctx.bar, ctx.on_interrupt)
 
     def make(k: int, lane: Lane) -> Stats:
         log.info("shard %05d claimed by %s", k, me)

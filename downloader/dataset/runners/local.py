@@ -15,7 +15,7 @@ def run_local(run: ShardRun, shards: Sequence[int], ctx: RunnerContext) -> Stats
     """Each shard in order, their ends overlapped; the first one interrupted or aborted opens no more."""
     spec = run.spec
     stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
-    how = Overlap(spec.limits.concurrency, spec.performance.loop, ctx.bar, ctx.on_interrupt)
+    how = Overlap(spec, ctx.bar, ctx.on_interrupt)
 
     def make(k: int, lane: Lane) -> Stats:
         return process_shard(run, k, lane=lane)

@@ -54,9 +54,7 @@ def _shard_worker(run: ShardRun, logs: Logs, channels: Channels) -> None:
         tally.close()
         channels.results.put(stats)
 
-    how = Overlap(
-        spec.limits.concurrency, spec.performance.loop, tally, ignore_interrupt, ("SIGTERM",), ended
-    )
+    how = Overlap(spec, tally, ignore_interrupt, ("SIGTERM",), ended)
     overlapped(make, iter(channels.tasks.get, None), how, Stats())
 
 
