@@ -4,7 +4,8 @@ A shard's last rows include its slowest URLs (a host that trickles holds its slo
 run one after another, the shards would leave the other slots idle at every end. Here each shard's
 bookkeeping (its lock and lease, the plan, ``files.finish``) runs on a thread of its own, which blocks,
 while its engine runs on the one loop of the process (this module's, on the main thread, where the
-signals are), drawing on one ``Slots`` count of ``-c`` with the other open shards' engines. The next shard
+signals are), drawing on one ``Slots`` count of ``-c`` with the other open shards' engines and on one
+backend (one session and pool, whose samples a ``RoutedOutput`` hands to each shard's spool). The next shard
 opens once every open one has started its last row (its engine is *drained*: only running rows are
 left), up to ``OPEN_MAX`` open at once. A shard still commits as a unit when its own last row ends, and
 its contents depend on nothing of this: its rows, duplicates and keys are its own, in row order.
