@@ -107,7 +107,8 @@ async def test_static_workers_converge_after_one_is_killed_mid_shard(
         await first.wait()
     killed = status_json(out, server_url)
     assert killed["done"] < killed["shards"] == 6
-    assert [x["worker"].rsplit(":", 1)[1] for x in killed["running"] + killed["expired"]] == [str(first.pid)]
+    held = [x["worker"].rsplit(":", 1)[1] for x in killed["running"] + killed["expired"]]
+    assert held and set(held) == {str(first.pid)}  # a lease per shard it had open (they overlap)
     kept = {"/" + u.split("/", 3)[3] for u in complete_rows(out)}  # complete when killed
     assert kept
     procs = [await worker(lst, out, server_url, rank, world) for rank in range(world)]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Self
 from ..backends import create_backend
 from ..backends.base import Backend, Page, PageReader
 from ..engine.engine import Engine, OnDone
+from ..engine.slots import Slots
 from ..inputs import jobs_from_source
 from ..loop import with_signals
 from ..manifest import MANIFEST, STATS
@@ -83,6 +84,41 @@ class _WithImages:
         return await self.backend.read(url, limit)
 
 
+def build_backend(spec: RunSpec, output: Output | None = None) -> Backend:
+    """The backend the spec names, writing to ``output`` (or files in OUT), behind the image stage when
+    there are image options (nothing of it is even imported without)."""
+    if spec.images.active:
+        from ..stages.images import ImageStage
+
+        images = ImageStage(spec.images)
+        staged = build_output(spec, images, output)
+        return _WithImages(create_backend(spec.transport(), staged), images)
+    return create_backend(spec.transport(), build_output(spec, None, output))
+
+
+class Borrowed:
+    """A backend lent to an engine by whoever opened it (the open shards of a dataset process share
+    one session): ``async with`` neither opens nor closes it."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend, self.name = backend, backend.name
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched:
+        return await self.backend.fetch(url, rel, deadline)
+
+    async def read(self, url: str, limit: int) -> Page:
+        assert isinstance(self.backend, PageReader)  # every backend of the registry reads pages
+        return await self.backend.read(url, limit)
+
+
 def build_engine(
     spec: RunSpec,
     *,
@@ -92,18 +128,16 @@ def build_engine(
     manifest: str = MANIFEST,
     stats_file: str | None = STATS,
     output: Output | None = None,
+    slots: Slots | None = None,
 ) -> Engine:
     """The engine for ``spec``; ``backend`` replaces the one the spec names (a library caller's own),
-    ``output`` the files in OUT (a dataset shard's spool). Image options bring the image stage (and its
-    pool); without them nothing of it is even imported."""
-    if backend is None and stage is None and spec.images.active:
-        from ..stages.images import ImageStage
-
-        images = ImageStage(spec.images)
-        staged = build_output(spec, images, output)
-        backend = _WithImages(create_backend(spec.transport(), staged), images)
+    ``output`` the files in OUT (a dataset shard's spool), ``slots`` the count of ``-c`` it shares with
+    other engines on the loop (a dataset process's open shards). Image options bring the image stage
+    (``build_backend``)."""
+    if backend is None and stage is None:
+        backend = build_backend(spec, output)
     backend = backend or create_backend(spec.transport(), build_output(spec, stage, output))
-    return Engine(spec, backend, on_done=on_done, manifest=manifest, stats_file=stats_file)
+    return Engine(spec, backend, on_done=on_done, manifest=manifest, stats_file=stats_file, slots=slots)
 
 
 def list_jobs(spec: RunSpec, source: str) -> Generator[Job, None, None]:

@@ -43,6 +43,7 @@ from .files import (
     plan_start,
     samples,
 )
+from .lanes import Lane
 from .tracking import Tracking, tracked
 
 
@@ -183,10 +184,15 @@ def process_shard(
     progress: Reporter | None = None,
     on_interrupt: OnInterrupt | None = None,
     signals: tuple[str, ...] = ("SIGINT", "SIGTERM"),
+    lane: Lane | None = None,
 ) -> Stats:
     """Make shard ``k`` of ``run`` final, doing only what is not done yet; its statistics. With a state
-    database, the shard is recorded there (``tracked``): leased, looked up, archived, done."""
-    work = ShardWork(run, run.files(k), progress or Silent(), on_interrupt, signals)
+    database, the shard is recorded there (``tracked``): leased, looked up, archived, done. With a
+    ``lane`` (called on a thread of ``lanes.overlapped``), its rows are fetched on that process's loop
+    beside the other open shards', and the lane's bar and signals stand in for the given ones."""
+    if lane is not None:
+        progress, on_interrupt = lane.bar, None
+    work = ShardWork(run, run.files(k), progress or Silent(), on_interrupt, signals, lane)
     if run.tracking is None:
         return work.locked()
     return tracked(run.tracking, work)
@@ -202,6 +208,7 @@ class ShardWork:
     bar: Reporter
     on_interrupt: OnInterrupt | None
     signals: tuple[str, ...]
+    lane: Lane | None = None
 
     @property
     def redo(self) -> bool:
@@ -243,21 +250,38 @@ class ShardWork:
         appender = TarAppender(str(files.spool))
         index = ContentIndex(files.out / SHARDS / CONTENT) if spec.dataset.dedup == "content" else None
         try:
-            output = SpoolOutput(Spool(appender, files.final.name, index))
-            engine = build_engine(spec, output=output, manifest=files.part, stats_file=None)
-            running = arun(
+            running = self._run(SpoolOutput(Spool(appender, files.final.name, index)), plan.jobs(), stop)
+            if self.lane is None:
+                return run_loop(running, spec.performance.loop)
+            return self.lane.run(running)
+        finally:
+            appender.close()
+            if index is not None:
+                index.close()
+
+    async def _run(self, output: SpoolOutput, jobs: Iterator[Job], stop: StopFlag | None) -> Stats:
+        """One engine over the jobs, on its own loop, or on the lane's beside the other open shards'."""
+        spec, lane, part = self.run.spec, self.lane, self.files.part
+        if lane is None:
+            engine = build_engine(spec, output=output, manifest=part, stats_file=None)
+        else:  # the process's backend, lent: the shard's samples reach its spool by key
+            engine = build_engine(
+                spec, backend=lane.backend, manifest=part, stats_file=None, slots=lane.slots
+            )
+            jobs = lane.routed(jobs, output)
+            lane.opened(engine)
+        try:
+            return await arun(
                 engine,
-                plan.jobs(),
+                jobs,
                 progress=_Kept(self.bar),
                 on_interrupt=self.on_interrupt,
                 signals=self.signals,
                 stop=stop,
             )
-            return run_loop(running, spec.performance.loop)
         finally:
-            appender.close()
-            if index is not None:
-                index.close()
+            if lane is not None:
+                lane.closed()
 
     def _already_done(self, marker: dict[str, Any]) -> Stats:
         """A shard with its done marker: counted as skipped; what a kill right after the marker left goes."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ..backends.base import Backend
@@ -26,6 +26,7 @@ from .hosts import Hosts
 from .ledger import Ledger
 from .results import OnDone, Results
 from .rows import failure, not_started
+from .slots import Slots
 from .timers import Timers
 
 __all__ = ["Engine", "OnDone"]
@@ -47,14 +48,19 @@ class Engine:
         on_done: Sequence[OnDone] = (),
         manifest: str = MANIFEST,
         stats_file: str | None = STATS,
+        slots: Slots | None = None,
     ) -> None:
         self.limits = spec.limits
+        self.slots = slots or Slots(self.limits.concurrency)  # shared: other engines on this loop use it too
+        self.on_drained: Callable[[], None] | None = None
+        """Called once no job is left to start (only those running remain), or the run stopped."""
         self.out = spec.output.out
         self.backend = backend
         self.on_done = list(on_done)  # shared with ``_results``: the bar inserted before the run is heard
         self.stats = Stats(backend=backend.name, concurrency=self.limits.concurrency)
         self._hosts = Hosts(
             self.limits.concurrency,
+            running=self.slots.by_host,
             per_host=self.limits.per_host,
             host_down_after=self.limits.host_down_after,
             rate=self.limits.rate,
@@ -109,14 +115,18 @@ class Engine:
         self._jobs = jobs
         self._more = True
         self._fed = asyncio.get_running_loop().create_future()
-        self._pump()
+        self.slots.join(self._pump)
         try:
+            self._pump()
             await self._fed
+            for job in self._hosts.drain():
+                self._finish(not_started(job, "the run stopped before this URL started"))
         finally:
+            self.slots.leave(self._pump)
             if self._timer is not None:
                 self._timer.cancel()
-        for job in self._hosts.drain():
-            self._finish(not_started(job, "the run stopped before this URL started"))
+            if self.on_drained is not None:
+                self.on_drained()
 
     def _pump(self) -> None:
         """Read ahead up to ``lookahead`` queued jobs and start every one that may start now.
@@ -138,7 +148,7 @@ class Engine:
                         self._finish(failure(job, err, 0, 0.0))
                 if not self._more and not self._hosts.queued:
                     break
-                chosen = self._hosts.next_job(len(self._tasks))
+                chosen = self._hosts.next_job(self.slots.used)
                 if chosen is None:
                     self._pump_later()
                     return
@@ -153,7 +163,7 @@ class Engine:
     def _pump_later(self) -> None:
         """If queued jobs wait for time (a back-off, a request rate), pump again when it has passed;
         otherwise the next task to end will."""
-        if len(self._tasks) >= self.limits.concurrency:
+        if self.slots.full:
             return  # every slot is busy: a task's end comes first
         wait = self._hosts.wake_in()
         if wait is not None:
@@ -179,7 +189,8 @@ class Engine:
     def _start(self, job: Job) -> None:
         """A task for the job: its slot is taken now and given back in ``_done_cb``."""
         task = asyncio.get_running_loop().create_task(self._attempts.fetch(job))
-        self._tasks[task] = job  # the slot is taken here: ``next_job`` counts ``_tasks``
+        self._tasks[task] = job
+        self.slots.take(job.host)  # the slot is taken here: ``next_job`` counts it
         task.add_done_callback(self._done_cb)
 
     def stop(self, reason: str | None = None) -> None:
@@ -206,9 +217,11 @@ class Engine:
     def _done_cb(self, task: asyncio.Task[Result]) -> None:
         """The task's slot freed, its row handed on, and the pump run: in this same loop turn."""
         job = self._tasks.pop(task)
+        self.slots.give(job.host)
         self._hosts.finished(job.host)
         self._finish(self._outcome(task, job))
         self._pump()  # in this loop turn, not the next: no feeder task to wake
+        self.slots.wake()  # the engines sharing the count, when this one had nothing to start
 
     def _outcome(self, task: asyncio.Task[Result], job: Job) -> Result:
         """The row of an ended task: its own, or what its cancellation or internal error means."""

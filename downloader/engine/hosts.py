@@ -59,8 +59,12 @@ class Hosts:
         host_down_after: int = 0,
         rate: float = 0.0,
         rate_per_host: float = 0.0,
+        running: dict[str, int] | None = None,
     ) -> None:
         self.concurrency = concurrency
+        self._running = running
+        """Running tasks per host over every engine sharing the slots (``Slots.by_host``): the caps count
+        them; None: this engine's own."""
         self.per_host = per_host
         self.host_down_after = host_down_after
         self.rate_per_host = rate_per_host
@@ -112,14 +116,15 @@ class Hosts:
             name = self._turn[0]
             self._turn.rotate(-1)
             host = self._hosts[name]
-            if self._may_start(host, share, now):
+            if self._may_start(name, host, share, now):
                 return name, self._take(name, host)
         return None
 
-    def _may_start(self, host: Host, share: int, now: float) -> bool:
-        if host.down or host.not_before > now or host.running >= share:
+    def _may_start(self, name: str, host: Host, share: int, now: float) -> bool:
+        running = host.running if self._running is None else self._running.get(name, 0)
+        if host.down or host.not_before > now or running >= share:
             return False
-        if self.per_host and host.running >= self.per_host:
+        if self.per_host and running >= self.per_host:
             return False
         return host.rate is None or host.rate.has_capacity()
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ...models import Stats
@@ -22,6 +22,7 @@ from ...spec import NO_STATE, RunSpec
 from ...state import StateError
 from ...state.local import default_url
 from ..files import exclusive
+from ..lanes import Lane, Overlap, overlapped
 from ..shard import ShardRun, process_shard
 from ..statedb import StateThread, gone, worker_id
 from ..tracking import Tracking
@@ -61,37 +62,42 @@ def start_tracking(spec: RunSpec, source: str, rows: int, count: int) -> Trackin
 
 def run_leased(run: ShardRun, shards: Sequence[int], ctx: RunnerContext) -> Stats:
     """Claim, run and finish shards until every shard of the run is done (whichever is free, not
-    ``shards``); this worker's statistics."""
+    ``shards``), claiming the next as the open ones drain (``lanes.overlapped``); this worker's statistics."""
     t = run.tracking
     assert t is not None
     me, spec = worker_id(), run.spec
     stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
     mine = dataclasses.replace(run, tracking=dataclasses.replace(t, claimed=True))
+    how = Overlap(spec, ctx.bar, ctx.on_interrupt)
+
+    def make(k: int, lane: Lane) -> Stats:
+        log.info("shard %05d claimed by %s", k, me)
+        return process_shard(mine, k, lane=lane)
+
     try:
         with StateThread(t.url) as db:
-            while (k := _next(db, run, me)) is not None:
-                log.info("shard %05d claimed by %s", k, me)
-                got = process_shard(mine, k, progress=ctx.bar, on_interrupt=ctx.on_interrupt)
-                stats.absorb(got)
-                if got.interrupted or got.aborted:
-                    break
+            overlapped(make, _claims(db, run, me, how.stopping), how, stats)
     except StateError as exc:
         stats.aborted = stats.aborted or str(exc)
     return stats
 
 
-def _next(db: StateThread, run: ShardRun, me: str) -> int | None:
-    """The next shard claimed, waiting while others hold the rest (ready to take over any whose lease
-    expires, or at once any whose holder is provably gone); None once every shard is done."""
+def _claims(db: StateThread, run: ShardRun, me: str, stopping: threading.Event) -> Iterator[int]:
+    """Each next shard claimed, waiting while others hold the rest (ready to take over any whose lease
+    expires, or at once any whose holder is provably gone); ends once every shard is done, or the worker
+    stops (not claiming what it would not run)."""
     t = run.tracking
     assert t is not None
-    while (k := db.claim(t.run, me, t.lease)) is None:
-        if db.left(t.run) == 0:
-            return None
-        if (k := _taken_back(db, run, me)) is not None:
-            return k
-        time.sleep(min(POLL_MAX_S, t.lease / 3))
-    return k
+    while not stopping.is_set():
+        k = db.claim(t.run, me, t.lease)
+        if k is None and db.left(t.run) == 0:
+            return
+        if k is None:
+            k = _taken_back(db, run, me)
+        if k is not None:
+            yield k
+        else:
+            stopping.wait(min(POLL_MAX_S, t.lease / 3))
 
 
 def _taken_back(db: StateThread, run: ShardRun, me: str) -> int | None:

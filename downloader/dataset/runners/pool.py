@@ -22,6 +22,7 @@ from ...app.procs import (
 )
 from ...memory import peak_rss_mb
 from ...models import Stats
+from ..lanes import Lane, Overlap, overlapped
 from ..shard import ShardRun, process_shard
 from . import RunnerContext
 
@@ -40,19 +41,24 @@ class Channels:
 
 
 def _shard_worker(run: ShardRun, logs: Logs, channels: Channels) -> None:
-    """A pool process: the next shard id from ``tasks`` until there is none (or the run stops)."""
+    """A pool process: the next shard id from ``tasks`` until there is none (or the run stops), its
+    shards' ends overlapped on its loop (``lanes.overlapped``); each shard's totals sent as it ends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     worker_logging(logs)
-    tally = Tally(channels.progress)
-    while (k := channels.tasks.get()) is not None:
-        stats = process_shard(run, k, progress=tally, on_interrupt=ignore_interrupt, signals=("SIGTERM",))
+    tally, spec = Tally(channels.progress), run.spec
+
+    def make(k: int, lane: Lane) -> Stats:
+        return process_shard(run, k, lane=lane)
+
+    def ended(stats: Stats) -> None:
         tally.close()
         # the largest process's peak only: a worker's shards would count its memory once a shard in a sum
         stats.peak_rss_mb = max(stats.peak_rss_mb, peak_rss_mb())
         channels.results.put(stats)
-        if stats.interrupted or stats.aborted:
-            break
+
+    how = Overlap(spec, tally, ignore_interrupt, ("SIGTERM",), ended)
+    overlapped(make, iter(channels.tasks.get, None), how, Stats())
 
 
 def _workers(ctx: SpawnContext, run: ShardRun, procs: int, channels: Channels) -> list[SpawnProcess]:
