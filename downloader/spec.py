@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from .errors import UsageError
-from .locations import local_path
+from .locations import locate, work_folder
 from .models import Naming
 from .version import __version__
 
@@ -242,7 +242,11 @@ class Output:
     """Where files go and how they are named."""
 
     TITLE: ClassVar[str] = "Output"
-    out: Path = setting(Path("downloads"), "Output folder; created when missing.", short="-o")
+    out: Path = setting(
+        Path("downloads"),
+        "Output folder; created when missing. s3://BUCKET/PREFIX for a dataset (webdataset, parquet).",
+        short="-o",
+    )
     names: Literal["hashed", "plain"] = setting(
         "hashed",
         "hashed: NAME.<url-digest>.EXT, never colliding; plain: the URL's basename.",
@@ -257,10 +261,28 @@ class Output:
     )
     fix_ext: bool = setting(False, "Give each file the extension of its real type.", recorded=True)
     overwrite: bool = setting(False, "Download again what an earlier run completed.")
+    work_dir: Path | None = setting(
+        None,
+        "With -o s3://: the local folder of spools and working files [default: "
+        "~/.cache/downloader/out-<hash of OUT>].",
+        library=False,
+    )
+    store: str | None = setting(
+        None, "The store a dataset is published to (set from an s3:// OUT).", cli=False, library=False
+    )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "out", local_path(self.out, "output"))  # never a folder called "s3:"
+        where = locate(self.out, "output")  # never a folder called "s3:"
+        if isinstance(where, str):  # a store: OUT becomes the local work folder, the URL is kept
+            object.__setattr__(self, "store", where)
+            where = self.work_dir or work_folder(where)
+        object.__setattr__(self, "out", where)
         _check(self)
+
+    @property
+    def shown(self) -> str:
+        """OUT as the user named it: the store's URL, or the folder."""
+        return self.store or str(self.out)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -753,6 +775,13 @@ class RunSpec:
     performance: Performance = field(default_factory=Performance)
     dataset: Dataset = field(default_factory=Dataset)
     cluster: Cluster = field(default_factory=Cluster)
+
+    def __post_init__(self) -> None:
+        if self.output.store is not None and not self.dataset.sharded:
+            raise UsageError(
+                f"{self.output.store}: a store holds datasets: give --output-format webdataset or parquet "
+                "(a file per URL is written to a local folder only)"
+            )
 
     @classmethod
     def from_options(cls, **options: object) -> RunSpec:
