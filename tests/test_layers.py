@@ -72,6 +72,7 @@ FLOORS: list[tuple[str, list[str]]] = [
         "dataset",
         [
             "dataset",
+            "dataset.remote",
             "dataset.files",
             "dataset.statedb",
             "dataset.tracking",

