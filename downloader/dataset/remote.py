@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,18 @@ from ..spec import Output
 from ..stores import BlockingStore, blocking
 
 _OPEN: dict[tuple[int, str], BlockingStore] = {}
+_OPENING = threading.Lock()
+"""Two threads of one process (two runs in one program) asking at once must not open two connections."""
 
 
 def store_at(url: str) -> BlockingStore:
     """This process's connection to the store at ``url``, opened on first use, closed at exit."""
-    found = _OPEN.get((os.getpid(), url))
-    if found is None:
-        if not _OPEN:
-            atexit.register(_close_all)
-        found = _OPEN[(os.getpid(), url)] = blocking(url)
+    with _OPENING:
+        found = _OPEN.get((os.getpid(), url))
+        if found is None:
+            if not _OPEN:
+                atexit.register(_close_all)
+            found = _OPEN[(os.getpid(), url)] = blocking(url)
     return found
 
 
