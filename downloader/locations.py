@@ -46,7 +46,8 @@ def locate(location: str | os.PathLike[str], role: Role) -> Path | str:
     if scheme == "file":
         return _file_url(text, role)
     if scheme in SCHEMES[role]:
-        rest = text[found.end() :].lstrip("/")
+        after = text[len(scheme) + 1 :]
+        rest = after[2:] if after.startswith("//") else after[1:]  # s3://b/x, or s3:/b/x folded by pathlib
         if not rest.split("/")[0]:
             raise UsageError(f"{text}: an {scheme}:// URL names a bucket ({scheme}://BUCKET/PREFIX)")
         return f"{scheme}://{rest}"
