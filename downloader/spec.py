@@ -776,7 +776,9 @@ class RunSpec:
     dataset: Dataset = field(default_factory=Dataset)
     cluster: Cluster = field(default_factory=Cluster)
 
-    def __post_init__(self) -> None:
+    def check_store(self) -> None:
+        """A store (``-o s3://…``) holds datasets only; a usage error otherwise. Checked once the run's
+        record is settled: ``--retry-failed`` takes the format from the store's ``run.json``."""
         if self.output.store is not None and not self.dataset.sharded:
             raise UsageError(
                 f"{self.output.store}: a store holds datasets: give --output-format webdataset or parquet "

@@ -222,3 +222,44 @@ def test_files_to_a_store_and_reading_commands_are_usage_errors(tmp_path: Path) 
     for command in ("report", "failures", "status"):
         res = invoke(command, "s3://b/x")
         assert res.exit_code == 2 and "local work folder" in res.output, res.output
+
+
+async def test_a_glob_of_parquet_parts_in_a_store_is_one_list(
+    origin: TestServer, tmp_path: Path, s3_url: str
+) -> None:
+    """``s3://…/parts/*.parquet``: the parts, in name order, read as one list (rows counted across them)."""
+    import pyarrow as pa
+
+    urls = [str(origin.make_url(f"/img/{i}/image-00.jpg")) for i in range(5)]
+    with blocking(s3_url) as store:
+        for n, chunk in enumerate((urls[:2], urls[2:])):
+            pq.write_table(pa.table({"url": chunk}), tmp_path / f"p{n}.parquet")
+            store.put_file(tmp_path / f"p{n}.parquet", f"parts/part-{n}.parquet")
+        store.put_file(tmp_path / "p0.parquet", "parts/other/part-9.parquet")  # not matched: another folder
+    out = tmp_path / "out"
+    args = ("--output-format", "webdataset", "--shard-size", "4")
+    res = await asyncio.to_thread(invoke, "fetch", f"{s3_url}/parts/*.parquet", "-o", str(out), *args)
+    assert res.exit_code == 0, res.output
+    rows = shard_rows(out)
+    assert [r["url"] for r in rows] == urls and [r["line"] for r in rows] == [1, 2, 3, 4, 5]
+
+
+async def test_retry_failed_rewrites_a_shard_in_the_store(
+    origin: TestServer, tmp_path: Path, s3_url: str
+) -> None:
+    """A done shard with a failure, rewritten from a fresh work folder: its shard fetched back from the
+    store, only the failed row fetched again."""
+    paths = ["/img/0/image-00.jpg", "/fail-then-ok/503/5/a.jpg", "/img/2/image-00.jpg"]
+    lst = write_csv(tmp_path / "list.csv", [(str(origin.make_url(p)), "c") for p in paths])
+    args = ("--output-format", "webdataset", "--shard-size", "4", "--retries", "0")
+    first = await fetch(lst, s3_url, tmp_path / "work", *args)
+    assert first.exit_code == 1, first.output
+    res = await asyncio.to_thread(
+        invoke, "fetch", "--retry-failed", "-o", s3_url, "--work-dir", str(tmp_path / "w2"), "--retries", "9",
+        "--backoff", "0.01",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    got = tmp_path / "got"
+    download_store(s3_url, got)
+    check_dataset(got, 3)
+    assert hits(origin, paths[0]) == 1 and not list((tmp_path / "w2").glob("*.tar"))

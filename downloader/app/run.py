@@ -4,11 +4,13 @@ before any work, and each process then reads it once."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
+from ..arrow import concatenate
 from ..dataset.runners.ranks import check_cluster, my_shards, rows_of, stats_name
 from ..errors import UsageError
 from ..inputs import count_rows, rows_in
@@ -50,6 +52,7 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = (
     if source != "-":
         source = str(locate(source, "list"))  # an unsupported URL is refused here, never opened as a path
     check_cluster(spec)
+    spec.check_store()  # before the store is asked anything: a list's run names its format
     if spec.output.store is not None:
         from ..dataset.remote import pull_records
 
@@ -58,8 +61,23 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = (
     if spec.dataset.sharded:
         _push_run_file(spec)
         return run_shards(spec, source, ui, retry=False)
-    with fetched(source) as path:  # a list in a store: read from a local copy
-        return _fetch_plain(spec, str(path), ui)
+    with local_list(source) as path:  # a list in a store: read from a local copy
+        return _fetch_plain(spec, path, ui)
+
+
+@contextlib.contextmanager
+def local_list(source: str) -> Iterator[str]:
+    """A local path to read ``source`` from: itself, or a copy of a list kept in a store; the Parquet
+    parts a glob (``s3://b/parts/*.parquet``) matches are joined, in name order, into one list."""
+    with fetched(source) as path:
+        if not path.is_dir():
+            yield str(path)
+            return
+        parts = sorted(str(p) for p in path.iterdir())
+        if not all(p.endswith(".parquet") for p in parts):
+            raise UsageError(f"{source}: a glob of a list's parts matches Parquet files only (*.parquet)")
+        concatenate(parts, str(path / "list.parquet"))
+        yield str(path / "list.parquet")
 
 
 def _push_run_file(spec: RunSpec) -> None:
@@ -121,8 +139,8 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
             raise UsageError(f"--retry-failed: no shard plan in {spec.output.shown}/{SHARDS}")
         source = str(plan["source"])
     check_sharded(spec, source, plan)
-    with fetched(source) as path:
-        return _run_planned(spec, source, str(path), ui, retry)
+    with local_list(source) as path:
+        return _run_planned(spec, source, path, ui, retry)
 
 
 def _run_planned(spec: RunSpec, name: str, source: str, ui: Ui, retry: bool) -> Stats:
@@ -168,6 +186,7 @@ def retry_failed(spec: RunSpec, ui: Ui, explicit: Collection[str] = ()) -> Stats
         _push_run_file(spec)
         return run_shards(spec, None, ui, retry=True)
     check_cluster(spec)
+    spec.check_store()
     if not manifest.is_file():
         raise UsageError(f"--retry-failed: no manifest at {manifest}")
     spec = settle(spec, frozenset(explicit))
