@@ -276,6 +276,8 @@ class Output:
         if isinstance(where, str):  # a store: OUT becomes the local work folder, the URL is kept
             object.__setattr__(self, "store", where)
             where = self.work_dir or work_folder(where)
+        elif self.work_dir is not None and self.store is None:
+            raise UsageError("--work-dir is the local folder of a dataset written to a store: give -o s3://…")
         object.__setattr__(self, "out", where)
         _check(self)
 

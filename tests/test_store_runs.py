@@ -219,6 +219,8 @@ def test_files_to_a_store_and_reading_commands_are_usage_errors(tmp_path: Path) 
     (tmp_path / "urls.txt").write_text("http://127.0.0.1:9/a.jpg\n")
     res = invoke("fetch", str(tmp_path / "urls.txt"), "-o", "s3://b/x", "--work-dir", str(tmp_path / "w"))
     assert res.exit_code == 2 and "give --output-format webdataset or parquet" in res.output, res.output
+    res = invoke("fetch", str(tmp_path / "urls.txt"), "-o", str(tmp_path / "o"), "--work-dir", str(tmp_path))
+    assert res.exit_code == 2 and "--work-dir is the local folder of a dataset" in res.output, res.output
     for command in ("report", "failures", "status"):
         res = invoke(command, "s3://b/x")
         assert res.exit_code == 2 and "local work folder" in res.output, res.output
