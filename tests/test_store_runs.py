@@ -211,6 +211,8 @@ async def test_a_list_in_a_store(origin: TestServer, tmp_path: Path, s3_url: str
     assert plan["source"] == f"{s3_url}/lists/list.csv"
     again = await asyncio.to_thread(invoke, "fetch", f"{s3_url}/lists/list.csv", "-o", str(out), *args)
     assert again.exit_code == 0 and "6 skipped" in again.output, again.output
+    missing = await asyncio.to_thread(invoke, "fetch", f"{s3_url}/lists/none.csv", "-o", str(tmp_path / "m"))
+    assert missing.exit_code == 2 and "no such list" in missing.output, missing.output
     plain = await asyncio.to_thread(invoke, "fetch", f"{s3_url}/lists/list.csv", "-o", str(tmp_path / "f"))
     assert plain.exit_code == 0 and len(list((tmp_path / "f").glob("*.jpg"))) == 6, plain.output
 

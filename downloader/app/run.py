@@ -9,10 +9,11 @@ import itertools
 import time
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ..arrow import concatenate
 from ..dataset.runners.ranks import check_cluster, my_shards, rows_of, stats_name
-from ..errors import UsageError
+from ..errors import StoreError, UsageError
 from ..inputs import count_rows, rows_in
 from ..locations import locate
 from ..loop import run_loop
@@ -69,7 +70,7 @@ def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = (
 def local_list(source: str) -> Iterator[str]:
     """A local path to read ``source`` from: itself, or a copy of a list kept in a store; the Parquet
     parts a glob (``s3://b/parts/*.parquet``) matches are joined, in name order, into one list."""
-    with fetched(source) as path:
+    with _fetched(source) as path:
         if not path.is_dir():
             yield str(path)
             return
@@ -78,6 +79,18 @@ def local_list(source: str) -> Iterator[str]:
             raise UsageError(f"{source}: a glob of a list's parts matches Parquet files only (*.parquet)")
         concatenate(parts, str(path / "list.parquet"))
         yield str(path / "list.parquet")
+
+
+@contextlib.contextmanager
+def _fetched(source: str) -> Iterator[Path]:
+    """``stores.fetched``, a list missing from its bucket told as a usage error, as a missing file is."""
+    try:
+        with fetched(source) as path:
+            yield path
+    except StoreError as exc:
+        if exc.missing:
+            raise UsageError(f"no such list: {source} ({exc})") from None
+        raise
 
 
 def _push_run_file(spec: RunSpec) -> None:
