@@ -88,3 +88,23 @@ def read_batches(path: str, columns: list[str]) -> Iterator[list[dict[str, Any]]
     with parquet().ParquetFile(path) as pf:
         for batch in pf.iter_batches(batch_size=GROUP_ROWS, columns=columns):
             yield batch.to_pylist()
+
+
+def concatenate(parts: Sequence[str], dest: str) -> None:
+    """The rows of several Parquet files, in order, as one file at ``dest`` (a list kept in a bucket as
+    parts: ``s3://b/parts/*.parquet``), a row group at a time, so memory holds one group. Parts whose
+    columns differ from the first's are a usage error: their rows would not read as one list."""
+    pq = parquet()
+    writer = None
+    try:
+        for part in parts:
+            with pq.ParquetFile(part) as pf:
+                if writer is None:
+                    writer = pq.ParquetWriter(dest, pf.schema_arrow)
+                elif not pf.schema_arrow.equals(writer.schema):
+                    raise UsageError(f"{os.path.basename(part)}: its columns differ from the first part's")
+                for group in range(pf.num_row_groups):
+                    writer.write_table(pf.read_row_group(group))
+    finally:
+        if writer is not None:
+            writer.close()

@@ -13,6 +13,7 @@ share one, even made by the same command from the same list.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import uuid
@@ -83,10 +84,10 @@ def write(out: Path, settings: dict[str, object]) -> None:
     os.replace(_temporary(out, settings, run), out / RUN_FILE)
 
 
-def create(out: Path, settings: dict[str, object]) -> bool:
-    """The first record of OUT, with a new run id, made only if no other worker made it first (a hard
-    link never replaces a file); whether this one did."""
-    tmp = _temporary(out, settings, _new_id())
+def create(out: Path, settings: dict[str, object], run: str | None = None) -> bool:
+    """The first record of OUT, with a new run id (or ``run``), made only if no other worker made it
+    first (a hard link never replaces a file); whether this one did."""
+    tmp = _temporary(out, settings, run or _new_id())
     try:
         os.link(tmp, out / RUN_FILE)
     except FileExistsError:
@@ -111,6 +112,12 @@ def _new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def _store_id(store: str | None) -> str | None:
+    """A run to a store is named by its URL: workers on other machines, each with its own work folder,
+    that start at once make the same record, so the state database sees one run."""
+    return None if store is None else hashlib.sha256(store.encode("utf-8")).hexdigest()[:16]
+
+
 def run_id(out: Path) -> str:
     """The id the state database knows OUT's run by; a run file older than ids gets one now."""
     data = _document(out)
@@ -131,7 +138,7 @@ def settle(spec: RunSpec, explicit: set[str] | frozenset[str]) -> RunSpec:
     mine = _values(spec)
     prior = read(out)
     if prior is None:
-        if create(out, mine):
+        if create(out, mine, _store_id(spec.output.store)):
             return spec
         prior = read(out) or {}  # another worker made it first: its record stands
     clashes = [n for n in mine if n in explicit and n in prior and prior[n] != mine[n]]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from .errors import UsageError
-from .locations import local_path
+from .locations import locate, work_folder
 from .models import Naming
 from .version import __version__
 
@@ -244,7 +244,11 @@ class Output:
     """Where files go and how they are named."""
 
     TITLE: ClassVar[str] = "Output"
-    out: Path = setting(Path("downloads"), "Output folder; created when missing.", short="-o")
+    out: Path = setting(
+        Path("downloads"),
+        "Output folder; created when missing. s3://BUCKET/PREFIX for a dataset (webdataset, parquet).",
+        short="-o",
+    )
     names: Literal["hashed", "plain"] = setting(
         "hashed",
         "hashed: NAME.<url-digest>.EXT, never colliding; plain: the URL's basename.",
@@ -259,10 +263,30 @@ class Output:
     )
     fix_ext: bool = setting(False, "Give each file the extension of its real type.", recorded=True)
     overwrite: bool = setting(False, "Download again what an earlier run completed.")
+    work_dir: Path | None = setting(
+        None,
+        "With -o s3://: the local folder of spools and working files [default: "
+        "~/.cache/downloader/out-<hash of OUT>].",
+        library=False,
+    )
+    store: str | None = setting(
+        None, "The store a dataset is published to (set from an s3:// OUT).", cli=False, library=False
+    )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "out", local_path(self.out, "output"))  # never a folder called "s3:"
+        where = locate(self.out, "output")  # never a folder called "s3:"
+        if isinstance(where, str):  # a store: OUT becomes the local work folder, the URL is kept
+            object.__setattr__(self, "store", where)
+            where = self.work_dir or work_folder(where)
+        elif self.work_dir is not None and self.store is None:
+            raise UsageError("--work-dir is the local folder of a dataset written to a store: give -o s3://…")
+        object.__setattr__(self, "out", where)
         _check(self)
+
+    @property
+    def shown(self) -> str:
+        """OUT as the user named it: the store's URL, or the folder."""
+        return self.store or str(self.out)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -770,6 +794,15 @@ class RunSpec:
         ``--state``), since beyond one process's pool the shard is the only unit of work and resume."""
         c = self.cluster
         return self.dataset.sharded or c.active or c.state not in (None, NO_STATE)
+
+    def check_store(self) -> None:
+        """A store (``-o s3://…``) holds datasets only; a usage error otherwise. Checked once the run's
+        record is settled: ``--retry-failed`` takes the format from the store's ``run.json``."""
+        if self.output.store is not None and not self.dataset.sharded:
+            raise UsageError(
+                f"{self.output.store}: a store holds datasets: give --output-format webdataset or parquet "
+                "(a file per URL is written to a local folder only)"
+            )
 
     @classmethod
     def from_options(cls, **options: object) -> RunSpec:

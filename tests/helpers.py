@@ -223,3 +223,7 @@ def module_name(path: Path) -> str:
 def done_shards(out: Path, n: int) -> Callable[[], bool]:
     """True once ``n`` shards of OUT have their done marker."""
     return lambda: len(list((out / "_shards").glob("*.done.json"))) >= n
+
+
+STATUSES = ["ok"] * 5 + ["duplicate", "ok", "failed", "invalid", "ok"]
+"""The statuses of ``mixed_list``'s rows, in order."""

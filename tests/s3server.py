@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ACCESS_KEY = "downloader-test"
 SECRET_KEY = "downloader-test-secret"
@@ -165,3 +166,17 @@ def seaweed(program: str, folder: Path) -> Iterator[SeaweedS3]:
         yield server
     finally:
         server.stop()
+
+
+def raw_client(server: SeaweedS3) -> Any:
+    """A plain botocore client, to see the bucket as S3 does (unfinished uploads, ETags)."""
+    import botocore.session
+
+    env = server.env()
+    return botocore.session.get_session().create_client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    )

@@ -143,6 +143,7 @@ def test_help_lists_every_option_download_takes_and_only_those(tmp_path: Path) -
             taken.append(f.name)
     listed = {line.split()[0] for line in doc.splitlines() if "(default " in line}
     assert [name for name, _ in refused] == [
+        *("work_dir", "store"),  # a dataset in a store: the library writes files
         *("input_format", "loop", "procs", "part"),
         *("dask", "rank", "world", "state", "lease"),
     ]

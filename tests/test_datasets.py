@@ -19,6 +19,7 @@ from downloader import download
 from downloader.cli import main
 from tests.faults import JPEG, PNG
 from tests.helpers import (
+    STATUSES,
     complete_rows,
     complete_tar,
     done_shards,
@@ -34,7 +35,6 @@ from tests.helpers import (
     write_csv,
 )
 
-STATUSES = ["ok"] * 5 + ["duplicate", "ok", "failed", "invalid", "ok"]
 PNGS = ("000000002", "000000005", "000000008", "000000011")
 
 

@@ -74,6 +74,7 @@ FLOORS: list[tuple[str, list[str]]] = [
         "dataset",
         [
             "dataset",
+            "dataset.remote",
             "dataset.files",
             "dataset.statedb",
             "dataset.tracking",

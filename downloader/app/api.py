@@ -88,6 +88,7 @@ def _spec(name: str, out: str | os.PathLike[str], backend: str | Backend, option
 def _files_only(spec: RunSpec) -> RunSpec:
     """The library writes files: a dataset format reads its rows from a list file by number (asked, or
     recorded in OUT's ``run.json`` by an earlier ``downloader fetch``)."""
+    spec.check_store()
     if spec.dataset.sharded:
         raise UsageError(
             f"adownload() writes files, not --output-format {spec.dataset.output_format}, which reads its "

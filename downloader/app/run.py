@@ -4,21 +4,25 @@ before any work, and each process then reads it once."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from ..arrow import concatenate
 from ..dataset.runners.ranks import check_cluster, my_shards, rows_of, stats_name
-from ..errors import UsageError
+from ..errors import StoreError, UsageError
 from ..inputs import count_rows, rows_and_marks
-from ..locations import local_path
+from ..locations import locate
 from ..loop import run_loop
 from ..manifest import MANIFEST, jobs_from_manifest, write_stats
 from ..models import Stats
-from ..runfile import settle
+from ..runfile import RUN_FILE, settle
 from ..sources import jobs_from_urls
 from ..spec import RunSpec
+from ..stores import fetched
 from ..writers.files import prepare_out
 from .assemble import OnInterrupt, arun, build_engine, list_jobs
 from .procs import default_procs, run_parts
@@ -43,15 +47,63 @@ class Ui:
 
 
 def fetch_list(spec: RunSpec, source: str, ui: Ui, explicit: Collection[str] = ()) -> Stats:
-    """Download every row of ``source`` (a path, or ``-`` for stdin) into the spec's OUT. ``explicit``:
-    the settings the user gave, which must agree with what OUT's ``run.json`` records."""
+    """Download every row of ``source`` (a path, an ``s3://`` list or glob of Parquet parts, or ``-``
+    for stdin) into the spec's OUT. ``explicit``: the settings the user gave, which must agree with what
+    OUT's ``run.json`` records."""
     if source != "-":
-        source = str(local_path(source, "list"))  # a URL is refused here, never opened as a path
+        source = str(locate(source, "list"))  # an unsupported URL is refused here, never opened as a path
     check_cluster(spec)
+    spec.check_store()  # before the store is asked anything: a list's run names its format
+    if spec.output.store is not None:
+        from ..dataset.remote import pull_records
+
+        pull_records(spec.output)  # run.json and the plan, as the store has them
     spec = settle(spec, frozenset(explicit))
     if spec.in_shards:
+        _push_run_file(spec)
         return run_shards(spec, source, ui, retry=False)
     _not_over_shards(spec)
+    with local_list(source) as path:  # a list in a store: read from a local copy
+        return _fetch_plain(spec, path, ui)
+
+
+@contextlib.contextmanager
+def local_list(source: str) -> Iterator[str]:
+    """A local path to read ``source`` from: itself, or a copy of a list kept in a store; the Parquet
+    parts a glob (``s3://b/parts/*.parquet``) matches are joined, in name order, into one list."""
+    with _fetched(source) as path:
+        if not path.is_dir():
+            yield str(path)
+            return
+        parts = sorted(str(p) for p in path.iterdir())
+        if not all(p.endswith(".parquet") for p in parts):
+            raise UsageError(f"{source}: a glob of a list's parts matches Parquet files only (*.parquet)")
+        concatenate(parts, str(path / "list.parquet"))
+        yield str(path / "list.parquet")
+
+
+@contextlib.contextmanager
+def _fetched(source: str) -> Iterator[Path]:
+    """``stores.fetched``, a list missing from its bucket told as a usage error, as a missing file is."""
+    try:
+        with fetched(source) as path:
+            yield path
+    except StoreError as exc:
+        if exc.missing:
+            raise UsageError(f"no such list: {source} ({exc})") from None
+        raise
+
+
+def _push_run_file(spec: RunSpec) -> None:
+    """The run's record, settled, published to the store OUT names (if any) before any shard."""
+    if spec.output.store is not None:
+        from ..dataset.remote import push_record
+
+        push_record(spec.output, RUN_FILE)
+
+
+def _fetch_plain(spec: RunSpec, source: str, ui: Ui) -> Stats:
+    """A run of files: on this loop, or on ``--procs`` processes."""
     jobs = list_jobs(spec, source)
     try:
         first = next(jobs, None)  # a missing column or an unreadable file is a usage error, before any work
@@ -100,26 +152,39 @@ def choose_procs(spec: RunSpec, rows: int | None, source: str, most: int | None 
 
 def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Stats:
     """Plan the shards of ``source`` (or, for ``--retry-failed``, the list OUT's plan names) and make
-    each final, in order on this process or on a pool of ``--procs``."""
-    from ..dataset.files import SHARDS, read_plan, write_plan
-    from ..dataset.runners import RunnerContext, runner, runner_name
-    from ..dataset.runners.leased import start_tracking
-    from ..dataset.shard import ShardRun, check_sharded
+    each final, in order on this process or on a pool of ``--procs``. A list in a store is read from a
+    local copy; the plan names it by its URL, so a rerun finds it the same list."""
+    from ..dataset.files import SHARDS, read_plan
+    from ..dataset.shard import check_sharded
 
     out = spec.output.out
     prepare_out(out)
     plan = read_plan(out)
     if source is None:
         if plan is None:
-            raise UsageError(f"--retry-failed: no shard plan in {out / SHARDS}")
+            raise UsageError(f"--retry-failed: no shard plan in {spec.output.shown}/{SHARDS}")
         source = str(plan["source"])
     check_sharded(spec, source, plan)
+    with local_list(source) as path:
+        return _run_planned(spec, source, path, ui, retry)
+
+
+def _run_planned(spec: RunSpec, name: str, source: str, ui: Ui, retry: bool) -> Stats:
+    """The shards of the list ``name`` (read from ``source``, a local path) planned, then made."""
+    from ..dataset.files import PLAN, SHARDS, write_plan
+    from ..dataset.remote import push_record
+    from ..dataset.runners import RunnerContext, runner, runner_name
+    from ..dataset.runners.leased import start_tracking
+    from ..dataset.shard import ShardRun
+
+    out = spec.output.out
     i = spec.input
     size = spec.dataset.shard_size
     rows, marks = rows_and_marks(source, size, input_format=i.input_format, url_column=i.url_column)
-    count = write_plan(out, source, rows, size, marks)
+    count = write_plan(out, name, rows, size, marks)
+    push_record(spec.output, f"{SHARDS}/{PLAN}")
     shards = my_shards(spec, count)
-    tracking = start_tracking(spec, source, rows, count)
+    tracking = start_tracking(spec, name, rows, count)
     run, procs = ShardRun(spec, source, retry, tracking), choose_procs(spec, rows, source, len(shards))
     bar = ui.progress(rows_of(shards, rows, spec.dataset.shard_size))
     started = time.monotonic()
@@ -129,6 +194,7 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
         bar.close()
     stats.wall_s = time.monotonic() - started
     write_stats(out / stats_name(spec), stats)
+    push_record(spec.output, stats_name(spec))
     return stats
 
 
@@ -136,13 +202,19 @@ def retry_failed(spec: RunSpec, ui: Ui, explicit: Collection[str] = ()) -> Stats
     """Fetch again each URL whose latest row in OUT's manifest failed, named as OUT's first run named."""
     from ..dataset.files import PLAN, SHARDS
 
+    if spec.output.store is not None:
+        from ..dataset.remote import pull_records
+
+        pull_records(spec.output)
     out = spec.output.out
     manifest = out / MANIFEST
     if spec.dataset.sharded or (out / SHARDS / PLAN).is_file():
         spec = settle(spec, frozenset(explicit))
         check_cluster(spec)
+        _push_run_file(spec)
         return run_shards(spec, None, ui, retry=True)
     check_cluster(spec)
+    spec.check_store()
     if not manifest.is_file():
         raise UsageError(f"--retry-failed: no manifest at {manifest}")
     spec = settle(spec, frozenset(explicit))

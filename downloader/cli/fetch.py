@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..locations import local_path
+from ..locations import locate
 from ..spec import Cluster, Dataset, Input, RunSpec
 from .options import DISPLAY, RUN_GROUPS, explicit_settings, guarded, spec_options, split_params
 from .sections import Command, option
@@ -54,8 +54,8 @@ def fetch(list_file: str | None, *, retry_failed: bool, **params: Any) -> None:
         if list_file is None:
             raise click.UsageError("Missing argument 'LIST' (a file of URLs, or - for stdin).")
         if list_file != "-":
-            list_file = str(local_path(list_file, "list"))  # a URL is refused, file:// read locally
-        if list_file != "-" and not os.path.isfile(list_file):
+            list_file = str(locate(list_file, "list"))  # s3:// kept, file:// read locally, others refused
+        if list_file != "-" and "://" not in list_file and not os.path.isfile(list_file):
             raise click.UsageError(f"no such list file: {list_file}")
         stats = fetch_list(spec, list_file, ui, explicit_settings())
     finish(stats, params["quiet"], spec.output.out)

@@ -97,6 +97,27 @@ class _Folder(click.Path):
         return super().convert(value, param, ctx)
 
 
+class LocalOut(click.Path):
+    """OUT of a command that reads a run's files (``report``, ``failures``, ``status``): a local folder.
+    A store's URL is refused with where its rows are kept: the run's local work folder."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False, exists=True, path_type=Path)
+
+    def convert(
+        self, value: str | os.PathLike[str], param: click.Parameter | None, ctx: click.Context | None
+    ) -> str | bytes | os.PathLike[str]:
+        if isinstance(value, str) and URL_LIKE.match(value):
+            self.fail(
+                f"{value}: this command reads a local OUT; a dataset written to a store keeps its rows, "
+                "its run.json and its state database in its local work folder (--work-dir, default "
+                "~/.cache/downloader/out-HASH): give that folder",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
 def make_option(f: dataclasses.Field[Any], s: Setting, **override: object) -> Callable[[F], F]:
     """One click option for one spec field."""
     decls = [s.short] if s.short else []

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from .options import guarded
+from .options import LocalOut, guarded
 from .sections import Command
 
-OUT_DIR = click.Path(file_okay=False, exists=True, path_type=Path)
+OUT_DIR = LocalOut()
 
 
 @click.command(cls=Command)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .options import guarded
+from .options import LocalOut, guarded
 from .sections import Command, Group
 
 STATE_URL = click.option(
@@ -17,7 +17,7 @@ STATE_URL = click.option(
     metavar="URL",
     help="The state database: sqlite:///PATH, mysql://… or postgresql://… [default: OUT's own SQLite file].",
 )
-OUT_DIR = click.Path(file_okay=False, exists=True, path_type=Path)
+OUT_DIR = LocalOut()
 
 
 @click.command(cls=Command)

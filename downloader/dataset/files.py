@@ -13,6 +13,10 @@ its spool. Working files end in no shard's suffix, so a glob for ``*.tar`` or
 ``*.parquet``, recursive or not, never takes one for a shard; ``_``-prefixed folders are skipped by
 Parquet dataset readers, so OUT reads as the dataset. A Parquet shard holds every row, so it has no
 metadata Parquet beside it: a recursive ``**/*.parquet`` sees each row once in either format.
+
+With a store (``-o s3://…``, ``ShardFiles.store``) ``out`` is the local work folder: each final file is
+made there as above, then published to the store in the same order (``remote``), and the done marker is
+read from the store.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ..arrow import read_batches, write_table
 from ..manifest import COLUMNS, MANIFEST, PART_GLOB, encode_row, read_manifest
 from ..writers.spool import key_of, member_name
 from ..writers.tar import MemberReader, TarAppender, scan, write_tar
+from . import remote
 
 if sys.platform != "win32":
     import fcntl
@@ -61,6 +66,8 @@ class ShardFiles:
     out: Path
     k: int
     fmt: str
+    store: str | None = None
+    """The store the final files are published to (``out`` is then the local work folder), or None."""
 
     @property
     def name(self) -> str:
@@ -109,8 +116,17 @@ class ShardFiles:
     def lock(self) -> Path:
         return self._own(".lock")
 
+    @property
+    def where(self) -> str:
+        """The shard file as a reader finds it: its path, or its URL in the store."""
+        if self.store is not None:
+            return f"{self.store.rstrip('/')}/{self.final.name}"
+        return str(self.final.resolve())
+
     def marker(self) -> dict[str, Any] | None:
-        """The done marker's counts, or None while the shard is unfinished."""
+        """The done marker's counts, or None while the shard is unfinished (read from the store, if any)."""
+        if self.store is not None:
+            return remote.read_json(self.store, self.out, self.done)
         try:
             found: dict[str, Any] = json.loads(self.done.read_text(encoding="utf-8"))
         except (FileNotFoundError, ValueError):
@@ -181,8 +197,28 @@ def publish(final: Path, fill: Callable[[str], object], temp: Path | None = None
     os.replace(tmp, final)
 
 
+def put(files: ShardFiles, final: Path, fill: Callable[[str], object]) -> None:
+    """``publish`` a final file of the shard, then, with a store, publish it there: the shard file moved
+    (the work folder keeps no second copy of the dataset), the small files copied."""
+    if files.store is None:
+        publish(final, fill, files.temp if final == files.final else None)
+    elif final == files.final:
+        fill(str(files.temp))
+        remote.put_moved(files.store, files.out, files.temp, final)
+    else:
+        publish(final, fill)
+        remote.put_copy(files.store, files.out, final)
+
+
 def clear_temporaries(files: ShardFiles) -> None:
-    """Remove what a killed process left under temporary names while it made the shard final."""
+    """Remove what a killed process left under temporary names while it made the shard final; with a
+    store, the uploads it left unfinished too, and a done shard's files fetched back for a rewrite."""
+    if files.store is not None:
+        remote.abort_shard(files.store, files.name, SHARDS)
+        if files.marker() is not None:  # --retry-failed rewrites it from its final files
+            for path in (files.rows, files.final):
+                if not path.exists():
+                    remote.pull(files.store, files.out, path)
     for left in [
         *files.out.glob(f".{files.final.name}.*.part"),
         *(files.out / SHARDS).glob(f"{files.name}.*.part"),
@@ -203,7 +239,7 @@ def write_plan(
     (out / SHARDS).mkdir(parents=True, exist_ok=True)
     tmp = out / SHARDS / f".{PLAN}.{os.getpid()}.part"
     with open(tmp, "w", encoding="utf-8") as fh:
-        head = {"source": os.path.abspath(source), "rows": rows, "shard_size": size, "shards": count}
+        head = {"source": source_name(source), "rows": rows, "shard_size": size, "shards": count}
         fh.write(json.dumps(head)[:-1] + ', "ranges": [')
         for k in range(count):
             fh.write(("," if k else "") + json.dumps([k * size, min(rows, (k + 1) * size)]))
@@ -214,6 +250,11 @@ def write_plan(
             fh.write("]}\n")
     os.replace(tmp, out / SHARDS / PLAN)
     return count
+
+
+def source_name(source: str) -> str:
+    """A list as the plan records it: its absolute path, or its URL (``s3://…``) as given."""
+    return source if "://" in source else os.path.abspath(source)
 
 
 def read_plan(out: Path) -> dict[str, Any] | None:
@@ -314,8 +355,8 @@ def finish(
     """Make the shard final from its rows (in input order, one per row) and its spooled samples."""
     rows = [_located(row, found, files.final.name) for row in rows]
     if files.fmt != "parquet":  # a Parquet shard is its own metadata, images beside
-        publish(files.meta, lambda tmp: write_table(tmp, rows, COLUMNS))
-    publish(files.rows, lambda tmp: _write_rows(tmp, rows))
+        put(files, files.meta, lambda tmp: write_table(tmp, rows, COLUMNS))
+    put(files, files.rows, lambda tmp: _write_rows(tmp, rows))
     reader = MemberReader()
 
     def fill(tmp: str) -> None:
@@ -325,16 +366,16 @@ def finish(
             write_table(tmp, rows, COLUMNS, blobs=lambda row: _blob(row, found, reader))
 
     try:
-        if files.fmt == "files":
+        if files.fmt == "files":  # a store holds datasets only (RunSpec.check_store): a local folder
             publish_folder(files.final, _tar_members(rows, found, caption, reader))
         else:
-            publish(files.final, fill, files.temp)
+            put(files, files.final, fill)
     finally:
         reader.close()
     counts = {"rows": len(rows)}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-    publish(files.done, lambda tmp: Path(tmp).write_text(json.dumps(counts) + "\n", encoding="utf-8"))
+    put(files, files.done, lambda tmp: Path(tmp).write_text(json.dumps(counts) + "\n", encoding="utf-8"))
     drop_leftovers(files)
     return counts
 
@@ -353,7 +394,10 @@ def _writer(body: bytes) -> Callable[[str], object]:
 
 
 def drop_leftovers(files: ShardFiles) -> None:
-    """A done shard needs neither its spool nor its part manifest any more."""
+    """A done shard needs neither its spool nor its part manifest any more (nor, with a store, a copy
+    of its shard file fetched back for a rewrite)."""
+    if files.store is not None:
+        files.final.unlink(missing_ok=True)
     files.spool.unlink(missing_ok=True)
     files.old_spool.unlink(missing_ok=True)
     (files.out / files.part).unlink(missing_ok=True)

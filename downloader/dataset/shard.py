@@ -11,7 +11,6 @@ depend on timing, on other shards, or on how many processes run them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +41,7 @@ from .files import (
     latest_rows,
     plan_start,
     samples,
+    source_name,
 )
 from .lanes import Lane
 from .tracking import Tracking, tracked
@@ -58,7 +58,8 @@ class ShardRun:
     tracking: Tracking | None = None
 
     def files(self, k: int) -> ShardFiles:
-        return ShardFiles(self.spec.output.out, k, self.spec.dataset.output_format)
+        out = self.spec.output
+        return ShardFiles(out.out, k, self.spec.dataset.output_format, out.store)
 
 
 class _Kept:
@@ -304,9 +305,9 @@ class ShardWork:
 def check_sharded(spec: RunSpec, source: str, plan: dict[str, Any] | None) -> None:
     """Usage errors of a dataset run, before any work. OUT's shards are row ranges of one list: another
     list would find them done (the same list may grow: its new rows make new shards)."""
-    if plan is not None and plan.get("source") != os.path.abspath(source):
+    if plan is not None and plan.get("source") != source_name(source):
         raise UsageError(
-            f"{spec.output.out} holds the shards of {plan.get('source')}: use another output folder for "
+            f"{spec.output.shown} holds the shards of {plan.get('source')}: use another output folder for "
             f"{source}"
         )
     if source == "-":

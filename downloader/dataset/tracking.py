@@ -168,7 +168,7 @@ def recorded(files: ShardFiles, run: str) -> tuple[dict[str, int], list[Archived
     """What the database learns of a done shard, from its final rows (read once): its rows counted by
     status and by failure kind (``kind:NAME``), and its archive entries: each URL it stored (where: the
     shard file and the sample's key) or failed; rows it did not fetch (duplicates, invalid) have none."""
-    counts, entries, final = {"rows": 0}, [], files.final.resolve()
+    counts, entries, final = {"rows": 0}, [], files.where
     for row in read_manifest(files.rows):
         status, kind = row["status"], row.get("kind")
         counts["rows"] += 1

@@ -48,7 +48,7 @@ def start_tracking(spec: RunSpec, source: str, rows: int, count: int) -> Trackin
     out = spec.output.out
     settings: dict[str, Any] = {
         **(read(out) or {}),
-        "out": str(out.resolve()),
+        "out": spec.output.store or str(out.resolve()),
         "source": source,
         "rows": rows,
     }
