@@ -11,7 +11,7 @@ With a proxy, the proxy resolves the name: only a URL's own address (an IP liter
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urljoin, urlsplit
 
 from .. import errors
@@ -56,6 +56,14 @@ class Pass:
     """The hop reaches private space through a name (a private chain's redirect): its connection must
     not be pooled, or a later URL naming the same host, allowed only public addresses, could be carried
     over it. An address or ``localhost`` is its own pool key and needs no such care."""
+    close: bool = False
+    """The connection is not to be kept once the hop is done: the listed URL's host has nothing more
+    queued or in flight (``keep_alive=False`` on the fetch), so an idle connection would only hold memory
+    (TLS state and read buffers, some 200 KB) until ``--idle-timeout``."""
+
+    def closing(self, keep_alive: bool) -> Pass:
+        """This pass, asking that the connection be closed after the hop unless ``keep_alive``."""
+        return self if keep_alive or self.close else replace(self, close=True)
 
 
 class Gate:
