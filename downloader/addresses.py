@@ -21,7 +21,7 @@ IPv4 addresses written in IPv6 (mapped ``::ffff:a.b.c.d``, compatible ``::a.b.c.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -113,6 +113,14 @@ class Pass:
     """The hop reaches private space through a name (a private chain's redirect): its connection must
     not be pooled, or a later URL naming the same host, allowed only public addresses, could be carried
     over it. An address or ``localhost`` is its own pool key and needs no such care."""
+    close: bool = False
+    """The connection is not to be kept once the hop is done: the listed URL's host has nothing more
+    queued or in flight (``keep_alive=False`` on the fetch), so an idle connection would only hold memory
+    (TLS state and read buffers) until ``--idle-timeout``."""
+
+    def closing(self, keep_alive: bool) -> Pass:
+        """This pass, asking that the connection be closed after the hop unless ``keep_alive``."""
+        return self if keep_alive or self.close else replace(self, close=True)
 
 
 class Policy:

@@ -172,3 +172,17 @@ async def test_admit_waits_for_the_overall_rate() -> None:
     for _ in range(25):
         await hosts.admit("a")
     assert 0.2 <= time.monotonic() - t0 < 2  # 20 at once, then five more at 20 per second
+
+
+def test_more_is_false_only_for_a_hosts_last_job_for_now() -> None:
+    """``more``: another job of the host queued or running beside the one asking (which is running)."""
+    hosts = Hosts(4)
+    fill(hosts, {"a": 2, "b": 1})
+    assert hosts.more("a") and hosts.more("b")  # queued, not yet started: nothing of theirs is last
+    taken = [hosts.next_job(n) for n in range(3)]
+    assert [c[0] for c in taken if c is not None] == ["a", "b", "a"]
+    assert hosts.more("a")  # two of a's run at once: neither is its last
+    assert not hosts.more("b")  # b's only job runs alone with nothing queued
+    hosts.finished("a")
+    assert not hosts.more("a")  # the last of a burst
+    assert not hosts.more("unknown")

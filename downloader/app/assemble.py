@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from ..backends import create_backend
-from ..backends.base import Backend, Page, PageReader
+from ..backends.base import Backend, Page, PageReader, closing
 from ..engine.engine import Engine, OnDone
 from ..engine.slots import Slots
 from ..inputs import jobs_from_source
@@ -58,6 +58,7 @@ class _WithImages:
         self.backend = backend
         self.stage = stage
         self.name = backend.name
+        self._closing = closing(backend)  # every backend of the registry takes the hint
 
     async def __aenter__(self) -> Self:
         await asyncio.to_thread(self.stage.start)
@@ -76,8 +77,12 @@ class _WithImages:
         finally:
             await asyncio.to_thread(self.stage.close)
 
-    async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched:
-        return await self.backend.fetch(url, rel, deadline)
+    async def fetch(
+        self, url: str, rel: str, deadline: Deadline | None = None, *, keep_alive: bool = True
+    ) -> Fetched:
+        if self._closing is None:
+            return await self.backend.fetch(url, rel, deadline)
+        return await self._closing.fetch(url, rel, deadline, keep_alive=keep_alive)
 
     async def read(self, url: str, limit: int) -> Page:
         assert isinstance(self.backend, PageReader)  # every backend of the registry reads pages

@@ -109,7 +109,7 @@ class AiohttpBackend(StreamingBackend):
         in_body = False
         _PINNED.set(through)  # before the GET: the resolver reads it in this task's context
         extra = self._per_origin if home and self._per_origin else None
-        if through.fresh:  # into private space by a name: this connection is not pooled
+        if through.fresh or through.close:  # private space by a name, or the host's last: not pooled
             extra = {**(extra or {}), "Connection": "close"}
         try:
             async with self._session.get(

@@ -6,6 +6,7 @@ it never sees the naming rules or the output folder."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from abc import ABC, abstractmethod
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Protocol, Self, cast, runtime_checkable
 from urllib.parse import urlsplit
 
 from ..addresses import Pass
@@ -55,6 +56,27 @@ class Backend(Protocol):
     ) -> None: ...
 
     async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched: ...
+
+
+class Closing(Protocol):
+    """A backend whose ``fetch`` can be told that the URL is its host's last for now (``keep_alive=False``:
+    nothing else of the host is queued or in flight), so that its connection is closed after it rather
+    than kept idle. Every backend here is one; a library caller's own ``Backend`` need not be."""
+
+    async def fetch(
+        self, url: str, rel: str, deadline: Deadline | None = None, *, keep_alive: bool = True
+    ) -> Fetched: ...
+
+
+def closing(backend: Backend) -> Closing | None:
+    """``backend`` if its ``fetch`` takes ``keep_alive`` (read from its signature, once a run), else None."""
+    try:
+        params = inspect.signature(backend.fetch).parameters.values()
+    except (TypeError, ValueError):  # a callable without a signature: asked nothing more
+        return None
+    if any(p.name == "keep_alive" or p.kind is p.VAR_KEYWORD for p in params):
+        return cast(Closing, backend)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,12 +204,14 @@ class StreamingBackend(ABC):
         in. Library errors leave as ``DownloadError``."""
 
     @asynccontextmanager
-    async def get(self, url: str) -> AsyncIterator[Body]:
-        """The GET and its redirects, up to ``--max-redirects``; yields the last answer's body."""
+    async def get(self, url: str, keep_alive: bool = True) -> AsyncIterator[Body]:
+        """The GET and its redirects, up to ``--max-redirects``; yields the last answer's body. Without
+        ``keep_alive`` every hop asks for its connection to be closed (which hop is the last is known
+        only once it answers; a chain within one host reconnects, on its host's last URL only)."""
         through: Pass | None = None
         first = url
         for _ in range(self.net.max_redirects + 1):
-            through = await self.admit(url, through)
+            through = (await self.admit(url, through)).closing(keep_alive)
             async with self.hop(url, through, url is first or same_origin(url, first)) as body:
                 target = next_hop(url, body.head.status, body.head.headers.get("Location"))
                 if target is None:
@@ -212,9 +236,11 @@ class StreamingBackend(ABC):
     ) -> None:
         self.gate.close()
 
-    async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched:
+    async def fetch(
+        self, url: str, rel: str, deadline: Deadline | None = None, *, keep_alive: bool = True
+    ) -> Fetched:
         start = time.monotonic()
-        async with self.get(url) as body:
+        async with self.get(url, keep_alive) as body:
             tr = Transfer(self.transport, start, body.head, deadline)
             check, writer = tr.check, self.output.open(rel)
             hash_with = getattr(writer, "hash_with", None)  # optional: writers/__init__.py

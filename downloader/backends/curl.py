@@ -332,9 +332,10 @@ class CurlBackend(StreamingBackend):
         if self._away is not None:  # the user's per-origin headers stay with the listed origin
             easy.setopt(pycurl.HTTPHEADER, self._header_list if home else self._away)
         self._pin(easy, url, through)
-        if through.fresh or easy in self._unpooled:  # into private space by a name: not pooled
-            easy.setopt(pycurl.FORBID_REUSE, int(through.fresh))
-            (self._unpooled.add if through.fresh else self._unpooled.discard)(easy)
+        unpooled = through.fresh or through.close  # private space by a name, or the host's last
+        if unpooled or easy in self._unpooled:  # libcurl closes the connection after the transfer
+            easy.setopt(pycurl.FORBID_REUSE, int(unpooled))
+            (self._unpooled.add if unpooled else self._unpooled.discard)(easy)
         easy.setopt(pycurl.PROXY, self._proxies.for_url(url) or "")  # "": no proxy, not libcurl's env
         easy.setopt(pycurl.HEADERFUNCTION, transfer.on_header)
         easy.setopt(pycurl.WRITEFUNCTION, transfer.on_body)

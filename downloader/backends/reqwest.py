@@ -166,7 +166,7 @@ class ReqwestBackend(StreamingBackend):
         hop to a name goes to each of the gate's addresses in turn until one connects."""
         dials = dialled(url, through)
         for n, (target, host) in enumerate(dials):
-            request = self._request(target, home, host, through.fresh)
+            request = self._request(target, home, host, through.fresh or through.close)
             try:
                 return request, await head_of(request, url, self.timeouts.read_timeout)
             except errors.ConnectError:
@@ -177,7 +177,8 @@ class ReqwestBackend(StreamingBackend):
     def _request(self, url: str, home: bool, host: str | None, fresh: bool = False) -> StreamRequest:
         """One streamed GET (head handed over as it arrives); the user's per-origin headers (an
         Authorization, say) only on the listed URL's origin; ``host`` as the Host header when the URL
-        names an address in its stead; ``Connection: close`` when the hop must not be pooled (``fresh``)."""
+        names an address in its stead; ``Connection: close`` when the hop's connection is not to be pooled
+        (``Pass.fresh``, ``Pass.close``): hyper then closes it once the answer is read."""
         extra = dict(self._per_origin) if home else {}
         if host is not None:
             extra["Host"] = host

@@ -154,6 +154,8 @@ def open_response(
         if home and tp.network.headers
         else session.headers
     )
+    if through.close:  # the host's last URL for now: http.client closes the connection after the answer
+        headers = {**headers, "Connection": "close"}
     proxies = {"http": proxy, "https": proxy} if proxy else {}
     timeout = (tp.timeouts.connect_timeout, tp.timeouts.read_timeout)
     try:
@@ -303,7 +305,7 @@ class _PoolBackend:
                 resp.raw.read(DRAIN, decode_content=False)
             resp.close()
             url = target
-            through = self.admit_from_thread(target, through)
+            through = self.admit_from_thread(target, through).closing(not through.close)
         raise errors.RedirectError("too many redirects (a loop, or more than --max-redirects)")
 
 
@@ -397,8 +399,11 @@ class ThreadsBackend(_PoolBackend):
 
     name = "threads"
 
-    async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched:
+    async def fetch(
+        self, url: str, rel: str, deadline: Deadline | None = None, *, keep_alive: bool = True
+    ) -> Fetched:
         through = await self.gate.admit(url, None, self._proxies.for_url(url) is not None)
+        through = through.closing(keep_alive)
         token = _Token()
         future: Future[Fetched] = self._pool.submit(self._work, url, rel, token, deadline, through)
         waiter = asyncio.wrap_future(future)

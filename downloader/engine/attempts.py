@@ -10,9 +10,9 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from ..backends.base import Backend, PageReader
+from ..backends.base import Backend, PageReader, closing
 from ..errors import DownloadError, RateLimited, Timeout, UsageError, WriteError
 from ..models import Deadline, Fetched, Job, Result
 from ..spec import RunSpec
@@ -48,6 +48,7 @@ class Attempts:
         self.timeouts = spec.timeouts
         self.retries = spec.retries
         self.backend = backend
+        self._closing = closing(backend)  # None: a caller's own backend that takes no keep_alive
         self._hosts = hosts
         self._robots = robots_cache(spec, backend, hosts)
         self._timers: Timers | None = None
@@ -114,7 +115,7 @@ class Attempts:
                 deadline.on_move = lim
                 if self._hosts.rated:
                     await self._hosts.admit(host)
-                fetched = await self.backend.fetch(job.key, job.path, deadline)
+                fetched = await self._send(job, deadline)
         except TimeoutError:
             if deadline.at < attempt_end:
                 raise Timeout(f"URL deadline of {self.timeouts.deadline:g} s exceeded") from None
@@ -128,6 +129,14 @@ class Attempts:
             deadline.on_move = None
         self._hosts.succeeded(host)
         return fetched
+
+    def _send(self, job: Job, deadline: Deadline) -> Awaitable[Fetched]:
+        """The backend's fetch, told when nothing else of the host is queued or in flight, so that its
+        connection is closed rather than left idle (memory flat in the hosts seen). Asked as the attempt
+        starts, when the pump has read ahead past the slot it took."""
+        if self._closing is None or self._hosts.more(job.host):
+            return self.backend.fetch(job.key, job.path, deadline)
+        return self._closing.fetch(job.key, job.path, deadline, keep_alive=False)
 
     def _retry_delay(
         self, job: Job, err: DownloadError, tries: tuple[int, int], deadline: Deadline

@@ -161,6 +161,12 @@ class Hosts:
                 yield host.queue.popleft()
             self._forget_if_idle(name)
 
+    def more(self, name: str) -> bool:
+        """Whether ``name`` has another job queued in the read-ahead window or running beside the one
+        asking: if not, that one is its last for now and its connection need not be kept."""
+        host = self._hosts.get(name)
+        return host is not None and (bool(host.queue) or host.running > 1)
+
     def finished(self, name: str) -> None:
         host = self._host(name)
         host.running -= 1
