@@ -169,14 +169,20 @@ def seaweed(program: str, folder: Path) -> Iterator[SeaweedS3]:
 
 
 def raw_client(server: SeaweedS3) -> Any:
-    """A plain botocore client, to see the bucket as S3 does (unfinished uploads, ETags)."""
+    """A plain botocore client, to see the bucket as S3 does (unfinished uploads, ETags); one a server,
+    made once: making one costs long enough under load that a poll could miss a whole upload."""
     import botocore.session
 
+    made = getattr(server, "_raw_client", None)
+    if made is not None:
+        return made
     env = server.env()
-    return botocore.session.get_session().create_client(
+    client = botocore.session.get_session().create_client(
         "s3",
         endpoint_url=env["AWS_ENDPOINT_URL"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name="us-east-1",
     )
+    object.__setattr__(server, "_raw_client", client)  # botocore's clients may be shared by threads
+    return client
