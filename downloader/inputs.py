@@ -191,7 +191,10 @@ class Window:
     __slots__ = ("at", "end", "every", "lines", "marks", "seen", "start")
 
     def __init__(self, start: int, end: int, at: Mark | None = None) -> None:
-        self.start, self.end, self.seen, self.at = start, end, 0, at
+        self.start = start
+        self.end = end
+        self.seen = 0
+        self.at = at
         self.every = 0
         self.marks: list[Mark | None] = []
         self.lines: _Lines | None = None  # the lines of the list being counted
@@ -324,7 +327,8 @@ def _url_problem(row: Mapping[str, object], column: str) -> str | None:
 def _row_job(line: int, where: str, row: Mapping[str, object], columns: _Columns, naming: Naming) -> Job:
     """The job for one parsed row (a dict of column to value); ``where`` names it for an error."""
     extra = columns.extra(row)
-    problem, url = _url_problem(row, columns.url), row.get(columns.url)
+    problem = _url_problem(row, columns.url)
+    url = row.get(columns.url)
     if problem or not isinstance(url, str):  # a URL without a problem is a string: said for mypy
         return _invalid(line, f"{where} {problem}", url if isinstance(url, str) else "", extra)
     return make_job(line, url.strip(), naming, stem=columns.stem(row), extra=extra)
@@ -464,7 +468,8 @@ def _csv_rows(reader: Reader, lines: _Lines, fmt: str, first: int) -> Iterator[t
     physical line where the row starts (the header is line 1; the reader's first line is ``first``): a
     quoted field spanning lines does not shift the numbers of the rows after it."""
     while True:
-        line, lines.cut = reader.line_num + first, False
+        line = reader.line_num + first
+        lines.cut = False
         try:
             row: list[str] = next(reader)
         except StopIteration:
@@ -545,7 +550,8 @@ def _parquet_jobs(source: str, naming: Naming, columns: _Columns) -> Iterator[Jo
 def _first_group(pf: Any, window: Window | None) -> tuple[int, int]:
     """The first row group holding a row of ``window`` and the rows before it (counted as the window's
     seen), from the file's metadata: a shard decodes none of the row groups before its rows."""
-    group, before = 0, 0
+    group = 0
+    before = 0
     if window is None:
         return group, before
     meta = pf.metadata
@@ -609,7 +615,8 @@ def _count_lines(source: str, *, skip_blank_and_comments: bool = False) -> int |
     path = Path(source)
     if path.stat().st_size > MAX_COUNT_BYTES:
         return None
-    lines, last = 0, b"\n"
+    lines = 0
+    last = b"\n"
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             lines += block.count(b"\n")

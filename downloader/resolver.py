@@ -102,7 +102,8 @@ class Resolver:
 
     async def _resolve(self, host: str) -> Entry:
         """Up to ``dns_tries`` tries, each at the next server; the last reply says what went wrong."""
-        tries, reply = self.net.dns_tries, Reply("error")
+        tries = self.net.dns_tries
+        reply = Reply("error")
         async with self._slots:
             for n in range(tries):
                 self.queries += 1
@@ -123,7 +124,8 @@ class Resolver:
 
     def _entry(self, host: str, reply: Reply, tries: int) -> Entry:
         """The reply as an entry: addresses and when they expire, or the failure in a sentence."""
-        now, local = time.monotonic(), is_listed_local(host)
+        now = time.monotonic()
+        local = is_listed_local(host)
         if reply.status == "ok":
             return Entry(reply.addresses, now + max(reply.ttl, MIN_TTL), listed_local=local)
         source = self._source(tries)

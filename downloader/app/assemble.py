@@ -106,7 +106,8 @@ class Borrowed:
     one session): ``async with`` neither opens nor closes it."""
 
     def __init__(self, backend: Backend) -> None:
-        self.backend, self.name = backend, backend.name
+        self.backend = backend
+        self.name = backend.name
 
     async def __aenter__(self) -> Self:
         return self

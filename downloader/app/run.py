@@ -185,7 +185,8 @@ def _run_planned(spec: RunSpec, name: str, source: str, ui: Ui, retry: bool) -> 
     push_record(spec.output, f"{SHARDS}/{PLAN}")
     shards = my_shards(spec, count)
     tracking = start_tracking(spec, name, rows, count)
-    run, procs = ShardRun(spec, source, retry, tracking), choose_procs(spec, rows, source, len(shards))
+    run = ShardRun(spec, source, retry, tracking)
+    procs = choose_procs(spec, rows, source, len(shards))
     bar = ui.progress(rows_of(shards, rows, spec.dataset.shard_size))
     started = time.monotonic()
     try:

@@ -143,7 +143,8 @@ class Transfer:
 
     def fetched(self) -> Fetched:
         """The attempt's result: the body as checked, or as a stage stored it."""
-        s, check = self.stored, self.check
+        s = self.stored
+        check = self.check
         size = check.received if s.bytes is None else s.bytes
         sha = check.sha256 if s.sha256 is None else s.sha256
         return Fetched(self.status, size, sha, self.content_type, self.ttfb, s.path, s.meta)
@@ -192,8 +193,10 @@ class StreamingBackend(ABC):
     name = ""
 
     def __init__(self, transport: Transport, output: Output) -> None:
-        self.transport, self.output = transport, output
-        self.net, self.timeouts = transport.network, transport.timeouts
+        self.transport = transport
+        self.output = output
+        self.net = transport.network
+        self.timeouts = transport.timeouts
         self._proxies = Proxies(transport.network)
         self.gate = Gate(transport.network)
 
@@ -242,7 +245,8 @@ class StreamingBackend(ABC):
         start = time.monotonic()
         async with self.get(url, keep_alive) as body:
             tr = Transfer(self.transport, start, body.head, deadline)
-            check, writer = tr.check, self.output.open(rel)
+            check = tr.check
+            writer = self.output.open(rel)
             hash_with = getattr(writer, "hash_with", None)  # optional: writers/__init__.py
             if hash_with is not None:
                 hash_with(check.hashed_elsewhere())
@@ -264,7 +268,8 @@ class StreamingBackend(ABC):
     async def read(self, url: str, limit: int) -> Page:
         """``PageReader.read``: the first ``limit`` bytes; the rest is not read (the connection drops)."""
         async with self.get(url) as body:
-            pieces, size = [], 0
+            pieces = []
+            size = 0
             async for piece in body.chunks:
                 pieces.append(piece)
                 size += len(piece)

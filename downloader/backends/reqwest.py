@@ -108,7 +108,8 @@ def build_client(tp: Transport) -> Client:
     """One client for the run: pool, timeouts, TLS and proxies; no redirects, cookies or decoding. Idle
     connections are kept ``--idle-timeout`` (hyper's default, 90 s, kept 550 MB of them on a list of
     1,000 hosts: each holds its TLS state and its read buffer, which hyper grows to 400 KB on a fast body)."""
-    net, t = tp.network, tp.timeouts
+    net = tp.network
+    t = tp.timeouts
     shared = {k: v for k, v in net.request_headers().items() if k.lower() not in PER_ORIGIN}
     builder = (
         ClientBuilder()
@@ -201,7 +202,9 @@ class Hop:
     __slots__ = ("_args", "_backend", "_ended", "_request")
 
     def __init__(self, backend: ReqwestBackend, url: str, through: Pass, home: bool) -> None:
-        self._backend, self._args, self._ended = backend, (url, through, home), False
+        self._backend = backend
+        self._args = (url, through, home)
+        self._ended = False
 
     async def __aenter__(self) -> Body:
         backend = self._backend

@@ -318,7 +318,8 @@ def samples(files: ShardFiles, done: bool) -> Found:
 def reopen(files: ShardFiles) -> None:
     """Copy a done shard's samples into its spool, so it is rewritten like an unfinished one."""
     have = {key_of(n) for n in scan(str(files.spool), repair=True)}
-    spool, reader = TarAppender(str(files.spool)), MemberReader()
+    spool = TarAppender(str(files.spool))
+    reader = MemberReader()
     try:
         if files.fmt == "files":
             _reopen_folder(files, have, spool)

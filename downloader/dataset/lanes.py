@@ -221,7 +221,8 @@ class _OnLoop:
     thread-safe)."""
 
     def __init__(self, bar: Reporter) -> None:
-        self._bar, self._loop = bar, asyncio.get_running_loop()
+        self._bar = bar
+        self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
 
     def update(self, result: Result) -> None:

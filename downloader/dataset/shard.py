@@ -67,7 +67,9 @@ class _Kept:
 
     def __init__(self, bar: Reporter) -> None:
         self.bar = bar
-        self.update, self.advance, self.tick = bar.update, bar.advance, bar.tick
+        self.update = bar.update
+        self.advance = bar.advance
+        self.tick = bar.tick
 
     def close(self) -> None:
         return None
@@ -90,7 +92,8 @@ class _Rows:
 
     def jobs(self) -> Iterator[Job]:
         """The jobs the engine must run: not the duplicates, not the samples already in the spool."""
-        dedup, bar = self.work.run.spec.dataset.dedup, self.work.bar
+        dedup = self.work.run.spec.dataset.dedup
+        bar = self.work.bar
         first: dict[int, int] = {}
         for job in self.work.jobs():
             self.lines.append(job.line)
@@ -146,7 +149,8 @@ class _Rows:
 
     def _stored(self, line: int) -> dict[str, Any]:
         """A row whose URL another run stored: a duplicate of that copy, which the archive locates."""
-        job, entry = self.stored[line], self.known[line]
+        job = self.stored[line]
+        entry = self.known[line]
         note = f"already stored by run {entry.run} at {entry.where}"
         result = Result(job.url, line, Status.DUPLICATE, error=note, sha256=entry.sha256, extra=job.extra)
         return {**row_of(result), "duplicate_of": entry.where}
@@ -192,7 +196,8 @@ def process_shard(
     ``lane`` (called on a thread of ``lanes.overlapped``), its rows are fetched on that process's loop
     beside the other open shards', and the lane's bar and signals stand in for the given ones."""
     if lane is not None:
-        progress, on_interrupt = lane.bar, None
+        progress = lane.bar
+        on_interrupt = None
     work = ShardWork(run, run.files(k), progress or Silent(), on_interrupt, signals, lane)
     if run.tracking is None:
         return work.locked()
@@ -218,7 +223,8 @@ class ShardWork:
 
     def jobs(self) -> Iterator[Job]:
         """The shard's input rows as jobs, read from the list by row number."""
-        size, k = self.run.spec.dataset.shard_size, self.files.k
+        size = self.run.spec.dataset.shard_size
+        k = self.files.k
         at = plan_start(self.files.out, k, self.run.source, size)
         return _shard_jobs(self.run, Window(k * size, (k + 1) * size, None if at is None else Mark(*at)))
 
@@ -247,7 +253,8 @@ class ShardWork:
 
     def _fetch(self, plan: _Rows, stop: StopFlag | None) -> Stats:
         """The rows ``plan`` lets through, run by one engine on one event loop into the shard's spool."""
-        spec, files = self.run.spec, self.files
+        spec = self.run.spec
+        files = self.files
         appender = TarAppender(str(files.spool))
         index = ContentIndex(files.out / SHARDS / CONTENT) if spec.dataset.dedup == "content" else None
         try:
@@ -262,7 +269,9 @@ class ShardWork:
 
     async def _run(self, output: SpoolOutput, jobs: Iterator[Job], stop: StopFlag | None) -> Stats:
         """One engine over the jobs, on its own loop, or on the lane's beside the other open shards'."""
-        spec, lane, part = self.run.spec, self.lane, self.files.part
+        spec = self.run.spec
+        lane = self.lane
+        part = self.files.part
         if lane is None:
             engine = build_engine(spec, output=output, manifest=part, stats_file=None)
         else:  # the process's backend, lent: the shard's samples reach its spool by key
@@ -299,7 +308,8 @@ class ShardWork:
             return
         finish(files, rows, samples(files, False), self.run.spec.dataset.caption_column)
         by_content = sum(1 for r in rows if r["status"] == "duplicate" and r["line"] not in plan.dups)
-        stats.ok, stats.duplicate = stats.ok - by_content, stats.duplicate + by_content
+        stats.ok = stats.ok - by_content
+        stats.duplicate = stats.duplicate + by_content
 
 
 def check_sharded(spec: RunSpec, source: str, plan: dict[str, Any] | None) -> None:

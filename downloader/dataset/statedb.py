@@ -131,7 +131,8 @@ class Heartbeat:
     gone sets it with one (the run stops, exit 3)."""
 
     def __init__(self, url: str, run: str, shard: int, worker: str, lease: float) -> None:
-        self.args, self.lease = (run, shard, worker, lease), lease
+        self.args = (run, shard, worker, lease)
+        self.lease = lease
         self.conn = StateThread(url)
         self.stop = StopFlag()
         self.lost: str | None = None

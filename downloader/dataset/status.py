@@ -79,7 +79,9 @@ def _over(s: RunStatus, now: float) -> str:
 
 def render(s: RunStatus) -> str:
     """The status in lines a person reads."""
-    now, rows, total = s.updated or 0.0, s.rows.get("rows", 0), s.settings.get("rows")
+    now = s.updated or 0.0
+    rows = s.rows.get("rows", 0)
+    total = s.settings.get("rows")
     lines = [f"run {s.run}" + (f": {s.settings['out']}" if "out" in s.settings else "")]
     lines.append(
         f"shards: {s.done:,} done, {len(s.running):,} running, {s.left - len(s.running):,} left"
@@ -118,13 +120,15 @@ def rebuild(out: Path, url: str | None) -> RunStatus:
     """Record OUT's run in the state database again from OUT itself: the run and its plan, each done
     shard (its counts, its rows in the archive); a shard the database thought done but OUT does not
     hold is opened again. Run it while no worker writes OUT."""
-    plan, settings = read_plan(out), read(out)
+    plan = read_plan(out)
+    settings = read(out)
     if plan is None or settings is None:
         raise UsageError(f"{out} holds no dataset run (no _shards/plan.json or run.json)")
     url = url or default_url(out)
     if url is None:
         raise UsageError(f"{out} is on a network filesystem: give --state URL")
-    run, count = run_id(out), int(plan["shards"])
+    run = run_id(out)
+    count = int(plan["shards"])
     info = {**settings, "out": str(out.resolve()), "source": plan["source"], "rows": plan["rows"]}
     fmt = str(settings.get("output_format") or "webdataset")
     with StateThread(url) as db:

@@ -98,7 +98,9 @@ class _Record:
 
     def held(self) -> Stats:
         """The shard under its lock and lease, then recorded (done) or given back (stopped)."""
-        t, files, db = self.t, self.work.files, self.db
+        t = self.t
+        files = self.work.files
+        db = self.db
         (files.out / SHARDS).mkdir(parents=True, exist_ok=True)
         with self._ours() as beat:
             if beat is None:
@@ -121,7 +123,8 @@ class _Record:
         """The shard's lease (renewed by a heartbeat) and lock, both held; None when another process
         holds the lock. A shard the runner claimed has its heartbeat run while the lock is awaited; any
         other is locked first, then taken over from whoever held its lease (gone, since the lock was free)."""
-        t, files = self.t, self.work.files
+        t = self.t
+        files = self.work.files
         beat = Heartbeat(t.url, t.run, files.k, self.me, t.lease)
         if t.claimed:
             with beat, exclusive(files, t.lease) as locked:
@@ -168,9 +171,12 @@ def recorded(files: ShardFiles, run: str) -> tuple[dict[str, int], list[Archived
     """What the database learns of a done shard, from its final rows (read once): its rows counted by
     status and by failure kind (``kind:NAME``), and its archive entries: each URL it stored (where: the
     shard file and the sample's key) or failed; rows it did not fetch (duplicates, invalid) have none."""
-    counts, entries, final = {"rows": 0}, [], files.where
+    counts = {"rows": 0}
+    entries = []
+    final = files.where
     for row in read_manifest(files.rows):
-        status, kind = row["status"], row.get("kind")
+        status = row["status"]
+        kind = row.get("kind")
         counts["rows"] += 1
         counts[status] = counts.get(status, 0) + 1
         if kind:

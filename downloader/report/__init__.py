@@ -106,7 +106,8 @@ def render(
 
 
 def _summary(c: Collected, stats: dict[str, object] | None) -> str:
-    s, wall = c.statuses, c.wall_s
+    s = c.statuses
+    wall = c.wall_s
     failed = ", ".join(f"{k} {n:,}" for k, n in sorted(c.kinds.items(), key=lambda kv: -kv[1])) or "none"
 
     def rate(n: float) -> str:

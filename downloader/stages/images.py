@@ -169,7 +169,9 @@ def _refuse_bombs(w: int, h: int, limit: int) -> None:
 
 def _filter(w: int, h: int, opts: Images) -> None:
     """The size filters, each failure naming the measured value."""
-    smallest, area, ratio = min(w, h), w * h, max(w, h) / max(1, min(w, h))
+    smallest = min(w, h)
+    area = w * h
+    ratio = max(w, h) / max(1, min(w, h))
     if opts.min_image_size and smallest < opts.min_image_size:
         least = opts.min_image_size
         raise ImageTooSmall(f"{w}×{h}: shorter side {smallest} is under --min-image-size {least}")
@@ -335,7 +337,8 @@ class ImageStage:
 
     def close(self) -> None:
         with self._lock:
-            pool, self._pool = self._pool, None
+            pool = self._pool
+            self._pool = None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
 

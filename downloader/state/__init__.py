@@ -98,7 +98,8 @@ class RunStatus:
     def busy(self) -> float | None:
         """Seconds during which at least one shard ran (the union of the done shards' runs, across every
         worker): a pause between runs, or a wait for workers, is not counted; None without any run."""
-        spent, end = 0.0, float("-inf")
+        spent = 0.0
+        end = float("-inf")
         for since, finished in sorted(self.ran):
             if finished > end:
                 spent += finished - max(since, end)

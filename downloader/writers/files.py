@@ -169,7 +169,9 @@ class _Target:
     __slots__ = ("fix_ext", "out", "rel")
 
     def __init__(self, out: str, rel: str, fix_ext: bool) -> None:
-        self.out, self.rel, self.fix_ext = out, rel, fix_ext
+        self.out = out
+        self.rel = rel
+        self.fix_ext = fix_ext
 
     def final(self, kind: str | None) -> str:
         if self.fix_ext and kind:
@@ -210,13 +212,15 @@ class SyncWriter:
         if self._fd is None:
             write_whole(self.part, final, self._buf)
             return Stored(self.target.rel)
-        fd, self._fd = self._fd, None
+        fd = self._fd
+        self._fd = None
         finish(self.part, final, fd, self._buf)
         return Stored(self.target.rel)
 
     def abort(self) -> None:
         self._buf.clear()
-        fd, self._fd = self._fd, None
+        fd = self._fd
+        self._fd = None
         drop(self.part, fd)
 
 
@@ -278,8 +282,10 @@ class WriteBatch:
         self._scheduled = False
         if not self._pending or self._in_flight >= self.IN_FLIGHT:
             return
-        items, waiters = self._pending, self._waiters
-        self._pending, self._waiters = [], []
+        items = self._pending
+        waiters = self._waiters
+        self._pending = []
+        self._waiters = []
         self._in_flight += 1
         hop = asyncio.ensure_future(_write_many_async(items))
         hop.add_done_callback(lambda h: self._landed(h, waiters))
@@ -334,8 +340,11 @@ class AsyncWriter:
     async def _spill(self) -> None:
         """One hop appends what is gathered. A cancel waits for the hop (a write of a MiB or so), so
         that its descriptor is not lost: ``abort`` then closes it."""
-        pieces, fd = self._buf, self._fd
-        self._buf, self._size, self._fd = [], 0, None  # the hop owns the descriptor until it is back
+        pieces = self._buf
+        fd = self._fd
+        self._buf = []  # the hop owns the descriptor until it is back
+        self._size = 0
+        self._fd = None
         hop = asyncio.ensure_future(_spill_async(self.part, fd, pieces, self._hasher))
         try:
             self._fd = await asyncio.shield(hop)
@@ -357,7 +366,8 @@ class AsyncWriter:
             except asyncio.CancelledError:
                 await landing  # landed already: a cancel waits for the write (``Landing``)
             return Stored(self.target.rel)
-        fd, self._fd = self._fd, None
+        fd = self._fd
+        self._fd = None
         saving = asyncio.ensure_future(_finish_async(self.part, final, fd, self._buf, self._hasher))
         try:
             await asyncio.shield(saving)
@@ -367,7 +377,8 @@ class AsyncWriter:
 
     async def abort(self) -> None:
         self._buf.clear()
-        fd, self._fd = self._fd, None
+        fd = self._fd
+        self._fd = None
         await _drop_async(self.part, fd)
 
 
@@ -387,7 +398,9 @@ class FilesOutput:
     for a worker thread. Small bodies finishing together share one ``WriteBatch`` hop."""
 
     def __init__(self, out: Path, *, fix_ext: bool = False, chunk_size: int = 256 * 1024) -> None:
-        self.out, self.fix_ext, self.chunk_size = str(out), fix_ext, chunk_size
+        self.out = str(out)
+        self.fix_ext = fix_ext
+        self.chunk_size = chunk_size
         self._batch: WriteBatch | None = None
 
     def open(self, rel: str) -> AsyncWriter:

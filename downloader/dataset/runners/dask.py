@@ -116,7 +116,8 @@ def _drive(
     dd: ModuleType, client: Client, run: ShardRun, shards: Sequence[int], *, bar: Reporter, stats: Stats
 ) -> None:
     """Keep a bounded number of shards submitted until every one has finished or the run stops."""
-    token, todo = uuid.uuid4().hex[:8], iter(shards)
+    token = uuid.uuid4().hex[:8]
+    todo = iter(shards)
     pending: dict[Future[Stats], int] = {}
     try:
         while not stats.interrupted:
@@ -170,7 +171,9 @@ class _Interrupts(SignalScope):
 
     def __init__(self, stats: Stats, on_interrupt: OnInterrupt | None) -> None:
         super().__init__()
-        self.stats, self.on_interrupt, self.count = stats, on_interrupt, 0
+        self.stats = stats
+        self.on_interrupt = on_interrupt
+        self.count = 0
 
     def _handle(self, signum: int, frame: object) -> None:
         self.count += 1

@@ -65,7 +65,8 @@ def run_leased(run: ShardRun, shards: Sequence[int], ctx: RunnerContext) -> Stat
     ``shards``), claiming the next as the open ones drain (``lanes.overlapped``); this worker's statistics."""
     t = run.tracking
     assert t is not None
-    me, spec = worker_id(), run.spec
+    me = worker_id()
+    spec = run.spec
     stats = Stats(backend=spec.network.backend, concurrency=spec.limits.concurrency)
     mine = dataclasses.replace(run, tracking=dataclasses.replace(t, claimed=True))
     how = Overlap(spec, ctx.bar, ctx.on_interrupt)

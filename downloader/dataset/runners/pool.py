@@ -46,7 +46,8 @@ def _shard_worker(run: ShardRun, logs: Logs, channels: Channels) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     worker_logging(logs)
-    tally, spec = Tally(channels.progress), run.spec
+    tally = Tally(channels.progress)
+    spec = run.spec
 
     def make(k: int, lane: Lane) -> Stats:
         return process_shard(run, k, lane=lane)
@@ -63,7 +64,8 @@ def _shard_worker(run: ShardRun, logs: Logs, channels: Channels) -> None:
 
 def _workers(ctx: SpawnContext, run: ShardRun, procs: int, channels: Channels) -> list[SpawnProcess]:
     """``procs`` worker processes (not started), each with its share of ``-c``."""
-    spec, logs = run.spec, parent_logging()
+    spec = run.spec
+    logs = parent_logging()
     return [
         ctx.Process(
             target=_shard_worker,
