@@ -108,6 +108,7 @@ class Borrowed:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.name = backend.name
+        self._closing = closing(backend)  # the host's-last-URL hint passes through, as _WithImages passes it
 
     async def __aenter__(self) -> Self:
         return self
@@ -117,8 +118,12 @@ class Borrowed:
     ) -> None:
         return None
 
-    async def fetch(self, url: str, rel: str, deadline: Deadline | None = None) -> Fetched:
-        return await self.backend.fetch(url, rel, deadline)
+    async def fetch(
+        self, url: str, rel: str, deadline: Deadline | None = None, *, keep_alive: bool = True
+    ) -> Fetched:
+        if self._closing is None:
+            return await self.backend.fetch(url, rel, deadline)
+        return await self._closing.fetch(url, rel, deadline, keep_alive=keep_alive)
 
     async def read(self, url: str, limit: int) -> Page:
         assert isinstance(self.backend, PageReader)  # every backend of the registry reads pages
