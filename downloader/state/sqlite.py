@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,7 +40,7 @@ class SqliteState(SqlState):
         Path(self.where.path).parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.where.path, timeout=BUSY_S, isolation_level=None)
         db.execute(f"PRAGMA busy_timeout = {int(BUSY_S * 1000)}")
-        db.execute("PRAGMA journal_mode = WAL")
+        _write_ahead(db)
         db.execute("PRAGMA synchronous = NORMAL")
         self._db = db
 
@@ -92,3 +93,18 @@ class SqliteState(SqlState):
     async def _end(self, ok: bool) -> None:
         assert self._db is not None
         await self._call(self._db.commit if ok else self._db.rollback)
+
+
+def _write_ahead(db: sqlite3.Connection) -> None:
+    """Write-ahead logging, asked again while another process holds the new file: SQLite answers a
+    change of journal mode it cannot make at once with "database is locked" without calling the busy
+    handler (workers that start together all open the database at once)."""
+    deadline = time.monotonic() + BUSY_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
