@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from downloader.bench import (
+from downloader.cli import main
+from downloader.trials import (
     Run,
     Trial,
     fetch_command,
@@ -27,7 +28,6 @@ from downloader.bench import (
     summarise,
     sweep,
 )
-from downloader.cli import main
 
 
 def run(backend: str, c: int, files_per_s: float | None, repeat: int = 1, **changes: Any) -> Run:

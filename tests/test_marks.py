@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from downloader.dataset.files import plan_start, read_plan, write_plan
+from downloader.dataset.shardfiles import plan_start, read_plan, write_plan
 from downloader.inputs import Window, jobs_from_source, rows_and_marks
 from downloader.marks import Mark
 

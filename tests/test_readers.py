@@ -30,7 +30,7 @@ from PIL import Image
 
 from downloader.arrow import write_table
 from downloader.checks import sniff
-from downloader.dataset.files import key
+from downloader.dataset.shardfiles import key
 from downloader.manifest import COLUMNS
 from downloader.sources import make_job
 from downloader.writers.spool import key_of, member_name

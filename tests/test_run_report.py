@@ -14,12 +14,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from click.testing import CliRunner
 
-from downloader.bench import Run as BenchRun
-from downloader.bench import summarise, write_html
 from downloader.cli import main
 from downloader.report import build
 from downloader.report.collect import LogHistogram, Reservoir, TimeBuckets, Top
 from downloader.stages import images
+from downloader.trials import Run as BenchRun
+from downloader.trials import summarise, write_html
 from tests.helpers import Run, invoke, mixed_list, require
 from tests.helpers import fetch as fetch_cli
 

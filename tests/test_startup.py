@@ -14,7 +14,7 @@ print(json.dumps({"modules": sorted(sys.modules)}))
 """
 
 NOT_ON_A_PLAIN_RUN = (
-    "downloader.dataset.files",  # a dataset's machinery
+    "downloader.dataset.shardfiles",  # a dataset's machinery
     "downloader.dataset.shard",
     "downloader.dataset.runners.dask",
     "downloader.dataset.runners.leased",

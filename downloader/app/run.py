@@ -128,7 +128,7 @@ def _fetch_plain(spec: RunSpec, source: str, ui: Ui) -> Stats:
 def _not_over_shards(spec: RunSpec) -> None:
     """A run of files by digest over an OUT made in shards (by ``--dask``, ``--rank`` or ``--state``)
     would mix two layouts in one folder: the OUT is rerun as it was made."""
-    from ..dataset.files import PLAN, SHARDS
+    from ..dataset.shardfiles import PLAN, SHARDS
 
     if (spec.output.out / SHARDS / PLAN).is_file():
         raise UsageError(
@@ -154,8 +154,8 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
     """Plan the shards of ``source`` (or, for ``--retry-failed``, the list OUT's plan names) and make
     each final, in order on this process or on a pool of ``--procs``. A list in a store is read from a
     local copy; the plan names it by its URL, so a rerun finds it the same list."""
-    from ..dataset.files import SHARDS, read_plan
     from ..dataset.shard import check_sharded
+    from ..dataset.shardfiles import SHARDS, read_plan
 
     out = spec.output.out
     prepare_out(out)
@@ -171,11 +171,11 @@ def run_shards(spec: RunSpec, source: str | None, ui: Ui, *, retry: bool) -> Sta
 
 def _run_planned(spec: RunSpec, name: str, source: str, ui: Ui, retry: bool) -> Stats:
     """The shards of the list ``name`` (read from ``source``, a local path) planned, then made."""
-    from ..dataset.files import PLAN, SHARDS, write_plan
     from ..dataset.remote import push_record
     from ..dataset.runners import RunnerContext, runner, runner_name
     from ..dataset.runners.leased import start_tracking
     from ..dataset.shard import ShardRun
+    from ..dataset.shardfiles import PLAN, SHARDS, write_plan
 
     out = spec.output.out
     i = spec.input
@@ -201,7 +201,7 @@ def _run_planned(spec: RunSpec, name: str, source: str, ui: Ui, retry: bool) -> 
 
 def retry_failed(spec: RunSpec, ui: Ui, explicit: Collection[str] = ()) -> Stats:
     """Fetch again each URL whose latest row in OUT's manifest failed, named as OUT's first run named."""
-    from ..dataset.files import PLAN, SHARDS
+    from ..dataset.shardfiles import PLAN, SHARDS
 
     if spec.output.store is not None:
         from ..dataset.remote import pull_records

@@ -1,5 +1,5 @@
 """``downloader bench``: backends, concurrencies (and image executors) compared, each run a fresh
-``downloader fetch`` process; the work is ``downloader.bench``'s, loaded only when the command runs (it
+``downloader fetch`` process; the work is ``downloader.trials``'s, loaded only when the command runs (it
 starts the demo origin), and this module prints what it returns."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .options import guarded
 from .sections import Command
 
 if TYPE_CHECKING:  # the bench loads only when the command runs: --help and fetch stay fast
-    from ..bench import Run, Trial
+    from ..trials import Run, Trial
 
 
 @click.command(cls=Command)
@@ -126,7 +126,7 @@ def bench(**options: Any) -> None:
       downloader bench --demo -n 200 --backends aiohttp -c 32 --image-executors process,thread,inline \\
           --fetch-args "--image-size 256 --resize-mode border --encode-format jpg"
     """
-    from ..bench import parse_backends, parse_concurrencies, plan, sweep
+    from ..trials import parse_backends, parse_concurrencies, plan, sweep
 
     a = BenchArgs(**options)
     if (a.list_file is None) != a.demo:
@@ -180,7 +180,7 @@ def _announce(runs: int, demo: bool, count: int, latency: float, list_file: Path
 
 def _bench_images(executors: str | None, fetch_args: str) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
     """The extra fetch options and the image executors to compare (``(None,)``: not compared)."""
-    from ..bench import parse_executors, parse_fetch_args
+    from ..trials import parse_executors, parse_fetch_args
 
     extra = parse_fetch_args(fetch_args)
     if executors is None:
@@ -194,7 +194,7 @@ def _bench_images(executors: str | None, fetch_args: str) -> tuple[tuple[str, ..
 
 
 def _check_plot(plot_path: Path | None) -> None:
-    from ..bench import check_plot
+    from ..trials import check_plot
 
     if plot_path is not None:
         try:
@@ -209,7 +209,7 @@ def _bench_runs(a: BenchArgs, trials: Sequence[Trial], extra: tuple[str, ...]) -
     import signal
     import threading
 
-    from ..bench import format_run, list_source, local_env, run_all
+    from ..trials import format_run, list_source, local_env, run_all
 
     runs = []
     main_thread = threading.current_thread() is threading.main_thread()
@@ -228,7 +228,7 @@ def _bench_runs(a: BenchArgs, trials: Sequence[Trial], extra: tuple[str, ...]) -
 
 def _bench_outputs(runs: list[Run], settings: dict[str, object], a: BenchArgs) -> None:
     """The table of medians on stdout; the JSON, the chart and the page when asked for."""
-    from ..bench import format_table, plot, summarise, write_html, write_json
+    from ..trials import format_table, plot, summarise, write_html, write_json
 
     rows = summarise(runs)
     click.echo(format_table(rows))

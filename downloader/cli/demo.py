@@ -67,7 +67,7 @@ def demo(count: int, latency: float, files: bool, **params: Any) -> None:
 
     settings = split_params(params)
     if not files:
-        from ..demo import dataset_demo
+        from ..showcase import dataset_demo
 
         ui = make_ui(params["quiet"], params["progress"], params["progress_interval"])
         made = dataset_demo(settings, explicit_settings(), count, latency, ui)

@@ -30,7 +30,7 @@ def failures(out: Path, kinds: tuple[str, ...], as_json: bool, debug: bool) -> N
     """
     import json
 
-    from ..dataset.files import run_manifests
+    from ..dataset.shardfiles import run_manifests
     from ..manifest import failed_rows
 
     manifests = run_manifests(out)

@@ -28,7 +28,8 @@ from ..spec import RunSpec
 from ..state import Archived
 from ..writers.spool import Spool, SpoolOutput, key_of
 from ..writers.tar import TarAppender
-from .files import (
+from .lanes import Lane
+from .shardfiles import (
     CONTENT,
     SHARDS,
     Found,
@@ -43,7 +44,6 @@ from .files import (
     samples,
     source_name,
 )
-from .lanes import Lane
 from .tracking import Tracking, tracked
 
 

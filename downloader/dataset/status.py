@@ -12,7 +12,7 @@ from ..errors import UsageError
 from ..runfile import read, run_id
 from ..state import Lease, RunStatus
 from ..state.local import STATE_FILE, default_url
-from .files import ShardFiles, read_plan
+from .shardfiles import ShardFiles, read_plan
 from .statedb import StateThread
 from .tracking import recorded
 

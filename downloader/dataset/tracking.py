@@ -25,7 +25,7 @@ from ..manifest import read_manifest
 from ..models import Job, Stats
 from ..names import normalise
 from ..state import Archived, StateError
-from .files import SHARDS, ShardFiles, exclusive, key
+from .shardfiles import SHARDS, ShardFiles, exclusive, key
 from .statedb import Heartbeat, StateThread, worker_id
 
 log = logging.getLogger(__name__)

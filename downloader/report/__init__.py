@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import runfile
-from ..dataset.files import run_manifests
+from ..dataset.shardfiles import run_manifests
 from ..errors import UsageError
 from ..manifest import MANIFEST, PART_GLOB, STATS, read_manifests
 from . import page

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from ..errors import StoreError, UsageError
 from .base import Store
 from .blocking import BlockingStore
-from .local import LocalStore
+from .folder import LocalStore
 
 __all__ = [
     "BlockingStore",

@@ -1,6 +1,6 @@
 """The output of a dataset shard while it runs: each complete sample is appended to the shard's spool
 (a tar, ``writers.tar.TarAppender``) at commit, as ``KEY.EXT``. Nothing else is written per sample; the
-shard's final tar or Parquet is made from the spool when every row is done (``dataset.files.finish``).
+shard's final tar or Parquet is made from the spool when every row is done (``dataset.shardfiles.finish``).
 
 A sample is buffered until commit (a shard's samples go to one file, so no two may interleave), and
 an aborted one leaves nothing. A member is always ``KEY.EXT`` (``member_name``): the key up to its first

@@ -33,7 +33,7 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "leased": ("downloader.dataset.runners.leased", "run_leased"),
     "dask": ("downloader.dataset.runners.dask", "run_dask"),
     "pool": ("downloader.dataset.runners.pool", "run_pool"),
-    "local": ("downloader.dataset.runners.local", "run_local"),
+    "local": ("downloader.dataset.runners.serial", "run_local"),
 }
 
 

@@ -21,9 +21,9 @@ from ...runfile import read, run_id
 from ...spec import NO_STATE, RunSpec
 from ...state import StateError
 from ...state.local import default_url
-from ..files import exclusive
 from ..lanes import Lane, Overlap, overlapped
 from ..shard import ShardRun, process_shard
+from ..shardfiles import exclusive
 from ..statedb import StateThread, gone, worker_id
 from ..tracking import Tracking
 from . import RunnerContext

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .app.run import Ui, fetch_list
-from .bench import demo_list
 from .errors import UsageError
 from .models import Stats
 from .report import build
 from .spec import RunSpec
 from .stages.images import INSTALL_HINT, available
+from .trials import demo_list
 
 DATASET: dict[str, object] = {"output_format": "webdataset", "shard_size": 100}
 IMAGES: dict[str, object] = {"image_size": 64, "resize_mode": "center_crop", "encode_format": "jpg"}
