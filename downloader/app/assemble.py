@@ -51,14 +51,33 @@ def build_output(spec: RunSpec, stage: Stage | None = None, base: Output | None 
     return files if stage is None else StagedOutput(files, stage)
 
 
-class _WithImages:
+class _Forwarding:
+    """A backend in front of another: its fetches and page reads go to the inner one, the host's-last-URL
+    hint (``keep_alive``) with them when the inner backend takes it."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self._closing = closing(backend)
+
+    async def fetch(
+        self, url: str, rel: str, deadline: Deadline | None = None, *, keep_alive: bool = True
+    ) -> Fetched:
+        if self._closing is None:
+            return await self.backend.fetch(url, rel, deadline)
+        return await self._closing.fetch(url, rel, deadline, keep_alive=keep_alive)
+
+    async def read(self, url: str, limit: int) -> Page:
+        assert isinstance(self.backend, PageReader)  # every backend of the registry reads pages
+        return await self.backend.read(url, limit)
+
+
+class _WithImages(_Forwarding):
     """The backend of a run with image options: the image pool starts and ends with it."""
 
     def __init__(self, backend: Backend, stage: ImageStage) -> None:
-        self.backend = backend
+        super().__init__(backend)
         self.stage = stage
-        self.name = backend.name
-        self._closing = closing(backend)  # every backend of the registry takes the hint
 
     async def __aenter__(self) -> Self:
         await asyncio.to_thread(self.stage.start)
@@ -77,17 +96,6 @@ class _WithImages:
         finally:
             await asyncio.to_thread(self.stage.close)
 
-    async def fetch(
-        self, url: str, rel: str, deadline: Deadline | None = None, *, keep_alive: bool = True
-    ) -> Fetched:
-        if self._closing is None:
-            return await self.backend.fetch(url, rel, deadline)
-        return await self._closing.fetch(url, rel, deadline, keep_alive=keep_alive)
-
-    async def read(self, url: str, limit: int) -> Page:
-        assert isinstance(self.backend, PageReader)  # every backend of the registry reads pages
-        return await self.backend.read(url, limit)
-
 
 def build_backend(spec: RunSpec, output: Output | None = None) -> Backend:
     """The backend the spec names, writing to ``output`` (or files in OUT), behind the image stage when
@@ -101,14 +109,9 @@ def build_backend(spec: RunSpec, output: Output | None = None) -> Backend:
     return create_backend(spec.transport(), build_output(spec, None, output))
 
 
-class Borrowed:
+class Borrowed(_Forwarding):
     """A backend lent to an engine by whoever opened it (the open shards of a dataset process share
     one session): ``async with`` neither opens nor closes it."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.name = backend.name
-        self._closing = closing(backend)  # the host's-last-URL hint passes through, as _WithImages passes it
 
     async def __aenter__(self) -> Self:
         return self
@@ -117,17 +120,6 @@ class Borrowed:
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
         return None
-
-    async def fetch(
-        self, url: str, rel: str, deadline: Deadline | None = None, *, keep_alive: bool = True
-    ) -> Fetched:
-        if self._closing is None:
-            return await self.backend.fetch(url, rel, deadline)
-        return await self._closing.fetch(url, rel, deadline, keep_alive=keep_alive)
-
-    async def read(self, url: str, limit: int) -> Page:
-        assert isinstance(self.backend, PageReader)  # every backend of the registry reads pages
-        return await self.backend.read(url, limit)
 
 
 def build_engine(
