@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from downloader.engine.hosts import Hosts, limiter
+from downloader.engine.hosts import Hosts, Returning, limiter
 from downloader.errors import ConnectError, HostDown, ServerError
 from downloader.sources import make_job
 
@@ -174,15 +174,31 @@ async def test_admit_waits_for_the_overall_rate() -> None:
     assert 0.2 <= time.monotonic() - t0 < 2  # 20 at once, then five more at 20 per second
 
 
-def test_more_is_false_only_for_a_hosts_last_job_for_now() -> None:
-    """``more``: another job of the host queued or running beside the one asking (which is running)."""
+def test_a_hosts_last_job_for_now_keeps_no_connection() -> None:
+    """``keep_connection``: another job of the host queued or running beside the one asking (which is
+    running); with no recent window, nothing else counts."""
     hosts = Hosts(4)
     fill(hosts, {"a": 2, "b": 1})
-    assert hosts.more("a") and hosts.more("b")  # queued, not yet started: nothing of theirs is last
+    assert hosts.keep_connection("a") and hosts.keep_connection("b")  # queued, not yet started
     taken = [hosts.next_job(n) for n in range(3)]
     assert [c[0] for c in taken if c is not None] == ["a", "b", "a"]
-    assert hosts.more("a")  # two of a's run at once: neither is its last
-    assert not hosts.more("b")  # b's only job runs alone with nothing queued
+    assert hosts.keep_connection("a")  # two of a's run at once: neither is its last
+    assert not hosts.keep_connection("b")  # b's only job runs alone with nothing queued
     hosts.finished("a")
-    assert not hosts.more("a")  # the last of a burst
-    assert not hosts.more("unknown")
+    assert not hosts.keep_connection("a")  # the last of a burst
+    assert not hosts.keep_connection("unknown")
+
+
+def test_a_host_that_came_back_within_the_window_keeps_its_connection() -> None:
+    """Nothing queued, but an attempt of the host started within ``recent`` seconds: kept. Its first
+    visit, and a return after the window, are not; the hosts remembered are those of one window."""
+    returning = Returning(1.0)
+    assert not returning.came_back("a", 100.0)  # first seen
+    assert returning.came_back("a", 100.5)
+    assert not returning.came_back("b", 100.6)
+    assert not returning.came_back("a", 101.6)  # 1.1 s after its last start
+    assert not returning.came_back("c", 102.7)  # a and b expire from the front
+    assert len(returning) == 1
+    hosts = Hosts(4, recent=60.0)
+    assert not hosts.keep_connection("a")
+    assert hosts.keep_connection("a")

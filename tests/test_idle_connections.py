@@ -1,6 +1,6 @@
 """Idle pooled connections: kept ``--idle-timeout`` seconds at most, and none kept for a host with nothing
-more queued or in flight: what bounds a run's memory on a list of many hosts (docs/performance.md, "Memory
-at web scale"). Loopback servers count the connections."""
+more queued or in flight that did not come back lately: what bounds a run's memory on a list of many hosts
+(docs/performance.md, "Memory at web scale"). Loopback servers count the connections."""
 
 from __future__ import annotations
 
@@ -100,6 +100,24 @@ async def test_a_host_with_nothing_more_queued_keeps_no_connection(
     assert {r["status"] for r in run.rows} == {"ok"}
     assert len(seen) == 5
     assert seen_by_probe == [0]
+
+
+async def test_a_host_that_comes_back_soon_keeps_its_connection(
+    aiohttp_server: AiohttpServer, fetch: Fetch
+) -> None:
+    """Two hosts taking turns, one URL at a time, read ahead no further than the next: nothing of A is
+    queued when its URL starts, but from its second visit on it came back within a fifth of
+    ``--idle-timeout``, so its connection is kept and the third visit reuses it. Its first visit's
+    connection is closed (a host seen once is not worth a connection idling)."""
+    seen: list[asyncio.BaseTransport] = []
+    a: TestServer = await aiohttp_server(counted(seen))
+    b: TestServer = await aiohttp_server(counted(seen))
+    urls = [str(server.make_url(f"/a.jpg?{i}")) for i in range(3) for server in (a, b)]
+    run = await fetch(urls, concurrency=1, lookahead=0, idle_timeout=60.0)
+    assert {r["status"] for r in run.rows} == {"ok"}
+    first, second, third = a.app[PEERS]
+    assert first != second  # the first visit closed its connection
+    assert second == third  # the second kept it: A came back within 12 s
 
 
 async def test_many_urls_of_one_host_still_share_connections(

@@ -131,10 +131,10 @@ class Attempts:
         return fetched
 
     def _send(self, job: Job, deadline: Deadline) -> Awaitable[Fetched]:
-        """The backend's fetch, told when nothing else of the host is queued or in flight, so that its
-        connection is closed rather than left idle (memory flat in the hosts seen). Asked as the attempt
-        starts, when the pump has read ahead past the slot it took."""
-        if self._closing is None or self._hosts.more(job.host):
+        """The backend's fetch, told when nothing else of the host is queued or in flight and the host
+        did not come back lately, so that its connection is closed rather than left idle (memory flat in
+        the hosts seen). Asked as the attempt starts, when the pump has read ahead past the slot it took."""
+        if self._closing is None or self._hosts.keep_connection(job.host):
             return self.backend.fetch(job.key, job.path, deadline)
         return self._closing.fetch(job.key, job.path, deadline, keep_alive=False)
 

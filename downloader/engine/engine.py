@@ -33,6 +33,10 @@ __all__ = ["Engine", "OnDone"]
 
 log = logging.getLogger("downloader")
 
+RETURN_SHARE = 0.2
+"""The share of ``--idle-timeout`` within which a host's attempts must follow each other for its connection
+to be kept when nothing of it is queued (1 s of the default 5: on web-shaped lists it keeps the hosts that
+carry most URLs, and closes those seen once or rarely; docs/performance.md, "A host that comes back")."""
 INTERRUPTED = "interrupted while downloading; nothing of it was kept"
 
 
@@ -65,6 +69,7 @@ class Engine:
             host_down_after=self.limits.host_down_after,
             rate=self.limits.rate,
             rate_per_host=self.limits.rate_per_host,
+            recent=spec.timeouts.idle_timeout * RETURN_SHARE,
         )
         self._ledger = Ledger(spec, self.stats)
         self._results = Results(spec, self.stats, self.on_done, manifest=manifest, stats_file=stats_file)

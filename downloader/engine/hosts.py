@@ -1,14 +1,16 @@
 """Per-host bookkeeping: which queued job goes next, and what the engine remembers about each host.
 
 The engine reads a bounded window of jobs ahead of its free slots (``lookahead``) and queues them by
-host:port. When a slot frees, ``next_job`` hands out a job from the next host, in turn, that may start
-now: under ``--per-host``, under its fair share of the slots (so one slow host cannot hold them all while
-other hosts wait), not backing off after a 429/503, and with request-rate capacity. A host that failed to
-connect too often in a row is marked down and its queued jobs come back as ``host_down`` at once.
+host:port. When a slot frees, ``next_job`` hands out a job from the next host, in turn, that may start now:
+under ``--per-host``, under its fair share of the slots (so one slow host cannot hold them all while other
+hosts wait), not backing off after a 429/503, and with request-rate capacity. A host that failed to connect
+too often in a row is marked down and its queued jobs come back as ``host_down`` at once.
 
 State for a host exists only while it has queued or running jobs, or misbehaved, so memory follows the
-window, not the list. aiolimiter supplies the request-rate buckets (a leaky bucket with ``has_capacity``,
-so the scheduler can look without waiting).
+window, not the list; the hosts whose attempts started within the last ``recent`` seconds are remembered
+too (``Returning``), so a host that comes back often keeps its connection between visits. aiolimiter
+supplies the request-rate buckets (a leaky bucket with ``has_capacity``, so the scheduler can look without
+waiting).
 """
 
 from __future__ import annotations
@@ -50,6 +52,35 @@ class Host:
         )
 
 
+class Returning:
+    """When each host's latest attempt started, for those within the last ``window`` seconds, oldest first
+    (a dict keeps insertion order, so the expired ones are cut from its front): at most the hosts started
+    in one window, however many the list names."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._started: dict[str, float] = {}
+
+    def came_back(self, name: str, now: float) -> bool:
+        """Note an attempt of ``name`` starting ``now``; whether its previous one started within the
+        window (a host that came back that soon is likely to again before its connection ages out)."""
+        if self.window <= 0:
+            return False
+        started = self._started
+        previous = started.pop(name, None)
+        started[name] = now
+        horizon = now - self.window
+        while True:  # the expired ones, from the front: a step or two a call
+            oldest = next(iter(started))  # never empty: ``name`` is in it, and young
+            if started[oldest] > horizon:
+                break
+            del started[oldest]
+        return previous is not None and previous > horizon
+
+    def __len__(self) -> int:
+        return len(self._started)
+
+
 class Hosts:
     def __init__(
         self,
@@ -59,6 +90,7 @@ class Hosts:
         host_down_after: int = 0,
         rate: float = 0.0,
         rate_per_host: float = 0.0,
+        recent: float = 0.0,
         running: dict[str, int] | None = None,
     ) -> None:
         self.concurrency = concurrency
@@ -76,6 +108,7 @@ class Hosts:
         self.newly_down: list[str] = []
         """Down hosts whose queued jobs are still to be failed (``down_jobs``); empty nearly always."""
         self.queued = 0
+        self.returning = Returning(recent)
 
     def _host(self, name: str) -> Host:
         host = self._hosts.get(name)
@@ -161,11 +194,13 @@ class Hosts:
                 yield host.queue.popleft()
             self._forget_if_idle(name)
 
-    def more(self, name: str) -> bool:
-        """Whether ``name`` has another job queued in the read-ahead window or running beside the one
-        asking: if not, that one is its last for now and its connection need not be kept."""
+    def keep_connection(self, name: str) -> bool:
+        """Asked as an attempt of ``name`` starts: whether its connection is worth keeping afterwards,
+        as ``name`` has another job queued in the read-ahead window or running beside this one, or came
+        back within ``recent`` seconds. If not, its connection is closed rather than left idle."""
+        came_back = self.returning.came_back(name, time.monotonic())
         host = self._hosts.get(name)
-        return host is not None and (bool(host.queue) or host.running > 1)
+        return came_back or (host is not None and (bool(host.queue) or host.running > 1))
 
     def finished(self, name: str) -> None:
         host = self._host(name)
