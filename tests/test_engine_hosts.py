@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from downloader.engine.hosts import Hosts, Returning, limiter
 from downloader.errors import ConnectError, HostDown, ServerError
@@ -202,3 +204,23 @@ def test_a_host_that_came_back_within_the_window_keeps_its_connection() -> None:
     hosts = Hosts(4, recent=60.0)
     assert not hosts.keep_connection("a")
     assert hosts.keep_connection("a")
+
+
+@given(
+    window=st.floats(min_value=0.0, max_value=10.0),
+    visits=st.lists(st.tuples(st.text(max_size=8), st.floats(min_value=0.0, max_value=3.0)), max_size=60),
+)
+def test_returning_matches_its_definition_and_forgets_the_old(
+    window: float, visits: list[tuple[str, float]]
+) -> None:
+    """Any names at any pace: ``came_back`` is true exactly when the name's previous start is within the
+    window, and what is remembered is never older than the window (nothing outlives it)."""
+    returning = Returning(window)
+    last: dict[str, float] = {}
+    now = 0.0
+    for name, step in visits:
+        now += step
+        expected = window > 0 and name in last and last[name] > now - window
+        assert returning.came_back(name, now) == expected
+        last[name] = now
+        assert len(returning) == sum(at > now - window for at in last.values())

@@ -70,8 +70,8 @@ class Returning:
         previous = started.pop(name, None)
         started[name] = now
         horizon = now - self.window
-        while True:  # the expired ones, from the front: a step or two a call
-            oldest = next(iter(started))  # never empty: ``name`` is in it, and young
+        while started:  # the expired ones, from the front: a step or two a call
+            oldest = next(iter(started))  # ``name`` too, under a window below the clock's resolution
             if started[oldest] > horizon:
                 break
             del started[oldest]
