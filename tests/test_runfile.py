@@ -60,8 +60,9 @@ def test_what_is_recorded() -> None:
     assert recorded_settings() == [
         "names", "layout", "fix_ext", "url_column", "keep_columns", "name_column", "accept",
         "disallowed_header_directives", "robots_txt", "verify", "max_pixels", "image_size", "resize_mode",
-        "resize_only_if_bigger", "encode_format", "encode_quality", "skip_reencode", "min_image_size",
-        "max_image_area", "max_aspect_ratio", "output_format", "shard_size", "caption_column", "dedup",
+        "resize_only_if_bigger", "downscale_interpolation", "encode_format", "encode_quality",
+        "skip_reencode", "min_image_size", "max_image_area", "max_aspect_ratio", "output_format",
+        "shard_size", "caption_column", "dedup",
     ]  # fmt: skip
 
 
