@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+import unicodedata
 from pathlib import Path
 
 from aiohttp.test_utils import TestServer
+from hypothesis import given
+from hypothesis import strategies as st
 
 from downloader.app.progress import LinesReporter, Silent, TqdmReporter, reporter_for
-from downloader.app.summary import summary
+from downloader.app.summary import one_line, summary
 from downloader.models import Result, Stats, Status
 from tests.helpers import invoke, manifest_rows, write_list
 
@@ -88,6 +91,32 @@ async def test_failures_are_shown_listed_and_logged(origin: TestServer, tmp_path
     ]
     only = await asyncio.to_thread(invoke, "failures", str(out), "--kind", "invalid_url", "--json")
     assert '"url": "not a url"' in only.output and gone not in only.output
+
+
+async def test_a_failed_url_with_a_line_break_stays_one_line(origin: TestServer, tmp_path: Path) -> None:
+    """A quote left open in a CSV swallows the next line into the URL: the summary and ``failures`` show
+    it on one line, its control characters escaped, so the tab-separated rows stay three fields each."""
+    good = str(origin.make_url("/img/1/image-00.jpg"))
+    lst = tmp_path / "urls.csv"
+    lst.write_text(f'url,caption\n"unterminated,quote\n{good},a cat\n')
+    out = tmp_path / "out"
+    res = await asyncio.to_thread(invoke, "fetch", str(lst), "-o", str(out))
+    assert res.exit_code == 1
+    said = "line 2 has 1 field but the header has 2"  # the quote runs to the end of the file
+    assert f"  unterminated,quote\\n{good},a cat\\n  invalid_input: {said}" in res.output
+    listed = await asyncio.to_thread(invoke, "failures", str(out))
+    assert listed.output.splitlines() == [f"unterminated,quote\\n{good},a cat\\n\tinvalid_input\t{said}"]
+
+
+@given(url=st.text(max_size=30), sentence=st.text(max_size=30))
+def test_the_summary_gives_each_failure_one_line(url: str, sentence: str) -> None:
+    stats = Stats(backend="aiohttp", concurrency=4, wall_s=1.0)
+    stats.add(Result(url, 1, Status.FAILED, kind="http_4xx", error=sentence))
+    """Any URL and sentence: the failure is the summary's last line, with no control character in it."""
+    lines = summary(stats, None).splitlines()
+    assert lines[-2] == "failures:" and lines[-1].startswith("  ")
+    assert not [c for c in lines[-1] if unicodedata.category(c) == "Cc"]
+    assert "\n" not in one_line(url) and "\t" not in one_line(sentence)
 
 
 async def test_quiet_shows_nothing_but_errors(origin: TestServer, tmp_path: Path) -> None:

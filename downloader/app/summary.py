@@ -84,11 +84,22 @@ def _first_failures(stats: Stats, out: str | None) -> str:
     total = stats.failed + stats.invalid
     text = "\nfirst failures:" if total > len(shown) else "\nfailures:"
     for url, kind, sentence in shown:
-        text += f"\n  {_clip(url, 80)}  {kind}: {_clip(sentence, 100)}"
+        text += f"\n  {_clip(one_line(url), 80)}  {kind}: {_clip(one_line(sentence), 100)}"
     if out is not None:
         more = f"all {total:,}" if total > len(shown) else "them again"
         text += f"\nto list {more}: downloader failures {out}"
     return text
+
+
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {9: "\\t", 10: "\\n", 13: "\\r"}
+_ESCAPES |= {0x2028: "\\u2028", 0x2029: "\\u2029"}  # line and paragraph separators: lines to splitlines()
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters and line separators escaped (``\\n``, ``\\t``, ``\\x00``,
+    ``\\u2028``): a failed URL or a sentence from a bad list (a quote left open in a CSV swallows the next
+    line into the URL) stays one line of the summary, and one field of ``downloader failures``' rows."""
+    return text.translate(_ESCAPES)
 
 
 def _clip(text: str, width: int) -> str:

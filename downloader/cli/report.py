@@ -30,6 +30,7 @@ def failures(out: Path, kinds: tuple[str, ...], as_json: bool, debug: bool) -> N
     """
     import json
 
+    from ..app.summary import one_line
     from ..dataset.shardfiles import run_manifests
     from ..manifest import failed_rows
 
@@ -42,7 +43,7 @@ def failures(out: Path, kinds: tuple[str, ...], as_json: bool, debug: bool) -> N
         if as_json:
             click.echo(json.dumps(row, ensure_ascii=False))
         else:
-            click.echo(f"{row['url']}\t{row.get('kind')}\t{row.get('error') or ''}")
+            click.echo(f"{one_line(row['url'])}\t{row.get('kind')}\t{one_line(row.get('error') or '')}")
 
 
 @click.command(cls=Command)
