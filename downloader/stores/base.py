@@ -51,11 +51,14 @@ class Store(Protocol):
 
     async def aclose(self) -> None: ...
 
-    async def __aenter__(self) -> Self: ...
+    async def __aenter__(self) -> Self:
+        return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
+    ) -> None:
+        """A store that subclasses ``Store`` is closed on leaving ``async with``."""
+        await self.aclose()
 
 
 def check_key(key: str) -> str:

@@ -11,11 +11,9 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from ..errors import StoreError
-from .base import Keys, check_key, unstoppable
+from .base import Keys, Store, check_key, unstoppable
 
 PART = ".part"
 STOPS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
@@ -94,7 +92,7 @@ async def _in_thread(local: Path, final: Path, consume: bool) -> None:
         raise
 
 
-class LocalStore:
+class LocalStore(Store):
     """The folder ``root`` (made on the first write)."""
 
     def __init__(self, root: Path) -> None:
@@ -148,11 +146,3 @@ class LocalStore:
 
     async def aclose(self) -> None:
         return None
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()

@@ -16,11 +16,10 @@ import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from ..errors import StoreError, UsageError
-from .base import check_key, join, unstoppable
+from .base import Store, check_key, join, unstoppable
 
 MB = 1 << 20
 MAX_PARTS = 10_000
@@ -67,7 +66,7 @@ def _split(url: str) -> tuple[str, str]:
     return bucket, f"{prefix}/" if prefix else ""
 
 
-class S3Store:
+class S3Store(Store):
     """The objects under ``s3://bucket/prefix``; one aiobotocore client, made on first use and bound to
     the event loop that made it (``aclose`` it on that loop)."""
 
@@ -226,11 +225,3 @@ class S3Store:
     async def aclose(self) -> None:
         self._client = None
         await self._stack.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
