@@ -11,6 +11,8 @@ import io
 import json
 import os
 import shutil
+import socket
+import ssl
 import sys
 import tarfile
 from collections.abc import Awaitable, Callable
@@ -71,6 +73,36 @@ class Run:
             for p in self.out.rglob("*")
             if p.is_file() and p.name not in ("manifest.jsonl", "stats.json", "run.json")
         )
+
+
+PUBLIC, PRIVATE = "127.0.0.2", "127.0.0.1"
+"""A "public" address and a private one, both on loopback: what the address policy's tests tell apart."""
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether ``port`` can be bound on ``host``, asked with a socket of our own: aiohttp's test server
+    leaves its socket open when the bind fails (an unclosed-socket warning, an error here)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+async def public_and_private(
+    serve: AiohttpServer, app: Callable[[], Any], context: ssl.SSLContext | None = None
+) -> tuple[TestServer, TestServer]:
+    """A "public" origin on 127.0.0.2 and a "private" one on 127.0.0.1, on one port (a name that
+    answers first one address, then the other, reaches the same port on both)."""
+    for _ in range(20):
+        public = await serve(app(), host=PUBLIC, ssl=context)
+        assert public.port is not None
+        if port_free(PRIVATE, public.port):
+            return public, await serve(app(), host=PRIVATE, port=public.port, ssl=context)
+        await public.close()
+    raise OSError("no port free on both 127.0.0.1 and 127.0.0.2")
 
 
 def manifest_rows(out: Path) -> list[dict[str, Any]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,9 @@ from click.testing import CliRunner
 from downloader.cli import main
 from tests.dnsserver import DNSServer, Name
 from tests.faults import JPEG
-from tests.helpers import AiohttpServer, Run
+from tests.helpers import PRIVATE, PUBLIC, AiohttpServer, Run, public_and_private
 
 Fetch = Callable[..., Awaitable[Run]]
-PUBLIC, PRIVATE = "127.0.0.2", "127.0.0.1"
 HITS: web.AppKey[collections.Counter[str]] = web.AppKey("hits", collections.Counter)
 SEEN: web.AppKey[dict[str, dict[str, str]]] = web.AppKey("seen", dict)
 
@@ -61,25 +59,7 @@ def small_app() -> web.Application:
 @pytest.fixture
 async def origins(aiohttp_server: AiohttpServer) -> tuple[TestServer, TestServer]:
     """A "public" origin on 127.0.0.2 and a "private" one on 127.0.0.1, on one port."""
-    for _ in range(20):
-        public = await aiohttp_server(small_app(), host=PUBLIC)
-        assert public.port is not None
-        if port_free(PRIVATE, public.port):
-            return public, await aiohttp_server(small_app(), host=PRIVATE, port=public.port)
-        await public.close()
-    raise OSError("no port free on both 127.0.0.1 and 127.0.0.2")
-
-
-def port_free(host: str, port: int) -> bool:
-    """Whether ``port`` can be bound on ``host``, asked with a socket of our own: aiohttp's test server
-    leaves its socket open when the bind fails (an unclosed-socket warning, an error here)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+    return await public_and_private(aiohttp_server, small_app)
 
 
 @pytest.fixture

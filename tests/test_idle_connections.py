@@ -25,11 +25,14 @@ AGED = {"reqwest", "aiohttp", "curl"}
 bounded in number instead (pools, and connections a pool)."""
 
 
-def app(wait: float) -> web.Application:
-    """``/a.jpg`` after ``wait`` seconds; records the client port of each request's connection."""
+def counted(seen: list[asyncio.BaseTransport], wait: float = 0.0) -> web.Application:
+    """``/a.jpg``, noting each request's connection in ``seen`` (shared by several servers) and its
+    client port in ``PEERS``; after ``wait`` seconds."""
 
     async def img(request: web.Request) -> web.Response:
-        peer = request.transport.get_extra_info("peername") if request.transport else None
+        assert request.transport is not None
+        seen.append(request.transport)
+        peer = request.transport.get_extra_info("peername")
         request.app[PEERS].append(peer[1] if peer else -1)
         await asyncio.sleep(wait)
         return web.Response(body=JPEG, content_type="image/jpeg")
@@ -47,8 +50,8 @@ async def test_a_connection_idle_past_its_age_is_not_reused(
     the second request to A comes on a new connection; a fast sequence reuses it."""
     if backend not in AGED:
         pytest.skip(f"{backend}: urllib3's pools are bounded in number, not in age")
-    fast: TestServer = await aiohttp_server(app(0.0))
-    slow: TestServer = await aiohttp_server(app(IDLE + 1.5))
+    fast: TestServer = await aiohttp_server(counted([]))
+    slow: TestServer = await aiohttp_server(counted([], IDLE + 1.5))
     urls = [str(fast.make_url("/a.jpg?1")), str(slow.make_url("/a.jpg")), str(fast.make_url("/a.jpg?2"))]
     run = await fetch(urls, concurrency=1, idle_timeout=IDLE)
     assert {r["status"] for r in run.rows} == {"ok"}
@@ -58,24 +61,6 @@ async def test_a_connection_idle_past_its_age_is_not_reused(
     again = await fetch(later, concurrency=1, idle_timeout=IDLE)
     assert {r["status"] for r in again.rows} == {"ok"}
     assert len(set(fast.app[PEERS][2:])) == 1  # young connections are reused as before
-
-
-def counted(seen: list[asyncio.BaseTransport], wait: float = 0.0) -> web.Application:
-    """``/a.jpg``, noting each request's connection in ``seen`` (shared by several servers) and its
-    client port in ``PEERS``; after ``wait`` seconds."""
-
-    async def img(request: web.Request) -> web.Response:
-        assert request.transport is not None
-        seen.append(request.transport)
-        peer = request.transport.get_extra_info("peername")
-        request.app[PEERS].append(peer[1] if peer else -1)
-        await asyncio.sleep(wait)
-        return web.Response(body=JPEG, content_type="image/jpeg")
-
-    application = web.Application()
-    application[PEERS] = []
-    application.router.add_get("/a.jpg", img)
-    return application
 
 
 async def test_a_host_with_nothing_more_queued_keeps_no_connection(

@@ -115,17 +115,7 @@ OWNERS = {
     "requests": {"backends.sync"},
     "urllib3": {"backends.sync"},
     "aiofiles": {"writers.files"},
-    "click": {
-        "cli",
-        "cli.sections",
-        "cli.options",
-        "cli.ui",
-        "cli.state",
-        "cli.fetch",
-        "cli.demo",
-        "cli.report",
-        "cli.bench",
-    },
+    "click": {room for room in LAYERS if room == "cli" or room.startswith("cli.")},  # the commands' floor
     "uvloop": {"loop"},
     "tqdm": {"app.progress"},
     "matplotlib": {"trials"},

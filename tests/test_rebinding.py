@@ -9,7 +9,6 @@ Loopback plays both sides as in test_dns_backends: only 127.0.0.1 counts as priv
 from __future__ import annotations
 
 import collections
-import socket
 import ssl
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -21,10 +20,9 @@ from aiohttp.test_utils import TestServer
 
 from tests.dnsserver import DNSServer, Name
 from tests.faults import JPEG
-from tests.helpers import AiohttpServer, Run, require
+from tests.helpers import PRIVATE, PUBLIC, AiohttpServer, Run, public_and_private, require
 
 Fetch = Callable[..., Awaitable[Run]]
-PUBLIC, PRIVATE = "127.0.0.2", "127.0.0.1"
 NAME = "rebind.test"
 HITS: web.AppKey[collections.Counter[str]] = web.AppKey("hits", collections.Counter)
 
@@ -56,27 +54,6 @@ def app() -> web.Application:
     return application
 
 
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-async def pair(serve: AiohttpServer, context: ssl.SSLContext | None) -> tuple[TestServer, TestServer]:
-    """A "public" origin on 127.0.0.2 and a "private" one on 127.0.0.1, on one port."""
-    for _ in range(20):
-        public = await serve(app(), host=PUBLIC, ssl=context)
-        assert public.port is not None
-        if port_free(PRIVATE, public.port):
-            return public, await serve(app(), host=PRIVATE, port=public.port, ssl=context)
-        await public.close()
-    raise OSError("no port free on both 127.0.0.1 and 127.0.0.2")
-
-
 @pytest.fixture(params=["http", "https"])
 async def origins(
     request: pytest.FixtureRequest, aiohttp_server: AiohttpServer, certificates: Path
@@ -87,7 +64,7 @@ async def origins(
     if scheme == "https":
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(certificates / "leaf.pem", certificates / "leaf.key")
-    return (scheme, *await pair(aiohttp_server, context))
+    return (scheme, *await public_and_private(aiohttp_server, app, context))
 
 
 async def test_a_name_that_rebinds_is_dialled_where_it_was_judged(
