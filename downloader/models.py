@@ -26,6 +26,18 @@ BUCKET_SIZE = 10_000
 """Files per bucket folder (``--layout shards``)."""
 
 
+_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {9: "\\t", 10: "\\n", 13: "\\r"}
+_ESCAPES |= {0x2028: "\\u2028", 0x2029: "\\u2029"}  # line and paragraph separators: lines to splitlines()
+
+
+def one_line(text: str) -> str:
+    """``text`` with its control characters and line separators escaped (``\\n``, ``\\t``, ``\\x00``,
+    ``\\u2028``): a failed URL or a sentence from a bad list (a quote left open in a CSV swallows the next
+    line into the URL) stays one line of the summary and of the failure log, and one field of
+    ``downloader failures``' rows."""
+    return text.translate(_ESCAPES)
+
+
 @dataclass(frozen=True, slots=True)
 class Naming:
     """How URLs map to paths: ``names`` (``hashed`` or ``plain``) and ``layout`` (``flat``, ``host`` or

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from downloader.app.progress import LinesReporter, Silent, TqdmReporter, reporter_for
-from downloader.app.summary import one_line, summary
-from downloader.models import Result, Stats, Status
+from downloader.app.summary import summary
+from downloader.models import Result, Stats, Status, one_line
 from tests.helpers import invoke, manifest_rows, write_list
 
 
@@ -94,16 +94,19 @@ async def test_failures_are_shown_listed_and_logged(origin: TestServer, tmp_path
 
 
 async def test_a_failed_url_with_a_line_break_stays_one_line(origin: TestServer, tmp_path: Path) -> None:
-    """A quote left open in a CSV swallows the next line into the URL: the summary and ``failures`` show
-    it on one line, its control characters escaped, so the tab-separated rows stay three fields each."""
+    """A quote left open in a CSV swallows the next line into the URL: the summary, the failure log and
+    ``failures`` show it on one line, its control characters escaped, so the tab-separated rows stay
+    three fields each."""
     good = str(origin.make_url("/img/1/image-00.jpg"))
     lst = tmp_path / "urls.csv"
     lst.write_text(f'url,caption\n"unterminated,quote\n{good},a cat\n')
     out = tmp_path / "out"
-    res = await asyncio.to_thread(invoke, "fetch", str(lst), "-o", str(out))
+    log = tmp_path / "run.log"
+    res = await asyncio.to_thread(invoke, "fetch", str(lst), "-o", str(out), "--log-file", str(log))
     assert res.exit_code == 1
     said = "line 2 has 1 field but the header has 2"  # the quote runs to the end of the file
     assert f"  unterminated,quote\\n{good},a cat\\n  invalid_input: {said}" in res.output
+    assert f"failed unterminated,quote\\n{good},a cat\\n (invalid_input): {said}\n" in log.read_text()
     listed = await asyncio.to_thread(invoke, "failures", str(out))
     assert listed.output.splitlines() == [f"unterminated,quote\\n{good},a cat\\n\tinvalid_input\t{said}"]
 

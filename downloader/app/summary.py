@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..models import Stats
+from ..models import Stats, one_line
 from ..spec import DEFAULT_BACKEND
 
 FALLBACK_NOTE = (
@@ -89,17 +89,6 @@ def _first_failures(stats: Stats, out: str | None) -> str:
         more = f"all {total:,}" if total > len(shown) else "them again"
         text += f"\nto list {more}: downloader failures {out}"
     return text
-
-
-_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(32), *range(127, 160)]} | {9: "\\t", 10: "\\n", 13: "\\r"}
-_ESCAPES |= {0x2028: "\\u2028", 0x2029: "\\u2029"}  # line and paragraph separators: lines to splitlines()
-
-
-def one_line(text: str) -> str:
-    """``text`` with its control characters and line separators escaped (``\\n``, ``\\t``, ``\\x00``,
-    ``\\u2028``): a failed URL or a sentence from a bad list (a quote left open in a CSV swallows the next
-    line into the URL) stays one line of the summary, and one field of ``downloader failures``' rows."""
-    return text.translate(_ESCAPES)
 
 
 def _clip(text: str, width: int) -> str:

@@ -30,9 +30,9 @@ def failures(out: Path, kinds: tuple[str, ...], as_json: bool, debug: bool) -> N
     """
     import json
 
-    from ..app.summary import one_line
     from ..dataset.shardfiles import run_manifests
     from ..manifest import failed_rows
+    from ..models import one_line
 
     manifests = run_manifests(out)
     if not manifests:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from ..manifest import FLUSH_ROWS, ManifestWriter, write_stats
-from ..models import Result, Stats, Status
+from ..models import Result, Stats, Status, one_line
 from ..spec import RunSpec
 
 log = logging.getLogger("downloader")
@@ -69,7 +69,9 @@ class Results:
         """The row to the statistics, the failure log and every callback, in that order."""
         self.stats.add(result)
         if self._log_failures and result.status in (Status.FAILED, Status.INVALID):
-            failure_log.info("failed %s (%s): %s", result.url, result.kind, result.error)
+            failure_log.info(
+                "failed %s (%s): %s", one_line(result.url), result.kind, one_line(str(result.error))
+            )
         for callback in self.on_done:
             try:
                 value = callback(result)
