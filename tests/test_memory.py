@@ -40,8 +40,9 @@ async def test_workers_give_the_largest_and_the_sum(origin: TestServer, tmp_path
     res = await asyncio.to_thread(invoke, "fetch", str(lst), "-o", str(out), "--procs", "2")
     assert res.exit_code == 0, res.output
     stats = json.loads((out / "stats.json").read_text())
-    # each worker is an interpreter of its own: the sum is about twice the largest
-    assert 10 < stats["peak_rss_mb"] < stats["peak_rss_sum_mb"] <= 2 * stats["peak_rss_mb"] + 0.1
+    # each worker is an interpreter of its own: the sum is about twice the largest. Both figures are
+    # rounded to 0.1 MB on their own, so two equal peaks can stand 0.15 over twice the rounded largest
+    assert 10 < stats["peak_rss_mb"] < stats["peak_rss_sum_mb"] <= 2 * stats["peak_rss_mb"] + 0.15 + 1e-6
     assert "MB a process" in res.output and "MB in all" in res.output
 
 
